@@ -1,0 +1,61 @@
+"""Check the layer order of DESIGN.md: a module imports only from layers above its own.
+
+Run by scripts/check. Exits 1 listing every import that reaches down (or sideways into
+another manager loop), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "swarmlite"
+
+# Each layer, with the layers it may import. testing/ and lab/ may import anything.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "clock": set(),
+    "log": set(),
+    "api": {"errors", "clock", "log"},
+    "rpc": {"errors", "clock", "log", "api"},
+    "raft": {"errors", "clock", "log", "api", "rpc"},
+    "store": {"errors", "clock", "log", "api", "rpc", "raft"},
+    "ca": {"errors", "clock", "log", "api", "rpc", "raft", "store"},
+}
+FREE = {"testing", "lab", "daemon", "cli", "__init__"}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def main() -> int:
+    problems: list[str] = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__")
+        layer = layer_of(module)
+        if layer in FREE or layer not in ALLOWED:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if not name.startswith("swarmlite."):
+                    continue
+                target = layer_of(name)
+                if target != layer and target not in ALLOWED[layer]:
+                    problems.append(f"{path}:{node.lineno}: {layer} may not import {name}")
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
