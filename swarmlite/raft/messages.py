@@ -80,6 +80,23 @@ class InstallSnapshot(msgspec.Struct, frozen=True, array_like=True, tag=7):
     commit: int
 
 
+class Heartbeat(msgspec.Struct, frozen=True, array_like=True, tag=9):
+    """I am still the leader; `commit` never exceeds what the receiver is known to hold."""
+
+    term: int
+    src: str
+    dst: str
+    commit: int
+    ctx: int = 0  # read-index round this message confirms (0: none)
+
+
+class HeartbeatResp(msgspec.Struct, frozen=True, array_like=True, tag=10):
+    term: int
+    src: str
+    dst: str
+    ctx: int = 0
+
+
 class TimeoutNow(msgspec.Struct, frozen=True, array_like=True, tag=8):
     """Leadership transfer: start an election now, without pre-vote."""
 
@@ -89,7 +106,16 @@ class TimeoutNow(msgspec.Struct, frozen=True, array_like=True, tag=8):
 
 
 Message = (
-    PreVote | PreVoteResp | Vote | VoteResp | Append | AppendResp | InstallSnapshot | TimeoutNow
+    PreVote
+    | PreVoteResp
+    | Vote
+    | VoteResp
+    | Append
+    | AppendResp
+    | Heartbeat
+    | HeartbeatResp
+    | InstallSnapshot
+    | TimeoutNow
 )
 
 _encoder = msgspec.msgpack.Encoder()
