@@ -385,7 +385,7 @@ class RaftCore:
             self._on_append_resp(m)
         elif isinstance(m, HeartbeatResp):
             self._on_heartbeat_resp(m)
-        elif isinstance(m, TimeoutNow) and self.role is not Role.LEADER and self.is_voter():
+        elif self.role is not Role.LEADER and self.is_voter():  # TimeoutNow
             self.campaign(transfer=True)
 
     # ------------------------------------------------------------------ output
