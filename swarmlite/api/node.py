@@ -1,0 +1,35 @@
+"""Node: one server of the cluster, manager or worker.
+
+Owns the Node object's shape. ``spec`` is what an operator sets (`node update`,
+`node promote`); ``status`` is what the cluster observed of the node (hostname and
+addresses as the node reported them at join, and its health from heartbeats).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from swarmlite.api.meta import Meta
+from swarmlite.api.states import NodeAvailability, NodeRole, NodeState
+
+
+class NodeSpec(msgspec.Struct, frozen=True, kw_only=True):
+    role: NodeRole = NodeRole.WORKER
+    availability: NodeAvailability = NodeAvailability.ACTIVE
+    labels: dict[str, str] = {}
+
+
+class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
+    state: NodeState = NodeState.UNKNOWN
+    message: str = ""
+    hostname: str = ""
+    addresses: tuple[str, ...] = ()  # where other nodes reach it, first one preferred
+
+
+class Node(Meta, frozen=True, kw_only=True, tag="node"):
+    KIND: ClassVar[str] = "node"
+
+    spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
+    status: NodeStatus = msgspec.field(default_factory=NodeStatus)

@@ -1,0 +1,46 @@
+"""Secret and Config: named blobs handed to tasks as files.
+
+Owns both shapes (they differ only in how they are handled, not in what they hold).
+``spec.name`` is unique among secrets and, separately, among configs. Secret data is
+never shown by the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from swarmlite.api.meta import Meta
+
+
+class SecretSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str = ""
+    data: bytes = b""
+    labels: dict[str, str] = {}
+
+
+class Secret(Meta, frozen=True, kw_only=True, tag="secret"):
+    KIND: ClassVar[str] = "secret"
+    NAMED: ClassVar[bool] = True
+
+    spec: SecretSpec = msgspec.field(default_factory=SecretSpec)
+
+    def unique_name(self) -> str | None:
+        return self.spec.name
+
+
+class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str = ""
+    data: bytes = b""
+    labels: dict[str, str] = {}
+
+
+class Config(Meta, frozen=True, kw_only=True, tag="config"):
+    KIND: ClassVar[str] = "config"
+    NAMED: ClassVar[bool] = True
+
+    spec: ConfigSpec = msgspec.field(default_factory=ConfigSpec)
+
+    def unique_name(self) -> str | None:
+        return self.spec.name
