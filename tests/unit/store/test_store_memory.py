@@ -1,7 +1,18 @@
 import msgspec
 import pytest
 
-from swarmlite.api import Network, NetworkSpec, Node, Service, ServiceSpec, Task
+from swarmlite.api import (
+    Config,
+    ConfigSpec,
+    Network,
+    NetworkSpec,
+    Node,
+    Secret,
+    SecretSpec,
+    Service,
+    ServiceSpec,
+    Task,
+)
 from swarmlite.errors import AlreadyExists, Conflict, InternalError, InvalidArgument, NotFound
 from swarmlite.store import ApplyResult, Delete, MemoryStore, Transaction, Tx, encode_transaction
 
@@ -228,3 +239,25 @@ def test_restore_of_garbage_leaves_the_state_alone() -> None:
     with pytest.raises(InvalidArgument, match="malformed store snapshot"):
         store.restore(b"\x00\x01", 10)
     assert store.get(Service, "a") is not None and store.applied_index == 1
+
+
+def test_secret_and_config_names_are_unique_each_in_their_own_kind() -> None:
+    store = MemoryStore()
+    tx = Tx().create(Secret(id="s1", spec=SecretSpec(name="db")))
+    assert commit(store, tx.create(Config(id="c1", spec=ConfigSpec(name="db")))).ok
+    clash = commit(store, Tx().create(Secret(id="s2", spec=SecretSpec(name="DB"))))
+    assert isinstance(clash.error, AlreadyExists)
+    assert isinstance(
+        commit(store, Tx().create(Config(id="c2", spec=ConfigSpec(name="db")))).error,
+        AlreadyExists,
+    )
+
+
+def test_a_name_deleted_and_reused_in_one_transaction_moves_to_the_new_object() -> None:
+    store = MemoryStore()
+    commit(store, Tx().create(service("a", "web")))
+    a = store.get(Service, "a")
+    assert a is not None
+    assert commit(store, Tx().delete(a).create(service("b", "web"))).ok
+    web = store.get_by_name(Service, "web")
+    assert web is not None and web.id == "b"
