@@ -1,0 +1,475 @@
+"""The rpc server: unary msgpack calls and WebSocket streams over HTTPS with mutual TLS.
+
+Owns listening (TCP with TLS, or a 0600 unix socket without), who the caller is (``Peer``,
+with the ``Identity`` read from its client certificate), refusing callers (wrong cluster,
+``authorize`` says no), decoding requests into their typed Struct, and turning every error
+into the envelope with its HTTP status. Does not own what a handler does, nor certificates
+(``ca`` issues them; the subject layout read here is the one ``ca.certs`` writes).
+
+Invariants: nothing a client sends can crash the server or leak a traceback: bad input is
+answered with InvalidArgument, refusals with PermissionDenied, a handler's bug with an
+InternalError naming an incident id logged with its traceback. Every refusal is logged at
+warning with key=value context. On a TLS listener no handler runs before the caller's
+certificate has been verified, its cluster checked and ``authorize`` has passed.
+
+The TLS handshake is run here (``loop.start_tls``) rather than inside asyncio's server, so
+that a failed handshake (no client certificate, another CA) is logged with the address of
+the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiohttp import hdrs, web
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from swarmlite.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SwarmliteError,
+)
+from swarmlite.log import kv
+from swarmlite.rpc.envelope import (
+    CLOSE_GOING_AWAY,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MSGPACK,
+    encode_error,
+    error_headers,
+    internal_error,
+    read_body,
+    status_for,
+)
+from swarmlite.rpc.stream import HEARTBEAT_SECONDS, ServerStream
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a certificate names: CN is the node id, OU its role, O its cluster id."""
+
+    node_id: str
+    role: str
+    cluster_id: str
+
+
+class Peer(msgspec.Struct, frozen=True, kw_only=True):
+    """The caller of a request or stream. ``identity`` is None on the unix socket."""
+
+    identity: Identity | None
+    address: str
+
+
+UnaryHandler = Callable[[Any, Peer], Awaitable[msgspec.Struct | None]]
+StreamHandler = Callable[[ServerStream, Peer], Awaitable[None]]
+Authorize = Callable[[Identity], None]
+
+
+@functools.lru_cache(maxsize=1024)
+def identity_from_der(der: bytes) -> Identity:
+    """Read the Identity from a DER certificate; PermissionDenied if it names none."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise PermissionDenied(f"peer certificate cannot be parsed: {exc}") from exc
+    subject = cert.subject
+
+    def field(oid: x509.ObjectIdentifier, what: str) -> str:
+        values = subject.get_attributes_for_oid(oid)
+        value = values[0].value if values else ""
+        if not isinstance(value, str) or not value:
+            raise PermissionDenied(
+                f"peer certificate has no {what} in its subject ({subject.rfc4514_string()})",
+                hint="node certificates are issued by the cluster CA with CN, OU and O set",
+            )
+        return value
+
+    return Identity(
+        node_id=field(NameOID.COMMON_NAME, "node id (CN)"),
+        role=field(NameOID.ORGANIZATIONAL_UNIT_NAME, "role (OU)"),
+        cluster_id=field(NameOID.ORGANIZATION_NAME, "cluster id (O)"),
+    )
+
+
+def ssl_object_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> Identity:
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        raise PermissionDenied("peer presented no certificate")
+    return identity_from_der(der)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unary:
+    decoder: msgspec.msgpack.Decoder[Any]
+    type_name: str
+    handler: UnaryHandler
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    handler: StreamHandler
+
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+class RpcServer:
+    """Serves the unary calls and streams added to it, on TCP (TLS) and/or a unix socket.
+
+    Handlers may be added before or after ``start``.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        authorize: Authorize | None = None,
+        cluster_id: str | None = None,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._max_message_bytes = max_message_bytes
+        self._authorize = authorize
+        self._cluster_id = cluster_id
+        self._routes: dict[str, _Unary | _Stream] = {}
+        self._web_server: web.Server | None = None
+        self._runner: web.ServerRunner | None = None
+        self._listeners: list[asyncio.Server] = []
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._streams: set[ServerStream] = set()
+        self._unix_paths: list[str] = []
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def add_unary(
+        self, path: str, request_type: type[msgspec.Struct], handler: UnaryHandler
+    ) -> None:
+        """POST ``path`` with a msgpack ``request_type``; the handler's result is the answer."""
+        self._check_new_path(path)
+        decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(request_type)
+        self._routes[path] = _Unary(decoder, request_type.__name__, handler)
+
+    def add_stream(self, path: str, handler: StreamHandler) -> None:
+        """A WebSocket at ``path``; the stream closes normally when the handler returns."""
+        self._check_new_path(path)
+        self._routes[path] = _Stream(handler)
+
+    def _check_new_path(self, path: str) -> None:
+        if not path.startswith("/"):
+            raise InvalidArgument(f"rpc path {path!r} must start with '/'")
+        if path in self._routes:
+            raise InvalidArgument(f"rpc path {path} is already served")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def _ensure_runner(self) -> web.Server:
+        if self._web_server is None:
+            self._web_server = web.Server(self._handle, access_log=None)
+            self._runner = web.ServerRunner(
+                self._web_server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+            )
+            await self._runner.setup()
+        return self._web_server
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen with TLS on ``host:port`` (0 picks a free port); returns the port."""
+        if self._ssl_context is None:
+            raise FailedPrecondition(
+                "a TCP listener needs a TLS context",
+                hint="serve local clients with start_unix, or pass ca.tls.server_context(...)",
+            )
+        await self._ensure_runner()
+        loop = asyncio.get_running_loop()
+        try:
+            listener = await loop.create_server(self._accept, host, port)
+        except OSError as exc:
+            raise FailedPrecondition(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="is another daemon using this port? pick another with --listen-addr",
+            ) from exc
+        self._listeners.append(listener)
+        actual: int = listener.sockets[0].getsockname()[1]
+        log.info("rpc listening %s", kv(address=f"{host}:{actual}", tls=True))
+        return actual
+
+    async def start_unix(self, path: str) -> None:
+        """Listen without TLS on a unix socket at ``path``, mode 0600 from its first moment."""
+        web_server = await self._ensure_runner()
+        sock = _bind_unix(path)
+        loop = asyncio.get_running_loop()
+        try:
+            listener = await loop.create_unix_server(web_server, sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise FailedPrecondition(f"cannot listen on {path}: {exc}") from exc
+        self._listeners.append(listener)
+        self._unix_paths.append(path)
+        log.info("rpc listening %s", kv(address=f"unix:{path}", tls=False))
+
+    async def stop(self) -> None:
+        """Stop listening, close every stream (going away) and connection; idempotent."""
+        for listener in self._listeners:
+            listener.close()
+        for task in list(self._handshakes):
+            task.cancel()
+        for stream in list(self._streams):
+            await stream.close_with_code(CLOSE_GOING_AWAY, b"server shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        for path in self._unix_paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._listeners.clear()
+        self._unix_paths.clear()
+        self._runner = None
+        self._web_server = None
+
+    # -- TLS accept -----------------------------------------------------------------------
+
+    def _accept(self) -> asyncio.Protocol:
+        return _TlsAcceptor(self)
+
+    async def _handshake(self, transport: asyncio.Transport) -> None:
+        assert self._web_server is not None and self._ssl_context is not None
+        address = _address(transport.get_extra_info("peername"))
+        handler = self._web_server()
+        loop = asyncio.get_running_loop()
+        try:
+            tls_transport = await loop.start_tls(
+                transport,
+                handler,
+                self._ssl_context,
+                server_side=True,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+            )
+        except (OSError, TimeoutError, EOFError) as exc:
+            # ssl.SSLError is an OSError: no client certificate, one from another CA, ...
+            reason = _handshake_failure(exc)
+            log.warning("rpc TLS handshake failed %s", kv(peer=address, reason=reason))
+            transport.close()
+            return
+        if tls_transport is None:  # the connection went away during the handshake
+            transport.close()
+            return
+        handler.connection_made(tls_transport)
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        try:
+            peer = self._peer(request)
+        except SwarmliteError as exc:
+            transport = request.transport
+            address = _address(transport.get_extra_info("peername") if transport else None)
+            log.warning("rpc refused %s", kv(path=path, peer=address, reason=exc.message))
+            return _error_response(exc)
+        except Exception as exc:  # a bug in authorize
+            return _error_response(internal_error(exc, context=f"rpc authorize {path}"))
+        route = self._routes.get(path)
+        if route is None:
+            return self._refuse(
+                path, peer, NotFound(f"no rpc endpoint at {path}", details={"path": path})
+            )
+        if isinstance(route, _Stream):
+            return await self._serve_stream(request, route, peer)
+        if request.method != hdrs.METH_POST:
+            return self._refuse(
+                path,
+                peer,
+                InvalidArgument(f"{path} takes POST, got {request.method}"),
+                status=405,
+            )
+        content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
+        if content_type.split(";")[0].strip().lower() != MSGPACK:
+            return self._refuse(
+                path,
+                peer,
+                InvalidArgument(f"{path} takes {MSGPACK}, got {content_type or 'no content type'}"),
+                status=415,
+            )
+        try:
+            body = await read_body(request.content, request.content_length, self._max_message_bytes)
+        except InvalidArgument as exc:
+            return self._refuse(path, peer, exc, status=413)
+        try:
+            message = route.decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return self._refuse(
+                path, peer, InvalidArgument(f"malformed {route.type_name} for {path}: {exc}")
+            )
+        try:
+            result = await route.handler(message, peer)
+            payload = _encoder.encode(result)
+        except SwarmliteError as exc:
+            log.debug("rpc call failed %s", kv(path=path, peer=peer.address, error=exc.code))
+            return _error_response(exc)
+        except Exception as exc:
+            return _error_response(internal_error(exc, context=f"rpc {path} from {peer.address}"))
+        return web.Response(body=payload, content_type=MSGPACK)
+
+    def _peer(self, request: web.BaseRequest) -> Peer:
+        transport = request.transport
+        if transport is None:
+            raise PermissionDenied("connection closed before the request was read")
+        address = _address(transport.get_extra_info("peername"))
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            # Only the unix socket serves without TLS (start() refuses to), and its mode
+            # (0600) is what guards it.
+            return Peer(identity=None, address=address)
+        identity = ssl_object_identity(ssl_object)
+        if self._cluster_id is not None and identity.cluster_id != self._cluster_id:
+            raise PermissionDenied(
+                f"node {identity.node_id} belongs to cluster {identity.cluster_id}, "
+                f"not {self._cluster_id}",
+                details={"node": identity.node_id},
+            )
+        if self._authorize is not None:
+            self._authorize(identity)
+        return Peer(identity=identity, address=address)
+
+    def _refuse(
+        self, path: str, peer: Peer, error: SwarmliteError, *, status: int | None = None
+    ) -> web.Response:
+        node = peer.identity.node_id if peer.identity else "-"
+        log.warning(
+            "rpc refused %s", kv(path=path, peer=peer.address, node=node, reason=error.message)
+        )
+        return _error_response(error, status=status)
+
+    async def _serve_stream(
+        self, request: web.BaseRequest, route: _Stream, peer: Peer
+    ) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=self._max_message_bytes,
+            compress=False,
+            heartbeat=HEARTBEAT_SECONDS,
+            autoping=True,
+        )
+        if not ws.can_prepare(request).ok:
+            return self._refuse(
+                request.path,
+                peer,
+                InvalidArgument(f"{request.path} is a stream: open it with a WebSocket upgrade"),
+            )
+        await ws.prepare(request)
+        where = f"{request.path} from {peer.address}"
+        stream = ServerStream(
+            ws,
+            path=request.path,
+            headers=dict(request.headers),
+            where=where,
+            max_message_bytes=self._max_message_bytes,
+        )
+        self._streams.add(stream)
+        try:
+            await route.handler(stream, peer)
+        except SwarmliteError as exc:
+            if exc is not stream.error:  # recv already logged the errors it raised
+                log.warning("rpc stream ended with error %s", kv(stream=where, error=exc.message))
+            await stream.close_with_error(exc)
+        except Exception as exc:
+            await stream.close_with_error(internal_error(exc, context=f"rpc stream {where}"))
+        else:
+            await stream.close()
+        finally:
+            self._streams.discard(stream)
+        return ws
+
+
+class _TlsAcceptor(asyncio.Protocol):
+    """Holds a fresh TCP connection until ``RpcServer._handshake`` has taken it over."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self._server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        # Nothing may be read before start_tls installs the TLS protocol.
+        transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(self._server._handshake(transport))
+        self._server._handshakes.add(task)
+        task.add_done_callback(self._server._handshakes.discard)
+
+
+def _error_response(error: SwarmliteError, *, status: int | None = None) -> web.Response:
+    return web.Response(
+        status=status or status_for(error),
+        body=encode_error(error),
+        content_type=MSGPACK,
+        headers=error_headers(error),
+    )
+
+
+def _handshake_failure(exc: BaseException) -> str:
+    """Why a TLS handshake failed, in OpenSSL's words where it has some."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"{exc.reason}: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _address(peername: Any) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return "local"
+
+
+def _bind_unix(path: str) -> socket.socket:
+    """A unix socket bound at ``path`` with mode 0600, never reachable with a wider mode.
+
+    It is bound under a temporary name, restricted, then renamed into place; a stale socket
+    left by a dead daemon is replaced, a live one is refused.
+    """
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            pass  # stale: nobody answers
+        else:
+            raise FailedPrecondition(
+                f"another daemon is already listening on {path}",
+                hint="stop it first, or choose another socket with --socket",
+            )
+        finally:
+            probe.close()
+    temporary = f"{path}.{os.getpid()}.tmp"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        sock.bind(temporary)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise FailedPrecondition(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
