@@ -231,21 +231,24 @@ def _drop_useless(compiled: list[_Compiled]) -> list[_Compiled]:
     only places it right before an operation that needs it). Leaving it out keeps it from
     lingering among the candidates for the rest of the history.
     """
-    kept: list[_Compiled] = []
-    for c in compiled:
-        if c.required:
-            kept.append(c)
-            continue
+    # For each value, the latest response of an operation that needs the register to hold it
+    # (a read, a cas) or to hold anything else (a failed cas); unknown outcomes never end.
+    needs: dict[int, float] = {}
+    needs_other: dict[int, float] = {}
+    for x in compiled:
+        end = x.op.response if x.required and x.op.response is not None else math.inf
+        if x.code in (_READ, _CAS):
+            needs[x.a] = max(end, needs.get(x.a, -math.inf))
+        elif x.code == _CAS_FAILED:
+            needs_other[x.a] = max(end, needs_other.get(x.a, -math.inf))
+
+    def useful(c: _Compiled) -> bool:
         new = c.a if c.code == _WRITE else c.b
-        for x in compiled:
-            later = not x.required or x.op.response is None or x.op.response >= c.op.invoke
-            needs = (x.code in (_READ, _CAS) and x.a == new) or (
-                x.code == _CAS_FAILED and x.a != new
-            )
-            if x is not c and later and needs:
-                kept.append(c)
-                break
-    return kept
+        if needs.get(new, -math.inf) >= c.op.invoke:
+            return True
+        return any(end >= c.op.invoke for e, end in needs_other.items() if e != new)
+
+    return [c for c in compiled if c.required or useful(c)]
 
 
 def _impossible_value(compiled: list[_Compiled], start: int) -> _Compiled | None:

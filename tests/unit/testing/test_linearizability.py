@@ -291,7 +291,7 @@ def generate(
     operations take effect (or not) at a random instant after their invoke.
     """
     clock = [rng.uniform(0, 1) for _ in range(clients)]
-    planned: list[tuple[float, int, str, str, object, object, float, float, bool]] = []
+    planned: list[tuple[float, int, int, str, str, object, object, float, float, bool]] = []
     for n in range(ops):
         client = rng.randrange(clients)
         invoke = clock[client]
@@ -304,11 +304,22 @@ def generate(
         value: object = n + 1 if values is None else rng.randrange(values)
         expected: object = rng.randrange(n + 1) if values is None else rng.randrange(values)
         planned.append(
-            (at, n, rng.choice("abcdefgh"[:keys]), kind, value, expected, invoke, response, lost)
+            (
+                at,
+                n,
+                client,
+                rng.choice("abcdefgh"[:keys]),
+                kind,
+                value,
+                expected,
+                invoke,
+                response,
+                lost,
+            )
         )
     state: dict[str, object] = {}
     history: list[Operation] = []
-    for at, _, key, kind, value, expected, invoke, response, lost in sorted(planned):
+    for at, _, client, key, kind, value, expected, invoke, response, lost in sorted(planned):
         del at
         happens = not lost or rng.random() < 0.5
         current = state.get(key)
@@ -325,7 +336,7 @@ def generate(
                 state[key] = value
         history.append(
             Operation(
-                client=0,
+                client=client,
                 key=key,
                 kind=kind,  # type: ignore[arg-type]
                 value=value,
