@@ -1,0 +1,382 @@
+"""One Raft member at run time: drives the pure core with real time, disk and network.
+
+Owns the event loop around `RaftCore`: ticks from the injected Clock, messages from the
+transport, proposals and reads from callers; after every batch of inputs it persists the
+Ready (one fsync for the whole batch: group commit), sends its messages, applies committed
+entries to the state machine and answers the callers waiting on them. It does not own the
+wire (``raft.transport``) nor the state machine's meaning (``store``).
+
+Invariant: nothing leaves this node (no message, no answer to a caller) before what it
+depends on is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from swarmlite.clock import Clock, SystemClock
+from swarmlite.errors import FailedPrecondition, NotLeader, SwarmliteError, Unavailable
+from swarmlite.log import kv
+from swarmlite.raft.core import CoreConfig, RaftCore, Ready, Role, Status
+from swarmlite.raft.entries import Entry, EntryKind, Member, Membership
+from swarmlite.raft.messages import Message
+from swarmlite.raft.storage import RaftStorage
+
+log = logging.getLogger(__name__)
+
+
+class StateMachine(Protocol):
+    def apply(self, index: int, data: bytes) -> object:
+        """Apply a committed entry; the result goes back to whoever proposed it."""
+        ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes, index: int) -> None: ...
+
+
+class Transport(Protocol):
+    def send(self, messages: list[Message]) -> None:
+        """Queue messages for their peers; never blocks, may lose them."""
+        ...
+
+    def update_members(self, membership: Membership) -> None:
+        """Where the peers are now (addresses come from the membership)."""
+        ...
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    tick_seconds: float = 0.1
+    election_ticks: int = 5  # elections start 0.5-1.0 s after the leader falls silent
+    heartbeat_ticks: int = 1
+    snapshot_every: int = 10_000  # applied entries between snapshots
+    max_append_bytes: int = 1 << 20
+    max_inflight: int = 256
+    propose_timeout: float = 10.0
+
+
+@dataclass
+class _Proposal:
+    term: int
+    future: asyncio.Future[object]
+
+
+class RaftNode:
+    def __init__(
+        self,
+        config: NodeConfig,
+        storage: RaftStorage,
+        machine: StateMachine,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cfg = config
+        self.id = config.node_id
+        self._storage = storage
+        self._machine = machine
+        self._clock = clock or SystemClock()
+        recovered = storage.recover()
+        if recovered.truncated_bytes:
+            log.warning("cut a torn log tail %s", kv(node=self.id, bytes=recovered.truncated_bytes))
+        self.core = RaftCore(
+            CoreConfig(
+                node_id=config.node_id,
+                election_ticks=config.election_ticks,
+                heartbeat_ticks=config.heartbeat_ticks,
+                max_append_bytes=config.max_append_bytes,
+                max_inflight=config.max_inflight,
+            ),
+            hard_state=recovered.hard_state,
+            snapshot=recovered.snapshot,
+            entries=recovered.entries,
+            rng=rng,
+        )
+        self.applied = 0
+        if recovered.snapshot is not None:
+            machine.restore(recovered.snapshot.data, recovered.snapshot.meta.index)
+            self.applied = recovered.snapshot.meta.index
+        self._last_snapshot = self.applied
+        self._transport: Transport | None = None
+        self._inbox: list[Message] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._proposals: dict[int, _Proposal] = {}
+        self._reads: dict[int, asyncio.Future[int]] = {}  # read ctx -> future of its index
+        self._read_waiters: list[tuple[int, asyncio.Future[None]]] = []  # (index, applied?)
+        self._actions: list[Callable[[], None]] = []
+        self._role = self.core.role
+        self._leader: str | None = None
+        self._watchers: list[asyncio.Future[None]] = []
+        self._members = self.core.membership
+        self.on_leader_change: Callable[[str | None], None] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def attach(self, transport: Transport) -> None:
+        self._transport = transport
+        transport.update_members(self.core.membership)
+
+    async def run(self) -> None:
+        """Run until stop(); a failed disk write stops the node (it must not go on)."""
+        assert self._transport is not None, "attach a transport first"
+        if self.core.membership.voters == {self.id}:
+            self.core.campaign()  # a single-manager cluster need not wait a timeout
+        async with asyncio.TaskGroup() as tasks:
+            ticker = tasks.create_task(self._tick_loop())
+            try:
+                await self._main_loop()
+            finally:
+                ticker.cancel()
+                self._fail_all(Unavailable("raft node stopped"))
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _tick_loop(self) -> None:
+        while not self._stopping:
+            await self._clock.sleep(self.cfg.tick_seconds)
+            self._actions.append(self.core.tick)
+            self._wake.set()
+
+    async def _main_loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            inbox, self._inbox = self._inbox, []
+            actions, self._actions = self._actions, []
+            for action in actions:
+                try:
+                    action()
+                except SwarmliteError as exc:
+                    log.warning("raft action refused %s", kv(node=self.id, error=exc.message))
+            for m in inbox:
+                self.core.step(m)
+            while self.core.has_ready():
+                await self._handle(self.core.ready())
+            await self._after_round()
+
+    async def _handle(self, ready: Ready) -> None:
+        if ready.snapshot is not None:
+            await asyncio.to_thread(self._storage.save_snapshot, ready.snapshot)
+            self._machine.restore(ready.snapshot.data, ready.snapshot.meta.index)
+            self.applied = self._last_snapshot = ready.snapshot.meta.index
+        if ready.hard_state is not None or ready.entries:
+            self._storage.write(ready.hard_state, ready.entries)
+            await asyncio.to_thread(self._storage.sync)
+        if ready.messages:
+            assert self._transport is not None
+            self._transport.send(ready.messages)
+        for entry in ready.committed:
+            self._apply(entry)
+        for rs in ready.reads:
+            future = self._reads.pop(rs.ctx, None)
+            if future is not None and not future.done():
+                future.set_result(rs.index)
+        self.core.advance(ready)
+
+    def _apply(self, entry: Entry) -> None:
+        result: object = None
+        if entry.kind is EntryKind.NORMAL:
+            result = self._machine.apply(entry.index, entry.data)
+        self.applied = entry.index
+        proposal = self._proposals.pop(entry.index, None)
+        if proposal is not None and not proposal.future.done():
+            if proposal.term == entry.term:
+                proposal.future.set_result(result)
+            else:
+                proposal.future.set_exception(
+                    Unavailable("leadership changed before the write committed; it was not applied")
+                )
+
+    async def _after_round(self) -> None:
+        # Answer reads whose index is now applied.
+        if self._read_waiters:
+            waiting = []
+            for index, future in self._read_waiters:
+                if self.applied >= index:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((index, future))
+            self._read_waiters = waiting
+        # Observe role, leader and membership changes.
+        role, leader = self.core.role, self.core.leader
+        if role is not self._role or leader != self._leader:
+            if self._role is Role.LEADER and role is not Role.LEADER:
+                self._fail_reads(Unavailable("lost leadership before the read was confirmed"))
+            log.info(
+                "raft state %s",
+                kv(node=self.id, role=role.value, term=self.core.term, leader=leader),
+            )
+            self._role, self._leader = role, leader
+            if self.on_leader_change is not None:
+                self.on_leader_change(leader)
+        if self.core.membership != self._members:
+            self._members = self.core.membership
+            if self._transport is not None:
+                self._transport.update_members(self._members)
+        if self.applied - self._last_snapshot >= self.cfg.snapshot_every:
+            snapshot = self.core.compact(self.applied, self._machine.snapshot())
+            await asyncio.to_thread(self._storage.save_snapshot, snapshot)
+            self._last_snapshot = self.applied
+            log.info("snapshot taken %s", kv(node=self.id, index=self.applied))
+        watchers, self._watchers = self._watchers, []
+        for future in watchers:
+            if not future.done():
+                future.set_result(None)
+
+    def _fail_reads(self, error: SwarmliteError) -> None:
+        for future in self._reads.values():
+            if not future.done():
+                future.set_exception(error)
+        self._reads.clear()
+
+    def _fail_all(self, error: SwarmliteError) -> None:
+        self._fail_reads(error)
+        for proposal in self._proposals.values():
+            if not proposal.future.done():
+                proposal.future.set_exception(error)
+        self._proposals.clear()
+        for _, future in self._read_waiters:
+            if not future.done():
+                future.set_exception(error)
+        self._read_waiters.clear()
+
+    # ------------------------------------------------------------------ inputs
+
+    def receive(self, messages: list[Message]) -> None:
+        """From the transport: messages from peers."""
+        self._inbox.extend(messages)
+        self._wake.set()
+
+    def unreachable(self, peer: str) -> None:
+        """From the transport: messages to `peer` may have been lost."""
+        self._actions.append(lambda: self.core.report_unreachable(peer))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the API
+
+    @property
+    def is_leader(self) -> bool:
+        return self.core.role is Role.LEADER
+
+    @property
+    def leader_id(self) -> str | None:
+        return self.core.leader
+
+    def leader_address(self) -> str | None:
+        return self.core.leader_address()
+
+    def status(self) -> Status:
+        return self.core.status()
+
+    async def propose(self, data: bytes, *, timeout: float | None = None) -> object:
+        """Replicate `data`; returns the state machine's result once applied here."""
+        if self._stopping:
+            raise Unavailable("raft node is stopping")
+        index = self.core.propose(data)  # raises NotLeader / Unavailable
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._proposals[index] = _Proposal(self.core.term, future)
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(future, timeout or self.cfg.propose_timeout)
+        except TimeoutError as exc:
+            self._proposals.pop(index, None)
+            raise Unavailable(
+                "the write did not commit in time; it may still be applied",
+                details={"index": index},
+            ) from exc
+
+    async def read_barrier(self, *, timeout: float | None = None) -> None:
+        """Return once this node has applied everything committed before the call."""
+        if not self.is_leader:
+            raise NotLeader(
+                "linearizable reads are served by the leader",
+                details={"leader": self.leader_address(), "leader_id": self.leader_id},
+            )
+        loop = asyncio.get_running_loop()
+        index_future: asyncio.Future[int] = loop.create_future()
+        ctx = self.core.read_index()
+        self._reads[ctx] = index_future
+        self._wake.set()
+        async with asyncio.timeout(timeout or self.cfg.propose_timeout):
+            index = await index_future
+            await self.wait_applied(index)
+
+    async def wait_applied(self, index: int) -> None:
+        if self.applied >= index:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._read_waiters.append((index, future))
+        await future
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until `predicate()` holds after some round of the loop."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._watchers.append(future)
+                await future
+
+    async def change_membership(self, change: Member | str, *, timeout: float = 10.0) -> None:
+        """One membership change, retried while another one is still in flight."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    index = self.core.propose_membership(change)
+                    break
+                except Unavailable as exc:
+                    if isinstance(exc, NotLeader):
+                        raise
+                    await self._clock.sleep(self.cfg.tick_seconds)
+            self._wake.set()
+            await self.wait_applied(index)
+
+    async def add_voter(self, node_id: str, address: str, *, timeout: float = 30.0) -> None:
+        """Add a learner, wait until it has caught up, then make it a voter."""
+        async with asyncio.timeout(timeout):
+            member = self.core.membership.get(node_id)
+            if member is None or member.address != address:
+                await self.change_membership(Member(node_id, address, False), timeout=timeout)
+
+            def caught_up() -> bool:
+                progress = self.core.status().progress.get(node_id)
+                return progress is not None and progress[0] >= self.core.commit
+
+            await self.wait_for(caught_up, timeout)
+            await self.change_membership(Member(node_id, address, True), timeout=timeout)
+
+    async def remove_member(self, node_id: str, *, timeout: float = 10.0) -> None:
+        if node_id == self.id and self.is_leader:
+            await self.transfer_leadership(timeout=timeout)
+            raise NotLeader(
+                "leadership moved away first; ask the new leader to remove this node",
+                details={"leader": self.leader_address(), "leader_id": self.leader_id},
+            )
+        await self.change_membership(node_id, timeout=timeout)
+
+    async def transfer_leadership(
+        self, target: str | None = None, *, timeout: float = 5.0
+    ) -> str | None:
+        """Hand leadership to `target` (default: the most up-to-date voter)."""
+        if not self.is_leader:
+            raise NotLeader("not the leader", details={"leader": self.leader_address()})
+        if target is None:
+            progress = self.core.status().progress
+            voters = self.core.membership.voters - {self.id}
+            if not voters:
+                raise FailedPrecondition("no other voter to hand leadership to")
+            target = max(voters, key=lambda v: (progress.get(v, (0, 0))[0], v))
+        self._actions.append(lambda: self.core.transfer_leadership(target))
+        self._wake.set()
+        await self.wait_for(lambda: not self.is_leader, timeout)
+        return self.leader_id
