@@ -187,14 +187,12 @@ def build(
     return proc
 
 
-async def serve(
-    proc: RaftProcess, host: str, port: int, on_ready: asyncio.Event | None = None
-) -> None:
+async def serve(proc: RaftProcess, host: str, port: int, *, announce: bool = True) -> None:
+    """Serve until the node stops; `announce` prints "ready <port>" once listening."""
     bound = await proc.server.start(host, port)
     proc.node.attach(proc.transport)
-    print(f"ready {bound}", flush=True)
-    if on_ready is not None:
-        on_ready.set()
+    if announce:
+        print(f"ready {bound}", flush=True)
     try:
         await proc.node.run()
     finally:
