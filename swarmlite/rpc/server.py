@@ -266,6 +266,10 @@ class RpcServer:
             log.warning("rpc TLS handshake failed %s", kv(peer=address, reason=reason))
             transport.close()
             return
+        except Exception as exc:
+            internal_error(exc, context=f"rpc TLS handshake with {address}")
+            transport.close()
+            return
         if tls_transport is None:  # the connection went away during the handshake
             transport.close()
             return
@@ -310,6 +314,9 @@ class RpcServer:
             body = await read_body(request.content, request.content_length, self._max_message_bytes)
         except InvalidArgument as exc:
             return self._refuse(path, peer, exc, status=413)
+        except Exception as exc:  # the client went away or broke HTTP framing mid-body
+            error = InvalidArgument(f"request body for {path} could not be read: {exc!r}")
+            return self._refuse(path, peer, error)
         try:
             message = route.decoder.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -376,7 +383,7 @@ class RpcServer:
         stream = ServerStream(
             ws,
             path=request.path,
-            headers=dict(request.headers),
+            headers=request.headers,
             where=where,
             max_message_bytes=self._max_message_bytes,
         )
@@ -407,8 +414,15 @@ class _TlsAcceptor(asyncio.Protocol):
         # Nothing may be read before start_tls installs the TLS protocol.
         transport.pause_reading()
         task = asyncio.get_running_loop().create_task(self._server._handshake(transport))
-        self._server._handshakes.add(task)
-        task.add_done_callback(self._server._handshakes.discard)
+        handshakes = self._server._handshakes
+        handshakes.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            handshakes.discard(task)
+            if task.cancelled():  # stopped, perhaps before the handshake even began
+                transport.close()
+
+        task.add_done_callback(done)
 
 
 def _error_response(error: SwarmliteError, *, status: int | None = None) -> web.Response:

@@ -300,3 +300,38 @@ async def test_tcp_without_tls_is_refused() -> None:
     with pytest.raises(FailedPrecondition, match="needs a TLS context"):
         await server.start("127.0.0.1", 0)
     await server.stop()
+
+
+async def test_silent_connection_neither_blocks_others_nor_stop(cluster, open_client) -> None:
+    server = make_server(cluster)
+    port = await server.start("127.0.0.1", 0)
+    _, silent = await asyncio.open_connection("127.0.0.1", port)  # never says hello
+    try:
+        await good_call(open_client(f"https://127.0.0.1:{port}", cluster.client_context()))
+        await asyncio.wait_for(server.stop(), 2)
+    finally:
+        silent.close()
+        await silent.wait_closed()
+
+
+async def test_body_cut_short_is_refused_and_logged(
+    cluster, start_server, open_client, caplog
+) -> None:
+    url = await start_server(make_server(cluster))
+    port = int(url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=cluster.client_context(), server_hostname=""
+    )
+
+    with caplog.at_level(logging.WARNING, logger="swarmlite.rpc"):
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
+            b"Content-Length: 100\r\n\r\n\x81\xa4text"
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        records = await logged(caplog, "request body for /echo could not be read")
+
+    assert records
+    await good_call(open_client(url, cluster.client_context()))

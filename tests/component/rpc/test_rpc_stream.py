@@ -23,7 +23,7 @@ class Recorder:
         self.ended = asyncio.Event()
 
     async def echo(self, stream: ServerStream, peer: Peer) -> None:
-        self.headers.append(stream.headers.get("X-Session"))
+        self.headers.append(stream.headers.get("x-session"))
         self.peers.append(peer.identity.node_id if peer.identity else None)
         while (frame := await stream.recv()) is not None:
             await stream.send(frame)
