@@ -113,7 +113,7 @@ class _Op:
     kind: str
     value: int | None
     expected: int | None
-    invoke: int
+    invoke: int  # simulation step numbers: no two events share one
     response: int | None = None
     result: int | None = None
     ok: bool | None = None
@@ -349,7 +349,7 @@ class Simulation:
                 ctx = node.core.read_index()
             except SwarmliteError:
                 return
-            op = _Op(client, self._op_seq, key, "read", None, None, self.now)
+            op = _Op(client, self._op_seq, key, "read", None, None, self.step_no)
             pending = _Pending(op, node.id, ctx=ctx)
         else:
             kind = "write" if roll < 0.8 else "cas"
@@ -361,7 +361,7 @@ class Simulation:
                 index = node.core.propose(_cmd_encoder.encode(cmd))
             except SwarmliteError:
                 return
-            op = _Op(client, self._op_seq, key, kind, self._op_seq, expected, self.now)
+            op = _Op(client, self._op_seq, key, kind, self._op_seq, expected, self.step_no)
             pending = _Pending(op, node.id, index=index, term=node.core.term)
         pending.deadline = self.now + self.opt.op_timeout
         self._pending[client].append(pending)
@@ -384,7 +384,7 @@ class Simulation:
                 if op.kind == "read":
                     if p.read_index >= 0 and node.machine.applied >= p.read_index:
                         op.result = node.machine.data.get(op.key)
-                        op.ok, op.response = True, self.now
+                        op.ok, op.response = True, self.step_no
                         pending.remove(p)
                     continue
                 if node.machine.applied < p.index:
@@ -393,7 +393,7 @@ class Simulation:
                 op_id = op.op_id
                 if (client, op_id) in node.machine.results and entry_term in (p.term, None):
                     op.ok = node.machine.results[(client, op_id)]
-                    op.response = self.now
+                    op.response = self.step_no
                     pending.remove(p)
                 elif entry_term is not None and entry_term != p.term:
                     p.deadline = self.now  # another entry took its place: outcome unknown
