@@ -311,8 +311,7 @@ class RaftCore:
             raise FailedPrecondition(f"node {target} is not a voter")
         self._transferee = target
         self._transfer_elapsed = 0
-        pr = self._progress[target]
-        if pr.match == self.last_index:
+        if self._progress[target].match == self.last_index:
             self._send(TimeoutNow(self.term, self.id, target))
         else:
             self._send_append(target)
@@ -666,7 +665,9 @@ class RaftCore:
         self._msgs.append(m)
 
     def _send_append(self, peer: str) -> None:
-        pr = self._progress[peer]
+        pr = self._progress.get(peer)
+        if pr is None or self.role is not Role.LEADER:
+            return  # removed from the configuration, or this node stood down
         while True:
             if pr.flow is _Flow.SNAPSHOT or (pr.flow is _Flow.PROBE and pr.probe_sent):
                 return

@@ -158,6 +158,8 @@ class SimOptions:
     op_rate: float = 0.3
     op_timeout: int = 60
     max_append_bytes: int = 512
+    membership_rate: float = 0.002  # the leader adds, promotes or removes a member
+    transfer_rate: float = 0.001  # the leader hands leadership to another voter
     unsafe_commit_by_count: bool = False
 
 
@@ -422,8 +424,17 @@ class Simulation:
         if roll < self.opt.crash_rate + self.opt.partition_rate:
             self._repartition()
             return
-        if roll < self.opt.crash_rate + self.opt.partition_rate + self.opt.op_rate:
+        roll -= self.opt.crash_rate + self.opt.partition_rate
+        if roll < self.opt.op_rate:
             self._client_op(self.rng.randrange(self.opt.clients))
+            return
+        roll -= self.opt.op_rate
+        if roll < self.opt.membership_rate:
+            self._change_membership()
+            return
+        roll -= self.opt.membership_rate
+        if roll < self.opt.transfer_rate:
+            self._transfer()
             return
         # Otherwise time passes: deliver what is due, or tick every live node.
         if self._queue and self._queue[0][0] <= self.now:
@@ -440,6 +451,46 @@ class Simulation:
         self._expire()
         if self.now % 5 == 0:
             self._check_log_matching()
+
+    def _change_membership(self) -> None:
+        leader = self._leader_guess()
+        if leader is None or leader.core is None:
+            return
+        membership = leader.core.membership
+        outside = sorted(set(self.nodes) - membership.ids)
+        learners = sorted(membership.learners)
+        change: Member | str
+        if outside:
+            node_id = self.rng.choice(outside)
+            change = Member(node_id, f"sim:{node_id}", False)
+        elif learners:
+            node_id = self.rng.choice(learners)
+            change = Member(node_id, f"sim:{node_id}", True)
+        elif len(membership.voters) > 2:
+            change = self.rng.choice(sorted(membership.voters))
+        else:
+            return
+        try:
+            leader.core.propose_membership(change)
+        except SwarmliteError:
+            return
+        self.trace.append(f"{self.now} {leader.id} proposes membership change {change}")
+        self._process(leader)
+
+    def _transfer(self) -> None:
+        leader = self._leader_guess()
+        if leader is None or leader.core is None:
+            return
+        others = sorted(leader.core.membership.voters - {leader.id})
+        if not others:
+            return
+        target = self.rng.choice(others)
+        try:
+            leader.core.transfer_leadership(target)
+        except SwarmliteError:
+            return
+        self.trace.append(f"{self.now} {leader.id} transfers leadership to {target}")
+        self._process(leader)
 
     def _deliver(self, m: Message) -> None:
         node = self.nodes.get(m.dst)
@@ -473,6 +524,7 @@ class Simulation:
                 self._process(node)
         self.opt.loss = self.opt.duplicate = 0.0
         self.opt.crash_rate = self.opt.partition_rate = 0.0
+        self.opt.membership_rate = self.opt.transfer_rate = 0.0
 
     def history(self) -> list[Operation]:
         return [op.freeze() for op in self._ops]
