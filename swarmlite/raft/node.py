@@ -53,9 +53,9 @@ class Transport(Protocol):
 @dataclass(frozen=True)
 class NodeConfig:
     node_id: str
-    tick_seconds: float = 0.1
-    election_ticks: int = 5  # elections start 0.5-1.0 s after the leader falls silent
-    heartbeat_ticks: int = 1
+    tick_seconds: float = 0.05
+    election_ticks: int = 8  # a follower campaigns 0.4-0.8 s after the leader falls silent
+    heartbeat_ticks: int = 1  # the leader is heard every 50 ms
     snapshot_every: int = 10_000  # applied entries between snapshots
     max_append_bytes: int = 1 << 20
     max_inflight: int = 256
@@ -140,6 +140,16 @@ class RaftNode:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+    async def shutdown(self, *, timeout: float = 2.0) -> None:
+        """Stop gracefully: a leader first hands leadership to the most up-to-date voter,
+        so that the cluster does not wait an election timeout for a new one."""
+        if self.is_leader and len(self.core.membership.voters) > 1:
+            try:
+                await self.transfer_leadership(timeout=timeout)
+            except (SwarmliteError, TimeoutError) as exc:
+                log.warning("leadership transfer before stopping failed %s", kv(error=exc))
+        self.stop()
 
     async def _tick_loop(self) -> None:
         while not self._stopping:
@@ -328,7 +338,18 @@ class RaftNode:
                 await future
 
     async def change_membership(self, change: Member | str, *, timeout: float = 10.0) -> None:
-        """One membership change, retried while another one is still in flight."""
+        """One membership change, retried while another one is still in flight.
+
+        A leader does not remove or demote itself: it hands leadership over first and
+        answers NotLeader, so that the caller asks the new leader."""
+        target = change if isinstance(change, str) else change.id
+        leaves = isinstance(change, str) or not change.voter
+        if target == self.id and leaves and self.is_leader:
+            await self.transfer_leadership(timeout=timeout)
+            raise NotLeader(
+                "leadership moved away first; ask the new leader to make this change",
+                details={"leader": self.leader_address(), "leader_id": self.leader_id},
+            )
         async with asyncio.timeout(timeout):
             while True:
                 try:
@@ -356,12 +377,6 @@ class RaftNode:
             await self.change_membership(Member(node_id, address, True), timeout=timeout)
 
     async def remove_member(self, node_id: str, *, timeout: float = 10.0) -> None:
-        if node_id == self.id and self.is_leader:
-            await self.transfer_leadership(timeout=timeout)
-            raise NotLeader(
-                "leadership moved away first; ask the new leader to remove this node",
-                details={"leader": self.leader_address(), "leader_id": self.leader_id},
-            )
         await self.change_membership(node_id, timeout=timeout)
 
     async def transfer_leadership(

@@ -234,8 +234,13 @@ def main(argv: list[str] | None = None) -> int:
             snapshot_every=args.snapshot_every,
         )
         loop = asyncio.get_running_loop()
+        shutdown: set[asyncio.Task[None]] = set()
+
+        def graceful() -> None:
+            shutdown.add(loop.create_task(proc.node.shutdown()))
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, proc.node.stop)
+            loop.add_signal_handler(sig, graceful)
         await serve(proc, host, int(port))
 
     with contextlib.suppress(KeyboardInterrupt):
