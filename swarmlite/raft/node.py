@@ -146,7 +146,8 @@ class RaftNode:
         so that the cluster does not wait an election timeout for a new one."""
         if self.is_leader and len(self.core.membership.voters) > 1:
             try:
-                await self.transfer_leadership(timeout=timeout)
+                leader = await self.transfer_leadership(timeout=timeout)
+                log.info("handed leadership over before stopping %s", kv(node=self.id, to=leader))
             except (SwarmliteError, TimeoutError) as exc:
                 log.warning("leadership transfer before stopping failed %s", kv(error=exc))
         self.stop()
@@ -393,5 +394,5 @@ class RaftNode:
             target = max(voters, key=lambda v: (progress.get(v, (0, 0))[0], v))
         self._actions.append(lambda: self.core.transfer_leadership(target))
         self._wake.set()
-        await self.wait_for(lambda: not self.is_leader, timeout)
+        await self.wait_for(lambda: not self.is_leader and self.leader_id is not None, timeout)
         return self.leader_id
