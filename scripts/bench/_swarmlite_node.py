@@ -156,6 +156,7 @@ def main() -> None:
             str(args.certs),
             cluster_id,
             bootstrap=members,
+            address=f"{host}:{port}",
         )
         node = Node(proc, asyncio.get_running_loop())
         handlers = {

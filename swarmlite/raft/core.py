@@ -117,6 +117,7 @@ class _Progress:
     probe_sent: bool = False
     inflight: deque[int] = field(default_factory=deque)
     recent_active: bool = False
+    was_active: bool = False  # recent_active of the previous check-quorum period
     read_ack: int = 0  # highest read ctx this peer has confirmed
     stalled_beats: int = 0  # heartbeats without progress of `match` while behind
     last_match: int = 0
@@ -237,6 +238,11 @@ class RaftCore:
             membership=self.membership,
             progress={p: (pr.match, pr.next) for p, pr in self._progress.items()},
         )
+
+    def recently_active(self, peer: str) -> bool:
+        """Leader only: whether `peer` answered within the last election timeout or so."""
+        pr = self._progress.get(peer)
+        return pr is not None and (pr.recent_active or pr.was_active)
 
     def is_voter(self) -> bool:
         return self.id in self.membership.voters
@@ -745,12 +751,17 @@ class RaftCore:
                 self._send(TimeoutNow(self.term, self.id, m.src))
         else:
             if pr.flow is _Flow.REPLICATE:
-                if m.index <= pr.match:
+                if m.index <= pr.match and m.last_index >= pr.match:
                     return  # stale
+                # (or the follower lost entries it had acknowledged: its disk lied; start over
+                # from where its log really ends)
+                pr.match = min(pr.match, m.last_index)
                 self._to_probe(pr)
                 pr.next = max(pr.match + 1, min(m.index, m.last_index + 1))
             elif pr.flow is _Flow.PROBE:
-                if m.index != pr.next - 1:
+                if m.last_index < pr.match:
+                    pr.match = m.last_index  # the follower lost acknowledged entries
+                elif m.index != pr.next - 1:
                     return  # stale
                 pr.next = max(pr.match + 1, min(m.index, m.last_index + 1))
                 pr.probe_sent = False
@@ -840,7 +851,7 @@ class RaftCore:
             if v == self.id or (v in self._progress and self._progress[v].recent_active)
         )
         for pr in self._progress.values():
-            pr.recent_active = False
+            pr.was_active, pr.recent_active = pr.recent_active, False
         return active >= len(voters) // 2 + 1
 
     def _detect_stalls(self) -> None:

@@ -277,6 +277,10 @@ class RaftNode:
     # ------------------------------------------------------------------ the API
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
     def is_leader(self) -> bool:
         return self.core.role is Role.LEADER
 
@@ -360,8 +364,11 @@ class RaftNode:
                     if isinstance(exc, NotLeader):
                         raise
                     await self._clock.sleep(self.cfg.tick_seconds)
+            # Like a write, the change counts only if its own entry commits at that index.
+            future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            self._proposals[index] = _Proposal(self.core.term, future)
             self._wake.set()
-            await self.wait_applied(index)
+            await future
 
     async def add_voter(self, node_id: str, address: str, *, timeout: float = 30.0) -> None:
         """Add a learner, wait until it has caught up, then make it a voter."""

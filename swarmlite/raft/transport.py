@@ -29,7 +29,9 @@ from swarmlite.rpc import Peer, RpcClient, RpcServer, ServerStream
 log = logging.getLogger(__name__)
 
 PATH = "/raft/v1/stream"
-MAX_FRAME_BYTES = 8 << 20
+MAX_FRAME_BYTES = 8 << 20  # one WebSocket frame; larger batches travel as fragments
+MAX_BATCH_BYTES = 1 << 30  # a whole batch, e.g. a snapshot, after reassembly
+WHOLE, PART = b"\x00", b"\x01"  # a frame's first byte: the last (or only) piece, or more follow
 MAX_QUEUED = 50_000  # messages held for a peer that is not connected
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 1.0
 
@@ -37,6 +39,7 @@ BACKOFF_MIN, BACKOFF_MAX = 0.05, 1.0
 class _Hello(msgspec.Struct, frozen=True, array_like=True):
     cluster_id: str
     node_id: str
+    address: str = ""  # where the sender listens: answers can reach a node not yet a member
 
 
 _hello_encoder = msgspec.msgpack.Encoder()
@@ -61,21 +64,29 @@ class RaftTransport:
         *,
         deliver: Callable[[list[Message]], None],
         unreachable: Callable[[str], None],
+        address: str = "",
         scheme: str = "https",
     ) -> None:
         self.node_id = node_id
+        self.address = address
         self.cluster_id = cluster_id
         self._ssl = client_ssl
         self._deliver = deliver
         self._unreachable = unreachable
         self._scheme = scheme
         self._links: dict[str, _Link] = {}
+        self._members: dict[str, str] = {}
+        self._heard: dict[str, str] = {}  # peers outside the membership that opened a stream
         self._closed = False
 
     # ------------------------------------------------------------------ outbound
 
     def update_members(self, membership: Membership) -> None:
-        wanted = {m.id: m.address for m in membership.members if m.id != self.node_id}
+        self._members = {m.id: m.address for m in membership.members if m.id != self.node_id}
+        self._sync_links()
+
+    def _sync_links(self) -> None:
+        wanted = {**self._heard, **self._members}
         for peer_id in list(self._links):
             link = self._links[peer_id]
             if wanted.get(peer_id) != link.address:
@@ -119,7 +130,8 @@ class RaftTransport:
             )
             try:
                 stream = await client.open_stream(PATH)
-                await stream.send(_hello_encoder.encode(_Hello(self.cluster_id, self.node_id)))
+                hello = _Hello(self.cluster_id, self.node_id, self.address)
+                await stream.send(_hello_encoder.encode(hello))
                 if failures:
                     log.info("raft peer reachable again %s", kv(peer=link.peer_id))
                 failures, backoff = 0, BACKOFF_MIN
@@ -174,11 +186,32 @@ class RaftTransport:
                 f"raft peer's certificate names {sender} but it says it is {hello.node_id}"
             )
         log.debug("raft peer connected %s", kv(peer=sender, address=peer.address))
+        if (
+            hello.address
+            and sender not in self._members
+            and self._heard.get(sender) != hello.address
+        ):
+            self._heard[sender] = hello.address
+            self._sync_links()
+        parts: list[bytes] = []
+        size = 0
         while True:
             frame = await stream.recv()
             if frame is None:
                 return
-            messages = decode_batch(frame)
+            if len(frame) > MAX_FRAME_BYTES + 1 or frame[:1] not in (WHOLE, PART):
+                raise InvalidArgument(
+                    f"raft frame of {len(frame)} bytes is malformed or over the "
+                    f"{MAX_FRAME_BYTES}-byte limit"
+                )
+            size += len(frame) - 1
+            if size > MAX_BATCH_BYTES:
+                raise InvalidArgument(f"raft batch over the {MAX_BATCH_BYTES}-byte limit")
+            parts.append(frame[1:])
+            if frame[:1] == PART:
+                continue
+            batch, parts, size = b"".join(parts), [], 0
+            messages = decode_batch(batch)
             for m in messages:
                 if m.src != sender or m.dst != self.node_id:
                     raise PermissionDenied(
@@ -188,9 +221,9 @@ class RaftTransport:
 
 
 def _frames(batch: list[Message]) -> list[bytes]:
-    """Encode `batch` into as few frames as fit under MAX_FRAME_BYTES."""
-    frame = encode_batch(batch)
-    if len(frame) <= MAX_FRAME_BYTES or len(batch) == 1:
-        return [frame]
-    half = len(batch) // 2
-    return _frames(batch[:half]) + _frames(batch[half:])
+    """Encode `batch` as frames of at most MAX_FRAME_BYTES (plus a one-byte marker)."""
+    data = encode_batch(batch)
+    if len(data) <= MAX_FRAME_BYTES:
+        return [WHOLE + data]
+    pieces = [data[i : i + MAX_FRAME_BYTES] for i in range(0, len(data), MAX_FRAME_BYTES)]
+    return [PART + p for p in pieces[:-1]] + [WHOLE + pieces[-1]]

@@ -138,6 +138,8 @@ class ProcCluster:
         if m.proc is not None and m.proc.poll() is None:
             m.proc.send_signal(signal.SIGKILL)
             m.proc.wait()
+        if m.proc is not None and m.proc.stdout is not None:
+            m.proc.stdout.close()
         m.proc = None
         client = self._clients.pop(node_id, None)
         if client is not None:

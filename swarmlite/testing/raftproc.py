@@ -159,6 +159,7 @@ def build(
     bootstrap: list[Member] | None = None,
     snapshot_every: int = 10_000,
     fsync: bool = True,
+    address: str = "",
 ) -> RaftProcess:
     """Open the storage (bootstrapping a new cluster if asked and empty) and wire a member."""
     storage = RaftStorage.open(data_dir, fsync=fsync)
@@ -180,6 +181,7 @@ def build(
         client_context(creds),
         deliver=node.receive,
         unreachable=node.unreachable,
+        address=address,
     )
     transport.register(server)
     proc = RaftProcess(node, Store(memory, RaftProposer(node)), server, transport)
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             args.cluster,
             bootstrap=bootstrap,
             snapshot_every=args.snapshot_every,
+            address=args.listen,
         )
         loop = asyncio.get_running_loop()
         shutdown: set[asyncio.Task[None]] = set()

@@ -183,6 +183,20 @@ async def test_hello_naming_another_node_than_the_certificate_is_refused(
 
 
 @pytest.mark.timeout(60)
+async def test_frame_without_a_piece_marker_closes_the_stream(
+    member: Member, logged: Callable[..., Any]
+) -> None:
+    stream = await member.peer_stream("n2")
+    await stream.send(b"\x07" + encode_batch([Heartbeat(term=1, src="n2", dst="n1", commit=0)]))
+
+    error = await ended_with(stream)
+
+    assert isinstance(error, InvalidArgument)
+    await logged(member.log, "raft frame of")
+    await member.still_serves()
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "frame",
     [
@@ -197,7 +211,7 @@ async def test_malformed_frame_after_hello_closes_the_stream(
     member: Member, logged: Callable[..., Any], frame: bytes
 ) -> None:
     stream = await member.peer_stream("n2")
-    await stream.send(frame)
+    await stream.send(transport.WHOLE + frame)
 
     error = await ended_with(stream)
 
@@ -215,7 +229,9 @@ async def test_message_not_from_the_certificate_holder_to_this_node_is_refused(
     member: Member, logged: Callable[..., Any], src: str, dst: str
 ) -> None:
     stream = await member.peer_stream("n2")
-    await stream.send(encode_batch([Heartbeat(term=1, src=src, dst=dst, commit=0)]))
+    await stream.send(
+        transport.WHOLE + encode_batch([Heartbeat(term=1, src=src, dst=dst, commit=0)])
+    )
 
     error = await ended_with(stream)
 
@@ -227,22 +243,26 @@ async def test_message_not_from_the_certificate_holder_to_this_node_is_refused(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    "limit",
-    [transport.MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES],
+    ("limit", "says", "logs"),
+    [
+        (transport.MAX_FRAME_BYTES, "8388608-byte limit", "8388608-byte limit"),
+        (DEFAULT_MAX_MESSAGE_BYTES, "size limit", "rpc stream closed"),
+    ],
     ids=["over-raft-frame-limit", "over-rpc-message-limit"],
 )
 async def test_frame_over_the_limit_closes_the_stream(
-    member: Member, logged: Callable[..., Any], limit: int
+    member: Member, logged: Callable[..., Any], limit: int, says: str, logs: str
 ) -> None:
     stream = await member.peer_stream("n2")
     # Well-formed and harmless (a stale term), only too large.
     big = Entry(term=0, index=1, kind=EntryKind.NORMAL, data=b"x" * limit)
-    frame = encode_batch([Append(0, "n2", "n1", 0, 0, (big,), 0)])
+    frame = transport.WHOLE + encode_batch([Append(0, "n2", "n1", 0, 0, (big,), 0)])
     assert len(frame) > limit
     await stream.send(frame)
 
     error = await ended_with(stream, timeout=5.0)
 
     assert isinstance(error, InvalidArgument), f"a {len(frame)}-byte frame was accepted"
-    await logged(member.log, "rpc stream closed")
+    assert says in error.message
+    await logged(member.log, logs)
     await member.still_serves()
