@@ -13,17 +13,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "swarmlite"
 
 # Each layer, with the layers it may import. testing/ and lab/ may import anything.
+ORDER = [
+    "errors",
+    "clock",
+    "log",
+    "api",
+    "rpc",
+    "raft",
+    "store",
+    "ca",
+    "compose",
+    "manager",
+    "agent",
+    "runtime",
+    "network",
+    "cli",
+]
+BASE = {"errors", "clock", "log"}
 ALLOWED: dict[str, set[str]] = {
-    "errors": set(),
-    "clock": set(),
-    "log": set(),
-    "api": {"errors", "clock", "log"},
-    "rpc": {"errors", "clock", "log", "api"},
-    "raft": {"errors", "clock", "log", "api", "rpc"},
-    "store": {"errors", "clock", "log", "api", "rpc", "raft"},
-    "ca": {"errors", "clock", "log", "api", "rpc", "raft", "store"},
+    layer: set(ORDER[:i]) if layer not in BASE else set() for i, layer in enumerate(ORDER)
 }
-FREE = {"testing", "lab", "daemon", "cli", "__init__"}
+# The agent never touches the store (it talks to the dispatcher) nor the manager.
+ALLOWED["agent"] -= {"store", "manager", "raft"}
+# runtime/ and network/ implement the agent's Protocols; they reach nothing of the manager.
+ALLOWED["runtime"] -= {"store", "manager", "raft"}
+ALLOWED["network"] -= {"store", "manager", "raft", "runtime"}
+# The CLI reaches only the API (and rpc, ca to talk to it); daemon.py wires everything else.
+ALLOWED["cli"] = BASE | {"api", "rpc", "ca", "compose", "daemon"}
+FREE = {"testing", "lab", "daemon", "__init__"}
 
 
 def layer_of(module: str) -> str:

@@ -5,7 +5,13 @@ keyword-only and gives every field but ``id`` a default, so later fields can be 
 without breaking old data or callers.
 """
 
-from swarmlite.api.cluster import Cluster, ClusterSettings, ClusterSpec
+from swarmlite.api.cluster import (
+    Cluster,
+    ClusterSettings,
+    ClusterSpec,
+    JoinSecrets,
+    RootCAMaterial,
+)
 from swarmlite.api.codec import (
     decode,
     decode_json,
@@ -32,6 +38,7 @@ __all__ = [
     "ClusterSpec",
     "Config",
     "ConfigSpec",
+    "JoinSecrets",
     "Meta",
     "Network",
     "NetworkSpec",
@@ -43,6 +50,7 @@ __all__ = [
     "NodeStatus",
     "Object",
     "ObjectT",
+    "RootCAMaterial",
     "Secret",
     "SecretSpec",
     "Service",

@@ -22,7 +22,24 @@ class ClusterSpec(msgspec.Struct, frozen=True, kw_only=True):
     settings: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
 
 
+class RootCAMaterial(msgspec.Struct, frozen=True, kw_only=True):
+    """The cluster's root CA; the store lives only on managers, which sign certificates."""
+
+    cert_pem: bytes = b""
+    key_pem: bytes = b""
+
+
+class JoinSecrets(msgspec.Struct, frozen=True, kw_only=True):
+    """The secret halves of the join tokens; rotating one invalidates the old token."""
+
+    worker: str = ""
+    manager: str = ""
+
+
 class Cluster(Meta, frozen=True, kw_only=True, tag="cluster"):
     KIND: ClassVar[str] = "cluster"
 
     spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
+    root_ca: RootCAMaterial = msgspec.field(default_factory=RootCAMaterial)
+    join: JoinSecrets = msgspec.field(default_factory=JoinSecrets)
+    removed_nodes: tuple[str, ...] = ()  # ids whose certificates every manager refuses

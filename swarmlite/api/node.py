@@ -26,6 +26,10 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
     message: str = ""
     hostname: str = ""
     addresses: tuple[str, ...] = ()  # where other nodes reach it, first one preferred
+    addr: str = ""  # advertise address of its cluster port, host:port
+    version: str = ""  # swarmlite version the node runs
+    runtime: str = ""  # container runtime and version, once the node has one
+    last_seen: float = 0.0  # wall time of the session event that set `state`
 
 
 class Node(Meta, frozen=True, kw_only=True, tag="node"):

@@ -1,0 +1,145 @@
+"""A node's session with the cluster: one stream to the leader's dispatcher, heartbeats,
+and failover to another manager when the current one goes away.
+
+Owns the connection only: which manager to try next (the leader it was told of, then the
+managers it knows, in order), the heartbeat pace the manager asks for, and handing each
+SessionInfo to the node. Never touches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from swarmlite.api.control import (
+    SESSION,
+    AgentMessage,
+    Heartbeat,
+    ManagerMessage,
+    SessionHello,
+    SessionInfo,
+)
+from swarmlite.clock import Clock
+from swarmlite.errors import InvalidArgument, NotLeader, PermissionDenied, SwarmliteError
+from swarmlite.log import kv
+from swarmlite.rpc import ClientStream, RpcClient
+
+log = logging.getLogger(__name__)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ManagerMessage)
+
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
+
+
+class Session:
+    def __init__(
+        self,
+        hello: SessionHello,
+        managers: list[str],
+        client_ssl: Callable[[], ssl.SSLContext],
+        clock: Clock,
+        on_info: Callable[[SessionInfo], Awaitable[None]],
+        *,
+        on_refused: Callable[[PermissionDenied], Awaitable[None]] | None = None,
+    ) -> None:
+        self.hello = hello
+        self.managers = list(managers)
+        self._ssl = client_ssl
+        self._clock = clock
+        self._on_info = on_info
+        self._on_refused = on_refused
+        self.connected_to: str | None = None
+        self._period = 1.0
+
+    def _candidates(self, hint: str | None) -> list[str]:
+        ordered = [hint] if hint else []
+        ordered += [m for m in self.managers if m != hint]
+        return ordered
+
+    async def run(self) -> None:
+        backoff = BACKOFF_MIN
+        hint: str | None = None
+        while True:
+            tried_any = False
+            for address in self._candidates(hint):
+                tried_any = True
+                hint = None
+                try:
+                    await self._session(address)
+                    backoff = BACKOFF_MIN
+                except NotLeader as exc:
+                    hint = exc.leader
+                    log.debug("manager is not the leader %s", kv(manager=address, leader=hint))
+                    if hint:
+                        break
+                except PermissionDenied as exc:
+                    log.error("the cluster refused this node %s", kv(error=exc.message))
+                    if self._on_refused is not None:
+                        await self._on_refused(exc)
+                    await self._clock.sleep(BACKOFF_MAX)
+                except SwarmliteError as exc:
+                    log.info("session lost %s", kv(manager=address, error=exc.message))
+                finally:
+                    self.connected_to = None
+            if not tried_any or hint is None:
+                await self._clock.sleep(backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+
+    async def _session(self, address: str) -> None:
+        client = RpcClient(f"https://{address}", self._ssl(), timeout=5.0)
+        try:
+            stream = await client.open_stream(SESSION)
+            try:
+                await self._send(stream, self.hello)
+                first = await self._recv(stream)
+                if first is None:
+                    return
+                self.connected_to = address
+                log.info("session established %s", kv(manager=address))
+                await self._handle(first)
+                # Heartbeats go out beside the receiving loop; if sending fails the
+                # connection is gone and recv() fails too, which ends the session.
+                beating = asyncio.get_running_loop().create_task(self._beat(stream))
+                try:
+                    while (info := await self._recv(stream)) is not None:
+                        await self._handle(info)
+                finally:
+                    beating.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, SwarmliteError):
+                        await beating
+            finally:
+                with contextlib.suppress(SwarmliteError):
+                    await stream.close()
+        finally:
+            await client.close()
+
+    async def _handle(self, info: SessionInfo) -> None:
+        self._period = info.heartbeat_period
+        if info.managers:
+            self.managers = list(info.managers)
+        await self._on_info(info)
+
+    async def _beat(self, stream: ClientStream) -> None:
+        while True:
+            await self._clock.sleep(self._period)
+            await self._send(stream, Heartbeat())
+
+    @staticmethod
+    async def _send(stream: ClientStream, message: AgentMessage) -> None:
+        await stream.send(_encoder.encode(message))
+
+    @staticmethod
+    async def _recv(stream: ClientStream) -> SessionInfo | None:
+        frame = await stream.recv()
+        if frame is None:
+            return None
+        try:
+            return _decoder.decode(frame)
+        except msgspec.DecodeError as exc:
+            raise InvalidArgument(f"malformed message from the manager: {exc}") from exc

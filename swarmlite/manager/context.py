@@ -1,0 +1,113 @@
+"""What every manager component may use: the store, the raft member, this node's identity.
+
+Owns `ManagerContext` and the helpers that several loops need in the same words: finding
+the Cluster object, resolving a node reference, forwarding a call to the leader. Holds no
+state of its own beyond what it is given.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import msgspec
+
+from swarmlite.api import Cluster, Node, NodeRole
+from swarmlite.api.control import ManagerStatus
+from swarmlite.clock import Clock
+from swarmlite.errors import InvalidArgument, NotFound, NotLeader, Unavailable
+from swarmlite.raft import RaftNode
+from swarmlite.rpc import RpcClient
+from swarmlite.store import Store
+
+T = TypeVar("T")
+
+
+@dataclass
+class ManagerContext:
+    node_id: str
+    cluster_id: str
+    addr: str  # this manager's advertise address
+    store: Store
+    raft: RaftNode
+    clock: Clock
+    client_ssl: Callable[[], ssl.SSLContext]  # this node's current client context
+    version: str = ""
+    _leader_clients: dict[str, RpcClient] = field(default_factory=dict)
+
+    def cluster(self) -> Cluster:
+        found = self.store.memory.list(Cluster)
+        if not found:
+            raise Unavailable("the cluster object is not in the store yet")
+        return found[0]
+
+    def heartbeat_period(self) -> float:
+        return self.cluster().spec.settings.heartbeat_period
+
+    def manager_addrs(self) -> list[str]:
+        """Advertise addresses of the managers, the leader first."""
+        members = self.raft.core.membership.members
+        leader = self.raft.leader_id
+        addrs = sorted((m.id != leader, m.address) for m in members if m.voter)
+        return [address for _, address in addrs]
+
+    def manager_status(self, node: Node) -> ManagerStatus | None:
+        member = self.raft.core.membership.get(node.id)
+        if member is None:
+            return None
+        leader = self.raft.leader_id
+        if node.id == self.node_id:
+            reachability = "reachable"
+        elif self.raft.is_leader:
+            progress = self.raft.core.recently_active(node.id)
+            reachability = "reachable" if progress else "unreachable"
+        else:
+            reachability = "reachable" if node.id == leader else "unknown"
+        return ManagerStatus(
+            addr=member.address, leader=node.id == leader, reachability=reachability
+        )
+
+    def resolve_node(self, ref: str) -> Node:
+        """A node by id, unique id prefix, or hostname."""
+        nodes = self.store.memory.list(Node)
+        exact = [n for n in nodes if n.id == ref]
+        if exact:
+            return exact[0]
+        by_name = [n for n in nodes if n.status.hostname == ref]
+        by_prefix = [n for n in nodes if n.id.startswith(ref)] if ref else []
+        matches = by_name or by_prefix
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFound(
+                f"node {ref!r} not found",
+                hint="`swarmlite node ls` lists the nodes of this cluster",
+            )
+        raise InvalidArgument(
+            f"node reference {ref!r} is ambiguous: it matches {len(matches)} nodes",
+            hint="use more characters of the node id",
+        )
+
+    def managers_by_role(self) -> list[Node]:
+        return [n for n in self.store.memory.list(Node) if n.spec.role is NodeRole.MANAGER]
+
+    async def forward(self, path: str, request: msgspec.Struct, reply: type[T]) -> T:
+        """Send a call this manager cannot answer to the leader, as this node."""
+        address = self.raft.leader_address()
+        if address is None or self.raft.is_leader:
+            raise NotLeader("no leader is known right now", hint="retry in a moment")
+        client = self._leader_clients.get(address)
+        if client is None:
+            for old in self._leader_clients.values():
+                await old.close()
+            self._leader_clients.clear()
+            client = RpcClient(f"https://{address}", self.client_ssl(), timeout=30.0)
+            self._leader_clients[address] = client
+        return await client.call(path, request, reply)
+
+    async def close(self) -> None:
+        for client in self._leader_clients.values():
+            await client.close()
+        self._leader_clients.clear()

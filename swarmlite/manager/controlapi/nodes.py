@@ -1,0 +1,214 @@
+"""The control API for nodes and join tokens: what `swarmlite node ...` and `join-token` call.
+
+Owns the rules of node management as a Swarm user knows them: a manager is demoted
+before it is removed, a node that is up is removed only with --force, a demotion that
+would lose quorum is refused (unless forced), a removed node's certificate is refused by
+every manager from then on. Calls reach the leader (a follower forwards them); writes go
+through the store. Never talks to an agent: the dispatcher tells nodes what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from swarmlite.api import Cluster, JoinSecrets, Node, NodeRole, NodeState
+from swarmlite.api.control import (
+    JOIN_TOKEN,
+    NODE_INSPECT,
+    NODE_LS,
+    NODE_PS,
+    NODE_RM,
+    NODE_UPDATE,
+    Empty,
+    JoinTokenReply,
+    JoinTokenRequest,
+    NodeList,
+    NodeRef,
+    NodeRemove,
+    NodeUpdate,
+    NodeView,
+)
+from swarmlite.ca import RootCA, format_token, new_secret
+from swarmlite.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from swarmlite.log import kv
+from swarmlite.manager.context import ManagerContext
+from swarmlite.rpc import Peer, RpcServer
+from swarmlite.store import ReadTx, Tx
+
+log = logging.getLogger(__name__)
+
+
+class TaskList(msgspec.Struct, frozen=True, kw_only=True):
+    tasks: list[object] = []
+
+
+def require_manager(peer: Peer) -> None:
+    """Control calls come from the local socket or from a manager's certificate."""
+    identity = peer.identity
+    if identity is not None and identity.role != "manager":
+        raise PermissionDenied(
+            f"this call needs a manager; node {identity.node_id} is a {identity.role}",
+            hint="run it on a manager, or with -H pointing at one",
+        )
+
+
+class NodeAPI:
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+
+    def register(self, server: RpcServer) -> None:
+        server.add_unary(NODE_LS, Empty, self.ls)
+        server.add_unary(NODE_INSPECT, NodeRef, self.inspect)
+        server.add_unary(NODE_UPDATE, NodeUpdate, self.update)
+        server.add_unary(NODE_RM, NodeRemove, self.rm)
+        server.add_unary(NODE_PS, NodeRef, self.ps)
+        server.add_unary(JOIN_TOKEN, JoinTokenRequest, self.join_token)
+
+    # ------------------------------------------------------------------ reads
+
+    def _view(self, node: Node) -> NodeView:
+        return NodeView(
+            node=node, manager=self.ctx.manager_status(node), self=node.id == self.ctx.node_id
+        )
+
+    async def ls(self, req: Empty, peer: Peer) -> NodeList:
+        require_manager(peer)
+        if not self.ctx.raft.is_leader:
+            return await self.ctx.forward(NODE_LS, req, NodeList)
+        await self.ctx.raft.read_barrier()
+        nodes = sorted(self.ctx.store.memory.list(Node), key=lambda n: (n.status.hostname, n.id))
+        return NodeList(nodes=[self._view(n) for n in nodes])
+
+    async def inspect(self, req: NodeRef, peer: Peer) -> NodeView:
+        require_manager(peer)
+        if not self.ctx.raft.is_leader:
+            return await self.ctx.forward(NODE_INSPECT, req, NodeView)
+        await self.ctx.raft.read_barrier()
+        return self._view(self.ctx.resolve_node(req.ref))
+
+    async def ps(self, req: NodeRef, peer: Peer) -> TaskList:
+        require_manager(peer)
+        if not self.ctx.raft.is_leader:
+            return await self.ctx.forward(NODE_PS, req, TaskList)
+        self.ctx.resolve_node(req.ref or self.ctx.node_id)
+        return TaskList(tasks=[])  # tasks arrive with stacks
+
+    # ------------------------------------------------------------------ writes
+
+    async def update(self, req: NodeUpdate, peer: Peer) -> NodeView:
+        require_manager(peer)
+        if not self.ctx.raft.is_leader:
+            return await self.ctx.forward(NODE_UPDATE, req, NodeView)
+        node = self.ctx.resolve_node(req.ref)
+        for key in req.label_rm:
+            if key not in node.spec.labels and key not in req.label_add:
+                raise InvalidArgument(
+                    f"node {node.status.hostname or node.id} has no label {key!r}"
+                )
+        demoting = req.role is NodeRole.WORKER and node.spec.role is NodeRole.MANAGER
+        if demoting and await self._demote(node, force=req.force) == "handed over":
+            # It demoted this very node: leadership moved, the new leader finishes.
+            return await self.ctx.forward(NODE_UPDATE, req, NodeView)
+
+        def write(state: ReadTx) -> Tx:
+            current = state.get(Node, node.id)
+            if current is None:
+                raise FailedPrecondition(f"node {node.id} was removed meanwhile")
+            labels = {k: v for k, v in current.spec.labels.items() if k not in req.label_rm}
+            labels.update(req.label_add)
+            spec = msgspec.structs.replace(
+                current.spec,
+                labels=labels,
+                availability=req.availability or current.spec.availability,
+                role=req.role or current.spec.role,
+            )
+            return Tx().update(msgspec.structs.replace(current, spec=spec))
+
+        await self.ctx.store.update(write)
+        log.info("node updated %s", kv(node=node.id, role=req.role, availability=req.availability))
+        return self._view(self.ctx.resolve_node(node.id))
+
+    async def _demote(self, node: Node, *, force: bool) -> str:
+        raft = self.ctx.raft
+        voters = raft.core.membership.voters
+        if node.id in voters:
+            remaining = voters - {node.id}
+            if not remaining:
+                raise FailedPrecondition(
+                    "cannot demote the last manager of the cluster",
+                    hint="promote another node first",
+                )
+            reachable = {
+                v for v in remaining if v == self.ctx.node_id or raft.core.recently_active(v)
+            }
+            quorum = len(remaining) // 2 + 1
+            if len(reachable) < quorum and not force:
+                raise FailedPrecondition(
+                    f"demoting {node.id} would leave {len(reachable)} reachable managers of "
+                    f"{len(remaining)}, fewer than the {quorum} needed for quorum",
+                    hint="bring the other managers back first, or use --force",
+                )
+            if node.id == self.ctx.node_id:
+                await raft.transfer_leadership()
+                return "handed over"
+            await raft.remove_member(node.id)
+            log.info("manager left the raft membership %s", kv(node=node.id))
+        return "removed"
+
+    async def rm(self, req: NodeRemove, peer: Peer) -> Empty:
+        require_manager(peer)
+        if not self.ctx.raft.is_leader:
+            return await self.ctx.forward(NODE_RM, req, Empty)
+        node = self.ctx.resolve_node(req.ref)
+        name = node.status.hostname or node.id
+        if node.spec.role is NodeRole.MANAGER or self.ctx.raft.core.membership.get(node.id):
+            raise FailedPrecondition(
+                f"node {name} is a manager: it must be demoted to worker before removal",
+                hint=f"run `swarmlite node demote {name}` first",
+            )
+        if node.status.state is NodeState.READY and not req.force:
+            raise FailedPrecondition(
+                f"node {name} is not down and can't be removed",
+                hint="stop it first (`swarmlite leave` on it), or use --force",
+            )
+
+        def write(state: ReadTx) -> Tx:
+            current = state.get(Node, node.id)
+            cluster = state.list(Cluster)[0]
+            tx = Tx()
+            if current is not None:
+                tx.delete(current)
+            removed = (*cluster.removed_nodes, node.id)
+            return tx.update(msgspec.structs.replace(cluster, removed_nodes=removed))
+
+        await self.ctx.store.update(write)
+        log.info("node removed; its certificate is refused from now on %s", kv(node=node.id))
+        return Empty()
+
+    async def join_token(self, req: JoinTokenRequest, peer: Peer) -> JoinTokenReply:
+        require_manager(peer)
+        if not self.ctx.raft.is_leader:
+            return await self.ctx.forward(JOIN_TOKEN, req, JoinTokenReply)
+        if req.rotate:
+
+            def write(state: ReadTx) -> Tx:
+                cluster = state.list(Cluster)[0]
+                secrets = (
+                    msgspec.structs.replace(cluster.join, manager=new_secret())
+                    if req.role is NodeRole.MANAGER
+                    else msgspec.structs.replace(cluster.join, worker=new_secret())
+                )
+                return Tx().update(msgspec.structs.replace(cluster, join=secrets))
+
+            await self.ctx.store.update(write)
+            log.info("join token rotated %s", kv(role=req.role.value))
+        cluster = self.ctx.cluster()
+        return JoinTokenReply(token=token_for(cluster, req.role), managers=self.ctx.manager_addrs())
+
+
+def token_for(cluster: Cluster, role: NodeRole) -> str:
+    digest = RootCA.load(cluster.root_ca.cert_pem, cluster.root_ca.key_pem).digest()
+    secrets: JoinSecrets = cluster.join
+    return format_token(digest, secrets.manager if role is NodeRole.MANAGER else secrets.worker)
