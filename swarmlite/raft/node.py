@@ -149,7 +149,7 @@ class RaftNode:
                 leader = await self.transfer_leadership(timeout=timeout)
                 log.info("handed leadership over before stopping %s", kv(node=self.id, to=leader))
             except (SwarmliteError, TimeoutError) as exc:
-                log.warning("leadership transfer before stopping failed %s", kv(error=exc))
+                log.warning("leadership transfer before stopping failed %s", kv(error=repr(exc)))
         self.stop()
 
     async def _tick_loop(self) -> None:
