@@ -41,6 +41,8 @@ ALLOWED["network"] -= {"store", "manager", "raft", "runtime"}
 # The CLI reaches only the API (and rpc, ca to talk to it); daemon.py wires everything else.
 ALLOWED["cli"] = BASE | {"api", "rpc", "ca", "compose", "daemon"}
 FREE = {"testing", "lab", "daemon", "__init__"}
+# The manager's control loops meet in the store, never in each other's modules.
+LOOPS = {"orchestrator", "scheduler", "allocator", "dispatcher", "controlapi"}
 
 
 def layer_of(module: str) -> str:
@@ -66,6 +68,16 @@ def main() -> int:
             for name in names:
                 if not name.startswith("swarmlite."):
                     continue
+                parts, own = name.split("."), module.split(".")
+                if (
+                    layer == "manager"
+                    and len(parts) > 2
+                    and len(own) > 2
+                    and parts[1] == "manager"
+                    and {parts[2], own[2]} <= LOOPS
+                    and parts[2] != own[2]
+                ):
+                    problems.append(f"{path}:{node.lineno}: {own[2]} may not import {name}")
                 target = layer_of(name)
                 if target != layer and target not in ALLOWED[layer]:
                     problems.append(f"{path}:{node.lineno}: {layer} may not import {name}")
