@@ -3,7 +3,8 @@
 Owns the subject layout every node certificate has (CN = node id, OU = role, O = cluster
 id; ``rpc.identity_from_der`` reads the same fields back), its SANs and extensions, and the
 credential files of a node: ``node.crt``, ``node.key`` (mode 0600) and ``ca.crt``. Does not
-own join tokens, rotation or revocation (later: ``ca.tokens``, the ``authorize`` hook).
+own join tokens (``ca.tokens``), signing a node's own key (``ca.csr``, through the same
+builder), when to renew (``ca.renewal``), nor revocation (the ``authorize`` hook of rpc).
 
 Invariant: credential files are replaced atomically (temporary file, fsync, rename), so a
 crash leaves the old or the new file, never half of one; the private key is never readable
@@ -27,7 +28,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from swarmlite.ca.root import CLOCK_SKEW, RootCA, utcnow
 from swarmlite.clock import Clock
-from swarmlite.errors import FailedPrecondition, InvalidArgument, NotFound
+from swarmlite.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from swarmlite.rpc import identity_from_der
 
 ROLES = ("manager", "worker")
 CERT_FILE = "node.crt"
@@ -50,21 +52,69 @@ def issue_node_cert(
     cluster_id: str,
     *,
     expiry_days: int = 90,
+    expiry: datetime.timedelta | None = None,
     addresses: Sequence[str] = (),
     clock: Clock | None = None,
 ) -> NodeCredentials:
     """A new key and a certificate for it, signed by ``ca``, naming the node and its role.
 
     The SANs are the DNS name ``node_id``, 127.0.0.1, and each of ``addresses`` (an IP
-    address, or else a DNS name).
+    address, or else a DNS name). ``expiry``, when given, overrides ``expiry_days``.
     """
+    lifetime = expiry if expiry is not None else datetime.timedelta(days=expiry_days)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = build_node_cert(
+        ca,
+        key.public_key(),
+        node_id,
+        role,
+        cluster_id,
+        lifetime=lifetime,
+        addresses=addresses,
+        clock=clock,
+    )
+    return NodeCredentials(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        ca_cert_pem=ca.cert_pem,
+    )
+
+
+def check_node_fields(
+    node_id: str, role: str, cluster_id: str, lifetime: datetime.timedelta
+) -> None:
+    """InvalidArgument unless these can go into a node certificate."""
     if role not in ROLES:
         raise InvalidArgument(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if not node_id:
         raise InvalidArgument("a node certificate needs a node id")
     if not cluster_id:
         raise InvalidArgument("a node certificate needs a cluster id")
-    key = ec.generate_private_key(ec.SECP256R1())
+    if lifetime <= datetime.timedelta(0):
+        raise InvalidArgument(f"a certificate's lifetime must be positive, got {lifetime}")
+
+
+def build_node_cert(
+    ca: RootCA,
+    public: ec.EllipticCurvePublicKey,
+    node_id: str,
+    role: str,
+    cluster_id: str,
+    *,
+    lifetime: datetime.timedelta,
+    addresses: Sequence[str],
+    clock: Clock | None,
+) -> x509.Certificate:
+    """The one place a node certificate is made: ``issue_node_cert`` and ``ca.csr`` share it.
+
+    The certificate starts before now by CLOCK_SKEW, or by a tenth of its lifetime when
+    that is shorter, so that short test certificates still renew in the middle of it.
+    """
+    check_node_fields(node_id, role, cluster_id, lifetime)
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, node_id),
@@ -73,16 +123,15 @@ def issue_node_cert(
         ]
     )
     now = utcnow(clock)
-    public = key.public_key()
     ca_public = ca.key.public_key()
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + datetime.timedelta(days=expiry_days))
+        .not_valid_before(now - min(CLOCK_SKEW, lifetime / 10))
+        .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -111,14 +160,36 @@ def issue_node_cert(
         )
         .sign(ca.key, hashes.SHA256())
     )
-    return NodeCredentials(
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        ca_cert_pem=ca.cert_pem,
+
+
+class CertInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What a node certificate says: whom it names, and when it is valid."""
+
+    node_id: str
+    role: str
+    cluster_id: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    serial: str  # hex: serials are up to 159 bits, more than msgpack's integers hold
+
+
+def cert_info(cert_pem: bytes) -> CertInfo:
+    """Read a node certificate; InvalidArgument if it is not one."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise InvalidArgument(f"not a PEM certificate: {exc}") from exc
+    try:
+        identity = identity_from_der(cert.public_bytes(serialization.Encoding.DER))
+    except PermissionDenied as exc:
+        raise InvalidArgument(f"not a node certificate: {exc.message}") from exc
+    return CertInfo(
+        node_id=identity.node_id,
+        role=identity.role,
+        cluster_id=identity.cluster_id,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        serial=f"{cert.serial_number:x}",
     )
 
 

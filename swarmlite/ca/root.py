@@ -31,6 +31,19 @@ def utcnow(clock: Clock | None) -> datetime.datetime:
     return datetime.datetime.fromtimestamp((clock or SystemClock()).wall(), tz=datetime.UTC)
 
 
+def cert_digest(cert_pem: bytes) -> str:
+    """SHA-256 of a PEM certificate's DER form, in hex: what a join token pins."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise InvalidArgument(f"not a PEM certificate: {exc}") from exc
+    return _der_digest(cert)
+
+
+def _der_digest(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
 class RootCA:
     """A root CA ready to sign; create with ``create`` or ``load``."""
 
@@ -125,4 +138,4 @@ class RootCA:
 
     def digest(self) -> str:
         """SHA-256 of the DER certificate, in hex: what a join token pins."""
-        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return _der_digest(self.cert)

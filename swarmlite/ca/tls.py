@@ -1,9 +1,11 @@
 """TLS contexts for the cluster port, and who a peer certificate names.
 
 Owns the TLS settings of mutual authentication: TLS 1.2 or later, both sides present a
-node certificate and verify the other's against the cluster CA. Host names are not checked
-(nodes are reached by address, often several): the cluster CA pins identity, and ``rpc``
-refuses a certificate of another cluster or one that ``authorize`` revokes. Does not own
+node certificate and verify the other's against the cluster CA; and of a node that has
+no certificate yet (``anonymous_client_context``), served by managers on public paths.
+Host names are not checked (nodes are reached by address, often several): the cluster CA
+pins identity, and ``rpc`` refuses a certificate of another cluster or one that
+``authorize`` revokes. Does not own
 sockets (``rpc``) nor issuing certificates (``ca.certs``).
 
 ``ssl`` can only load a certificate chain from files, so the key is written for an instant
@@ -20,13 +22,25 @@ from swarmlite.ca.certs import NodeCredentials
 from swarmlite.errors import InvalidArgument
 from swarmlite.rpc import Identity, identity_from_der, ssl_object_identity
 
-__all__ = ["Identity", "client_context", "peer_identity", "server_context"]
+__all__ = [
+    "Identity",
+    "anonymous_client_context",
+    "client_context",
+    "peer_identity",
+    "recording_client_context",
+    "server_context",
+]
 
 
-def server_context(creds: NodeCredentials) -> ssl.SSLContext:
-    """For the cluster port: present this node's certificate, require the client's."""
+def server_context(creds: NodeCredentials, *, require_client_cert: bool = True) -> ssl.SSLContext:
+    """For the cluster port: present this node's certificate, verify the client's.
+
+    With ``require_client_cert=False`` a client may come without a certificate (a node
+    joining); one that presents a certificate is still verified against the cluster CA,
+    and ``rpc.RpcServer`` lets certificate-less callers reach its public paths only.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     _configure(context, creds)
     return context
 
@@ -38,6 +52,48 @@ def client_context(creds: NodeCredentials) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_REQUIRED
     _configure(context, creds)
     return context
+
+
+def anonymous_client_context(ca_cert_pem: bytes | None) -> ssl.SSLContext:
+    """For a node that has no certificate yet: present none.
+
+    With ``ca_cert_pem`` the server is verified against that CA (after the join token has
+    pinned it); without, the server is not verified at all, which only ``ca.join`` uses,
+    to fetch the CA certificate it then checks against the token.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    if ca_cert_pem is None:
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_verify_locations(cadata=ca_cert_pem.decode("ascii"))
+    except (ssl.SSLError, ValueError) as exc:
+        raise InvalidArgument(f"cluster CA certificate cannot be loaded: {exc}") from exc
+    return context
+
+
+def recording_client_context() -> tuple[ssl.SSLContext, list[bytes]]:
+    """An unverifying ``anonymous_client_context`` that records what servers present.
+
+    The list receives the DER certificate of the server after each handshake made with
+    the context, so a caller that could not verify the server while connecting can check,
+    afterwards, who answered on the connection it used.
+    """
+    context = anonymous_client_context(None)
+    seen: list[bytes] = []
+
+    class Recording(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            super().do_handshake()
+            der = self.getpeercert(binary_form=True)
+            if der:
+                seen.append(der)
+
+    context.sslobject_class = Recording  # documented: what wrap_bio (asyncio) returns
+    return context, seen
 
 
 def peer_identity(peer: ssl.SSLObject | ssl.SSLSocket | bytes) -> Identity:

@@ -1,16 +1,20 @@
 """The rpc server: unary msgpack calls and WebSocket streams over HTTPS with mutual TLS.
 
 Owns listening (TCP with TLS, or a 0600 unix socket without), who the caller is (``Peer``,
-with the ``Identity`` read from its client certificate), refusing callers (wrong cluster,
-``authorize`` says no), decoding requests into their typed Struct, and turning every error
-into the envelope with its HTTP status. Does not own what a handler does, nor certificates
-(``ca`` issues them; the subject layout read here is the one ``ca.certs`` writes).
+with the ``Identity`` read from its client certificate, or the local admin), refusing
+callers (no certificate off the public paths, wrong cluster, ``authorize`` says no, a role
+a handler's ``require_role`` does not accept), decoding requests into their typed Struct,
+and turning every error into the envelope with its HTTP status. Does not own what a
+handler does, nor certificates (``ca`` issues them; the subject layout read here is the
+one ``ca.certs`` writes).
 
 Invariants: nothing a client sends can crash the server or leak a traceback: bad input is
 answered with InvalidArgument, refusals with PermissionDenied, a handler's bug with an
 InternalError naming an incident id logged with its traceback. Every refusal is logged at
 warning with key=value context. On a TLS listener no handler runs before the caller's
-certificate has been verified, its cluster checked and ``authorize`` has passed.
+certificate has been verified, its cluster checked and ``authorize`` has passed, except on
+the ``public_paths`` given to the server, which a caller without a certificate may reach
+(as ``Peer(identity=None)``); a caller that presents one is checked there all the same.
 
 The TLS handshake is run here (``loop.start_tls``) rather than inside asyncio's server, so
 that a failed handshake (no client certificate, another CA) is logged with the address of
@@ -70,10 +74,36 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Peer(msgspec.Struct, frozen=True, kw_only=True):
-    """The caller of a request or stream. ``identity`` is None on the unix socket."""
+    """The caller of a request or stream.
+
+    ``identity`` is None on the unix socket (``local``: the local admin, guarded by the
+    socket's mode) and for a TLS caller without a certificate, who reaches public paths only.
+    """
 
     identity: Identity | None
     address: str
+    local: bool = False
+
+
+def require_role(peer: Peer, *roles: str) -> None:
+    """PermissionDenied unless the caller's certificate holds one of ``roles``.
+
+    The local admin (unix socket) passes: it runs the daemon's own commands.
+    """
+    if peer.local:
+        return
+    wanted = " or ".join(roles)
+    if peer.identity is None:
+        raise PermissionDenied(
+            f"this call needs a {wanted} certificate; the caller presented none",
+            details={"peer": peer.address},
+        )
+    if peer.identity.role not in roles:
+        raise PermissionDenied(
+            f"this call needs a {wanted} certificate; {peer.identity.node_id} is a "
+            f"{peer.identity.role}",
+            details={"node": peer.identity.node_id},
+        )
 
 
 UnaryHandler = Callable[[Any, Peer], Awaitable[msgspec.Struct | None]]
@@ -142,7 +172,18 @@ class RpcServer:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         authorize: Authorize | None = None,
         cluster_id: str | None = None,
+        public_paths: frozenset[str] = frozenset(),
     ) -> None:
+        if (
+            public_paths
+            and ssl_context is not None
+            and ssl_context.verify_mode is ssl.CERT_REQUIRED
+        ):
+            raise InvalidArgument(
+                "public rpc paths need a TLS context that lets clients come without a certificate",
+                hint="build it with ca.server_context(creds, require_client_cert=False)",
+            )
+        self._public_paths = public_paths
         self._ssl_context = ssl_context
         self._max_message_bytes = max_message_bytes
         self._authorize = authorize
@@ -280,7 +321,7 @@ class RpcServer:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         try:
-            peer = self._peer(request)
+            peer = self._peer(request, path)
         except SwarmliteError as exc:
             transport = request.transport
             address = _address(transport.get_extra_info("peername") if transport else None)
@@ -333,7 +374,7 @@ class RpcServer:
             return _error_response(internal_error(exc, context=f"rpc {path} from {peer.address}"))
         return web.Response(body=payload, content_type=MSGPACK)
 
-    def _peer(self, request: web.BaseRequest) -> Peer:
+    def _peer(self, request: web.BaseRequest, path: str) -> Peer:
         transport = request.transport
         if transport is None:
             raise PermissionDenied("connection closed before the request was read")
@@ -342,8 +383,19 @@ class RpcServer:
         if ssl_object is None:
             # Only the unix socket serves without TLS (start() refuses to), and its mode
             # (0600) is what guards it.
-            return Peer(identity=None, address=address)
-        identity = ssl_object_identity(ssl_object)
+            return Peer(identity=None, address=address, local=True)
+        # With CERT_OPTIONAL the handshake has verified any certificate presented; a
+        # caller without one may reach the public paths, and nothing else.
+        der = ssl_object.getpeercert(binary_form=True)
+        if not der:
+            if path in self._public_paths:
+                return Peer(identity=None, address=address)
+            raise PermissionDenied(
+                "a client certificate of this cluster is required",
+                hint="only joining is open to a node without a certificate",
+                details={"path": path},
+            )
+        identity = identity_from_der(der)
         if self._cluster_id is not None and identity.cluster_id != self._cluster_id:
             raise PermissionDenied(
                 f"node {identity.node_id} belongs to cluster {identity.cluster_id}, "

@@ -12,6 +12,7 @@ from swarmlite.ca import (
     Identity,
     NodeCredentials,
     RootCA,
+    anonymous_client_context,
     client_context,
     issue_node_cert,
     peer_identity,
@@ -60,3 +61,25 @@ def test_a_key_that_is_not_the_certificates_is_refused(ca: RootCA) -> None:
 
     with pytest.raises(InvalidArgument, match="cannot be loaded"):
         client_context(mismatched)
+
+
+def test_server_context_may_let_clients_come_without_a_certificate(ca: RootCA) -> None:
+    context = server_context(
+        issue_node_cert(ca, "m1", "manager", "cluster-a"), require_client_cert=False
+    )
+
+    # a certificate presented is still verified against the cluster CA
+    assert context.verify_mode is ssl.CERT_OPTIONAL
+    assert len(context.get_ca_certs()) == 1
+
+
+def test_anonymous_client_context_pins_the_ca_or_verifies_nothing(ca: RootCA) -> None:
+    pinned = anonymous_client_context(ca.cert_pem)
+    blind = anonymous_client_context(None)
+
+    assert pinned.verify_mode is ssl.CERT_REQUIRED
+    assert pinned.get_ca_certs()[0]["subject"][1] == (("organizationName", "cluster-a"),)
+    assert blind.verify_mode is ssl.CERT_NONE
+    assert blind.minimum_version is pinned.minimum_version is ssl.TLSVersion.TLSv1_2
+    with pytest.raises(InvalidArgument, match="cluster CA certificate cannot be loaded"):
+        anonymous_client_context(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
