@@ -1,0 +1,129 @@
+"""What the command modules share: the invocation's settings, option types and helpers.
+
+Owns ``--format`` (which also makes errors JSON), the duration and key=value option
+types, and ``each``, which applies one call to several node references and reports every
+failure, not only the first. Does not own any command (one module per noun) nor how an
+error is printed (``cli.main``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import click
+
+from swarmlite.cli.client import Client, Settings
+from swarmlite.errors import InternalError, SwarmliteError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "json")
+
+
+def settings() -> Settings:
+    """The global options of the running invocation."""
+    found = click.get_current_context().find_object(Settings)
+    if found is None:  # only when a command is invoked outside `swarmlite`'s group
+        raise InternalError("command run without the swarmlite settings object")
+    return found
+
+
+def client() -> Client:
+    return settings().client()
+
+
+def _remember_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    found = ctx.find_object(Settings)
+    if found is not None:
+        found.json_errors = value == "json"
+    return value
+
+
+def format_option(default: str | None = "table") -> Callable[[F], F]:
+    """``--format table|json``; a --format json given makes errors JSON on stderr too.
+
+    ``default=None`` is for commands whose output is JSON anyway (``inspect``): their
+    errors stay text unless --format json is written out.
+    """
+    return click.option(
+        "--format",
+        "output",
+        type=click.Choice(FORMATS),
+        default=default,
+        show_default=default is not None,
+        callback=_remember_format,
+        help="Output format; json also makes errors JSON.",
+    )
+
+
+# --------------------------------------------------------------------------- option types
+
+_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h|d))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration (``2160h0m0s``, ``90d``, ``1h30m``, ``3600s``)."""
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration such as 2160h0m0s, 90d or 3600s")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+
+
+class Duration(click.ParamType[float]):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} must be longer than zero", param, ctx)
+        return seconds
+
+
+def parse_labels(values: Iterable[str]) -> dict[str, str]:
+    """``k=v`` pairs (a bare ``k`` means an empty value, as docker takes it)."""
+    labels: dict[str, str] = {}
+    for value in values:
+        key, _, text = value.partition("=")
+        if not key:
+            raise click.BadParameter(f"{value!r} has no key (expected key=value)")
+        labels[key] = text
+    return labels
+
+
+# --------------------------------------------------------------------------- several refs
+
+
+def each(refs: Iterable[str], action: Callable[[str], None]) -> None:
+    """Run ``action`` on every ref; afterwards raise the failure, or all of them as one."""
+    failures: list[tuple[str, SwarmliteError]] = []
+    for ref in refs:
+        try:
+            action(ref)
+        except SwarmliteError as exc:
+            failures.append((ref, exc))
+    if len(failures) == 1:
+        raise failures[0][1]
+    if failures:
+        first = failures[0][1]
+        raise type(first)(
+            "; ".join(exc.message for _, exc in failures),
+            hint=first.hint,
+            details={"failed": [ref for ref, _ in failures]},
+        )

@@ -1,0 +1,216 @@
+"""`swarmlite init`, `join`, `join-token` and `leave`: the cluster's lifecycle, as `docker swarm`.
+
+Owns these commands' flags and words. ``init`` and ``join`` prepare the data directory with
+``daemon.init_cluster``/``join_cluster`` and then start the daemon (detached unless
+``--foreground``); everything after that is asked of the daemon over its socket. Does not
+own what the daemon does (``swarmlite.daemon``), which is imported only by the commands that
+start one, so that listing nodes does not load every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import msgspec
+
+from swarmlite.api import NodeRole
+from swarmlite.api.control import JOIN_TOKEN, LEAVE, JoinTokenReply, JoinTokenRequest, LeaveRequest
+from swarmlite.cli import render
+from swarmlite.cli.client import DEFAULT_PORT, DEFAULT_SOCKET, SOCKET_ENV, Client
+from swarmlite.cli.commands import Duration, client, settings
+from swarmlite.errors import UsageError
+
+if TYPE_CHECKING:
+    from swarmlite.daemon import NodeOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DATA_DIR_ENV = "SWARMLITE_DATA_DIR"
+DEFAULT_DATA_DIR = "/var/lib/swarmlite"  # daemon.DEFAULT_DATA_DIR (a test keeps them equal)
+SOCKET_NAME = "swarmlite.sock"
+
+
+def data_dir_option() -> Callable[[F], F]:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
+        default=DEFAULT_DATA_DIR,
+        envvar=DATA_DIR_ENV,
+        show_default=True,
+        help=f"Where the node keeps its state (env {DATA_DIR_ENV}).",
+    )
+
+
+def socket_option() -> Callable[[F], F]:
+    return click.option(
+        "--socket",
+        type=click.Path(dir_okay=False, resolve_path=True, path_type=Path),
+        envvar=SOCKET_ENV,
+        help=f"The local API socket [default: {DEFAULT_SOCKET}, or DATA_DIR/{SOCKET_NAME} "
+        f"with another --data-dir] (env {SOCKET_ENV}).",
+    )
+
+
+def socket_for(data_dir: Path, socket: Path | None) -> Path:
+    """The daemon's socket: the one given, else the default one for ``data_dir``."""
+    if socket is not None:
+        return socket
+    if data_dir == Path(DEFAULT_DATA_DIR):
+        return Path(DEFAULT_SOCKET)
+    return data_dir / SOCKET_NAME
+
+
+def _node_flags(func: F) -> F:
+    """The flags `init` and `join` share, as `docker swarm init|join` spell them."""
+    for option in reversed(
+        [
+            click.option(
+                "--advertise-addr",
+                metavar="ADDR[:PORT]",
+                help="Address other nodes use to reach this one.",
+            ),
+            click.option(
+                "--listen-addr",
+                metavar="ADDR:PORT",
+                help=f"Where the cluster port listens [default: 0.0.0.0:{DEFAULT_PORT}].",
+            ),
+            data_dir_option(),
+            socket_option(),
+            click.option(
+                "--foreground", is_flag=True, help="Run the daemon in this process; do not detach."
+            ),
+            click.option(
+                "--cert-expiry",
+                type=Duration(),
+                help="Validity of node certificates (2160h0m0s, 90d, ...) [default: 90d].",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _options(
+    data_dir: Path,
+    socket: Path | None,
+    listen_addr: str | None,
+    advertise_addr: str | None,
+    cert_expiry: float | None,
+) -> NodeOptions:
+    from swarmlite import daemon
+
+    fields: dict[str, Any] = {"data_dir": data_dir, "socket": socket_for(data_dir, socket)}
+    if listen_addr is not None:
+        if not listen_addr or listen_addr.endswith(":"):
+            raise UsageError(f"--listen-addr {listen_addr!r} is not ADDR:PORT")
+        if ":" not in listen_addr:
+            listen_addr = f"{listen_addr}:{DEFAULT_PORT}"
+        fields["listen_addr"] = listen_addr
+    if advertise_addr is not None:
+        fields["advertise_addr"] = advertise_addr
+    if cert_expiry is not None:
+        fields["cert_expiry"] = cert_expiry
+    return daemon.NodeOptions(**fields)
+
+
+def _local(opts: NodeOptions) -> Client:
+    assert opts.socket is not None  # _options always sets it
+    return Client.unix(opts.socket)
+
+
+@click.command("init")
+@_node_flags
+@click.option(
+    "--force-new-cluster",
+    is_flag=True,
+    help="Start a new cluster from this node's current state, forgetting the other managers.",
+)
+@click.pass_context
+def init(
+    ctx: click.Context,
+    advertise_addr: str | None,
+    listen_addr: str | None,
+    data_dir: Path,
+    socket: Path | None,
+    foreground: bool,
+    cert_expiry: float | None,
+    force_new_cluster: bool,
+) -> None:
+    """Initialize a cluster, with this node as its first manager."""
+    from swarmlite import daemon
+
+    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry)
+    result = daemon.init_cluster(opts, force_new_cluster=force_new_cluster)
+    if foreground:
+        click.echo(render.init_message(result.node_id, None))
+        ctx.exit(daemon.start_daemon(opts, foreground=True))
+    daemon.start_daemon(opts, foreground=False)
+    local = _local(opts)
+    worker = local.call(JOIN_TOKEN, JoinTokenRequest(role=NodeRole.WORKER), JoinTokenReply)
+    click.echo(render.init_message(result.node_id, worker))
+
+
+@click.command("join")
+@_node_flags
+@click.option("--token", required=True, help="Token for entry into the cluster.")
+@click.argument("manager", metavar="MANAGER[:PORT]")
+@click.pass_context
+def join(
+    ctx: click.Context,
+    advertise_addr: str | None,
+    listen_addr: str | None,
+    data_dir: Path,
+    socket: Path | None,
+    foreground: bool,
+    cert_expiry: float | None,
+    token: str,
+    manager: str,
+) -> None:
+    """Join a cluster as a worker or a manager (the token says which)."""
+    from swarmlite import daemon
+
+    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry)
+    result = daemon.join_cluster(opts, token, manager)
+    message = f"This node joined a swarmlite cluster as a {result.role.value}."
+    if foreground:
+        click.echo(message)
+        ctx.exit(daemon.start_daemon(opts, foreground=True))
+    daemon.start_daemon(opts, foreground=False)
+    click.echo(message)
+
+
+@click.command("join-token")
+@click.option("--rotate", is_flag=True, help="Rotate the join token.")
+@click.option("-q", "--quiet", is_flag=True, help="Only display the token.")
+@click.argument("role", type=click.Choice([r.value for r in NodeRole]), metavar="worker|manager")
+def join_token(rotate: bool, quiet: bool, role: str) -> None:
+    """Manage the join tokens: print the command a new worker or manager runs."""
+    node_role = NodeRole(role)
+    reply = client().call(
+        JOIN_TOKEN, JoinTokenRequest(role=node_role, rotate=rotate), JoinTokenReply
+    )
+    if quiet:
+        click.echo(reply.token)
+        return
+    if rotate:
+        click.echo(f"Successfully rotated {role} join token.\n")
+    click.echo(render.join_instructions(node_role, reply))
+
+
+@click.command("leave")
+@click.option(
+    "-f", "--force", is_flag=True, help="Leave even if this node is a manager (may lose quorum)."
+)
+def leave(force: bool) -> None:
+    """Leave the cluster: stop this node's daemon and forget its state."""
+    rpc = client()
+    if rpc.unix_socket is None:
+        raise UsageError(
+            f"leave is asked of the local daemon, not of {settings().host}",
+            hint="run it on the node that leaves, with -H unix:///path/to/swarmlite.sock",
+        )
+    rpc.call(LEAVE, LeaveRequest(force=force), msgspec.Raw)
+    click.echo("Node left the cluster.")
