@@ -604,22 +604,22 @@ class Daemon:
                     self._on_info,
                     on_refused=self._on_refused,
                 )
-                background = [
+                helpers = [
                     tasks.create_task(session.run()),
                     tasks.create_task(self._renew_loop()),
                 ]
                 if self.manager is not None:
-                    background.append(tasks.create_task(self.manager.run()))
-                    if not self.manager.has_raft_state:
-                        background.append(tasks.create_task(self._join_raft()))
-                    else:
+                    running = tasks.create_task(self.manager.run())
+                    if self.manager.has_raft_state:
                         self._ready = True
+                    else:
+                        helpers.append(tasks.create_task(self._join_raft()))
                 await self._stop.wait()
+                for task in helpers:
+                    task.cancel()
                 if self.manager is not None:
-                    await self.manager.shutdown()
-                for task in background:
-                    if not task.done() and (self.manager is None or task is not background[-1]):
-                        task.cancel()
+                    await self.manager.shutdown()  # hands leadership over, then raft stops
+                    await running
         finally:
             if cluster_server is not None:
                 await cluster_server.stop()

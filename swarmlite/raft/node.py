@@ -136,6 +136,7 @@ class RaftNode:
             finally:
                 ticker.cancel()
                 self._fail_all(Unavailable("raft node stopped"))
+                self._storage.close()
 
     def stop(self) -> None:
         self._stopping = True
