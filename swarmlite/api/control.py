@@ -11,6 +11,7 @@ import msgspec
 
 from swarmlite.api.node import Node
 from swarmlite.api.states import NodeAvailability, NodeRole
+from swarmlite.api.task import Task
 
 # --------------------------------------------------------------------------- paths
 
@@ -59,6 +60,10 @@ class NodeList(msgspec.Struct, frozen=True, kw_only=True):
 
 class NodeRef(msgspec.Struct, frozen=True, kw_only=True):
     ref: str  # id, unique id prefix, or hostname
+
+
+class TaskList(msgspec.Struct, frozen=True, kw_only=True):
+    tasks: list[Task] = []
 
 
 class NodeUpdate(msgspec.Struct, frozen=True, kw_only=True):

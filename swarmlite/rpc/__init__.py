@@ -15,6 +15,7 @@ from swarmlite.rpc.server import (
     StreamHandler,
     UnaryHandler,
     identity_from_der,
+    require_role,
     ssl_object_identity,
 )
 from swarmlite.rpc.stream import ClientStream, ServerStream, Stream
@@ -34,5 +35,6 @@ __all__ = [
     "StreamHandler",
     "UnaryHandler",
     "identity_from_der",
+    "require_role",
     "ssl_object_identity",
 ]

@@ -444,7 +444,11 @@ class RpcServer:
             await route.handler(stream, peer)
         except SwarmliteError as exc:
             if exc is not stream.error:  # recv already logged the errors it raised
-                log.warning("rpc stream ended with error %s", kv(stream=where, error=exc.message))
+                # Retryable ends (not the leader, shutting down) are part of normal life.
+                level = logging.INFO if exc.retryable else logging.WARNING
+                log.log(
+                    level, "rpc stream ended with error %s", kv(stream=where, error=exc.message)
+                )
             await stream.close_with_error(exc)
         except Exception as exc:
             await stream.close_with_error(internal_error(exc, context=f"rpc stream {where}"))

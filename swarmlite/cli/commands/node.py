@@ -12,7 +12,7 @@ import time
 import click
 import msgspec
 
-from swarmlite.api import NodeAvailability, NodeRole, Task
+from swarmlite.api import NodeAvailability, NodeRole
 from swarmlite.api.control import (
     INFO,
     NODE_INSPECT,
@@ -27,18 +27,12 @@ from swarmlite.api.control import (
     NodeRemove,
     NodeUpdate,
     NodeView,
+    TaskList,
 )
 from swarmlite.cli import render
 from swarmlite.cli.client import Client
 from swarmlite.cli.commands import client, each, format_option, parse_labels
 from swarmlite.errors import UsageError
-
-
-class _NodeTasks(msgspec.Struct, frozen=True, kw_only=True):
-    """NODE_PS's answer (the shape controlapi's TaskList has, until api.control holds it)."""
-
-    tasks: list[Task] = []
-
 
 SELF = "self"
 
@@ -105,7 +99,7 @@ def ps(output: str, node_ref: str) -> None:
     # No NODE: the empty reference, which the server reads as the node answering.
     rpc = client()
     ref = resolve(rpc, node_ref) if node_ref else ""
-    tasks = rpc.call(NODE_PS, NodeRef(ref=ref), _NodeTasks).tasks
+    tasks = rpc.call(NODE_PS, NodeRef(ref=ref), TaskList).tasks
     if output == "json":
         click.echo(render.to_json(tasks))
     else:

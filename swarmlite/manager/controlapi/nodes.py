@@ -29,29 +29,21 @@ from swarmlite.api.control import (
     NodeRemove,
     NodeUpdate,
     NodeView,
+    TaskList,
 )
 from swarmlite.ca import RootCA, format_token, new_secret
-from swarmlite.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from swarmlite.errors import FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
-from swarmlite.rpc import Peer, RpcServer
+from swarmlite.rpc import Peer, RpcServer, require_role
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
 
 
-class TaskList(msgspec.Struct, frozen=True, kw_only=True):
-    tasks: list[object] = []
-
-
 def require_manager(peer: Peer) -> None:
     """Control calls come from the local socket or from a manager's certificate."""
-    identity = peer.identity
-    if identity is not None and identity.role != "manager":
-        raise PermissionDenied(
-            f"this call needs a manager; node {identity.node_id} is a {identity.role}",
-            hint="run it on a manager, or with -H pointing at one",
-        )
+    require_role(peer, "manager")
 
 
 class NodeAPI:
