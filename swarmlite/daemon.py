@@ -58,7 +58,13 @@ from swarmlite.api.control import (
     CA_RENEW,
     INFO,
     JOIN,
+    JOIN_TOKEN,
     LEAVE,
+    NODE_INSPECT,
+    NODE_LS,
+    NODE_PS,
+    NODE_RM,
+    NODE_UPDATE,
     PUBLIC_PATHS,
     RAFT_JOIN,
     Empty,
@@ -545,6 +551,7 @@ class Daemon:
         self._exit_code = 0
         self._stop = asyncio.Event()
         self._rng = random.Random()
+        self._leaving = False
 
     def client_ssl(self) -> ssl.SSLContext:
         return self._client_ssl
@@ -581,6 +588,9 @@ class Daemon:
             )
             self.manager.register(cluster_server)
             self.manager.nodes.register(local)
+        else:
+            for path in MANAGER_ONLY:
+                local.add_unary(path, Empty, _not_a_manager)
         await local.start_unix(str(self.opts.socket_path))
         try:
             if cluster_server is not None:
@@ -626,6 +636,9 @@ class Daemon:
             await local.stop()
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
+        if self._leaving:
+            leave_local(self.opts)
+            log.info("left the cluster %s", kv(node=self.state.node_id))
         log.info("swarmlite daemon stopped %s", kv(node=self.state.node_id))
         return self._exit_code
 
@@ -769,6 +782,16 @@ class Daemon:
     def _leave_now(self) -> None:
         self._leaving = True
         self._stop.set()
+
+
+MANAGER_ONLY = (NODE_LS, NODE_INSPECT, NODE_UPDATE, NODE_RM, NODE_PS, JOIN_TOKEN)
+
+
+async def _not_a_manager(req: Empty, peer: Peer) -> None:
+    raise FailedPrecondition(
+        "this node is not a manager: workers can't be used to view or modify cluster state",
+        hint="run this command on a manager, or promote this node to a manager",
+    )
 
 
 def _utcnow(clock: Clock) -> datetime.datetime:
