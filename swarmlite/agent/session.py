@@ -25,7 +25,13 @@ from swarmlite.api.control import (
     SessionInfo,
 )
 from swarmlite.clock import Clock
-from swarmlite.errors import InvalidArgument, NotLeader, PermissionDenied, SwarmliteError
+from swarmlite.errors import (
+    InvalidArgument,
+    NotLeader,
+    PermissionDenied,
+    SwarmliteError,
+    Unavailable,
+)
 from swarmlite.log import kv
 from swarmlite.rpc import ClientStream, RpcClient
 
@@ -47,6 +53,7 @@ class Session:
         on_info: Callable[[SessionInfo], Awaitable[None]],
         *,
         on_refused: Callable[[PermissionDenied], Awaitable[None]] | None = None,
+        on_message: Callable[[ManagerMessage], Awaitable[None]] | None = None,
     ) -> None:
         self.hello = hello
         self.managers = list(managers)
@@ -54,6 +61,8 @@ class Session:
         self._clock = clock
         self._on_info = on_info
         self._on_refused = on_refused
+        self._on_message = on_message
+        self._stream: ClientStream | None = None
         self.connected_to: str | None = None
         self._period = 1.0
 
@@ -101,6 +110,7 @@ class Session:
                 if first is None:
                     return
                 self.connected_to = address
+                self._stream = stream
                 log.info("session established %s", kv(manager=address))
                 await self._handle(first)
                 # Heartbeats go out beside the receiving loop; if sending fails the
@@ -114,16 +124,28 @@ class Session:
                     with contextlib.suppress(asyncio.CancelledError, SwarmliteError):
                         await beating
             finally:
+                self._stream = None
                 with contextlib.suppress(SwarmliteError):
                     await stream.close()
         finally:
             await client.close()
 
-    async def _handle(self, info: SessionInfo) -> None:
-        self._period = info.heartbeat_period
-        if info.managers:
-            self.managers = list(info.managers)
-        await self._on_info(info)
+    async def _handle(self, message: ManagerMessage) -> None:
+        if not isinstance(message, SessionInfo):
+            if self._on_message is not None:
+                await self._on_message(message)
+            return
+        self._period = message.heartbeat_period
+        if message.managers:
+            self.managers = list(message.managers)
+        await self._on_info(message)
+
+    async def send(self, message: AgentMessage) -> None:
+        """Send on the current session; Unavailable when there is none right now."""
+        stream = self._stream
+        if stream is None:
+            raise Unavailable("no session with a manager right now", hint="it reconnects")
+        await self._send(stream, message)
 
     async def _beat(self, stream: ClientStream) -> None:
         while True:
@@ -135,11 +157,12 @@ class Session:
         await stream.send(_encoder.encode(message))
 
     @staticmethod
-    async def _recv(stream: ClientStream) -> SessionInfo | None:
+    async def _recv(stream: ClientStream) -> ManagerMessage | None:
         frame = await stream.recv()
         if frame is None:
             return None
         try:
-            return _decoder.decode(frame)
+            message: ManagerMessage = _decoder.decode(frame)
+            return message
         except msgspec.DecodeError as exc:
             raise InvalidArgument(f"malformed message from the manager: {exc}") from exc

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import msgspec
 
+from swarmlite.api.network import Network
 from swarmlite.api.node import Node
+from swarmlite.api.secret import Config, Secret
+from swarmlite.api.service import Service, ServiceSpec
 from swarmlite.api.states import NodeAvailability, NodeRole
-from swarmlite.api.task import Task
+from swarmlite.api.task import Task, TaskStatus
 
 # --------------------------------------------------------------------------- paths
 
@@ -24,6 +27,17 @@ NODE_PS = f"{CONTROL}/node/ps"
 JOIN_TOKEN = f"{CONTROL}/join-token"
 INFO = f"{CONTROL}/info"
 LEAVE = f"{CONTROL}/leave"  # local daemon only (unix socket)
+
+STACK_DEPLOY = f"{CONTROL}/stack/deploy"
+STACK_LS = f"{CONTROL}/stack/ls"
+STACK_RM = f"{CONTROL}/stack/rm"
+SERVICE_LS = f"{CONTROL}/service/ls"
+SERVICE_INSPECT = f"{CONTROL}/service/inspect"
+SERVICE_UPDATE = f"{CONTROL}/service/update"  # replaces the spec (scale, image, ...)
+SERVICE_ROLLBACK = f"{CONTROL}/service/rollback"
+SERVICE_RM = f"{CONTROL}/service/rm"
+TASK_LS = f"{CONTROL}/task/ls"
+SERVICE_LOGS = f"{CONTROL}/service/logs"  # a stream
 
 JOIN_CA = "/join/v1/ca"  # public: no client certificate needed
 JOIN = "/join/v1/join"  # public: the token is the credential
@@ -78,6 +92,81 @@ class NodeUpdate(msgspec.Struct, frozen=True, kw_only=True):
 class NodeRemove(msgspec.Struct, frozen=True, kw_only=True):
     ref: str
     force: bool = False
+
+
+class StackDeploy(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole stack, applied in one store transaction: all of it, or nothing."""
+
+    name: str
+    services: list[ServiceSpec]
+    networks: list[Network] = []  # specs only; ids are assigned by the manager
+    secrets: list[Secret] = []
+    configs: list[Config] = []
+    prune: bool = False  # remove the stack's services that `services` no longer names
+
+
+class StackDeployReply(msgspec.Struct, frozen=True, kw_only=True):
+    created: list[str] = []  # service names
+    updated: list[str] = []
+    unchanged: list[str] = []
+    removed: list[str] = []
+
+
+class StackInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    services: int
+
+
+class StackList(msgspec.Struct, frozen=True, kw_only=True):
+    stacks: list[StackInfo]
+
+
+class NameRef(msgspec.Struct, frozen=True, kw_only=True):
+    ref: str  # a name, an id, or a unique id prefix
+
+
+class ServiceFilter(msgspec.Struct, frozen=True, kw_only=True):
+    stack: str | None = None
+    names: list[str] = []  # refs; [] = all
+
+
+class ServiceView(msgspec.Struct, frozen=True, kw_only=True):
+    service: Service
+    running: int  # tasks RUNNING (and healthy, when there is a healthcheck)
+    desired: int  # tasks that should be running (completions left, for jobs)
+
+
+class ServiceList(msgspec.Struct, frozen=True, kw_only=True):
+    services: list[ServiceView]
+
+
+class ServiceUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    ref: str
+    spec: ServiceSpec  # the whole new spec (the CLI edits what it read)
+    version: int = 0  # the Service.version it was read at (0: do not check)
+
+
+class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
+    service: str | None = None  # ref
+    stack: str | None = None
+    node: str | None = None  # ref
+    all: bool = True  # False: only tasks whose desired state is running
+
+
+class LogsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    service: str  # ref
+    follow: bool = False
+    tail: int = -1  # -1: all
+    timestamps: bool = False
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    task_id: str
+    task_name: str
+    node_id: str
+    stream: str  # stdout | stderr
+    timestamp: float
+    line: str
 
 
 class JoinTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,6 +246,42 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):
     pass
 
 
+class TaskUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    task_id: str
+    status: TaskStatus
+
+
+class StatusReport(msgspec.Struct, frozen=True, kw_only=True, tag="status"):
+    """From the agent: what happened to its tasks, in order, batched."""
+
+    updates: list[TaskUpdate]
+
+
+class Assignments(msgspec.Struct, frozen=True, kw_only=True, tag="assignments"):
+    """From the manager: every task this node should know of, with the secrets and configs
+    they use. Tasks missing from the set are no longer assigned (remove them)."""
+
+    tasks: list[Task]
+    secrets: list[Secret] = []
+    configs: list[Config] = []
+
+
+class LogsQuery(msgspec.Struct, frozen=True, kw_only=True, tag="logs_query"):
+    """From the manager: send the logs of these tasks (answered with LogChunk messages)."""
+
+    query_id: str
+    task_ids: list[str]
+    follow: bool = False
+    tail: int = -1
+    cancel: bool = False  # stop a follow
+
+
+class LogChunk(msgspec.Struct, frozen=True, kw_only=True, tag="log_chunk"):
+    query_id: str
+    lines: list[LogLine]
+    done: bool = False
+
+
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, tag="info"):
     """From the manager: whom to reconnect to, how often to beat, what role to hold."""
 
@@ -166,5 +291,5 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, tag="info"):
     leader_addr: str | None = None
 
 
-AgentMessage = SessionHello | Heartbeat
-ManagerMessage = SessionInfo
+AgentMessage = SessionHello | Heartbeat | StatusReport | LogChunk
+ManagerMessage = SessionInfo | Assignments | LogsQuery

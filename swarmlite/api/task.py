@@ -12,28 +12,38 @@ from typing import ClassVar
 import msgspec
 
 from swarmlite.api.meta import Meta
+from swarmlite.api.service import TaskTemplate
 from swarmlite.api.states import TaskState
 
-
-class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """What to run, copied from the service when the task was made."""
-
-    image: str = ""
-    labels: dict[str, str] = {}
+# Kept as a name for older callers: a task's spec is the service's task template.
+TaskSpec = TaskTemplate
 
 
 class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
     state: TaskState = TaskState.NEW
     message: str = ""  # why it is in this state, in words
     timestamp: float = 0.0  # when it entered this state (seconds since the epoch)
+    err: str = ""  # what went wrong, for FAILED and REJECTED
+    exit_code: int | None = None
+    container_id: str = ""
+    health: str = ""  # "" (no healthcheck) | starting | healthy | unhealthy
+    pending_reason: str = ""  # why the scheduler could not place it yet
 
 
 class Task(Meta, frozen=True, kw_only=True, tag="task"):
     KIND: ClassVar[str] = "task"
 
     service_id: str = ""
-    slot: int = 0  # 1..replicas for replicated services; 0 for global ones
+    service_name: str = ""
+    slot: int = 0  # 1..replicas for replicated services; 0 for global ones (see node_id)
     node_id: str = ""  # "" until the scheduler assigns one
     desired_state: TaskState = TaskState.RUNNING
-    spec: TaskSpec = msgspec.field(default_factory=TaskSpec)
+    spec: TaskTemplate = msgspec.field(default_factory=TaskTemplate)
+    spec_version: int = 0  # the service's spec_version this task was made from
+    job_iteration: int = 0
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
+
+    @property
+    def name(self) -> str:
+        """As `docker service ps` shows it: service.slot, or service.node for global tasks."""
+        return f"{self.service_name}.{self.slot or self.node_id}"

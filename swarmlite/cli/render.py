@@ -175,12 +175,12 @@ def task_rows(tasks: Iterable[Task], now: float) -> list[list[str]]:
     return [
         [
             task.id,
-            f"{task.service_id}.{task.slot}" if task.slot else f"{task.service_id}.{task.node_id}",
-            task.spec.image,
+            task.name if task.service_name else f"{task.service_id}.{task.slot or task.node_id}",
+            task.spec.container.image,
             task.node_id,
             title(task.desired_state.value),
             f"{title(task.status.state.value)} {ago(task.status.timestamp, now)}",
-            task.status.message if task.status.state in _FAILED else "",
+            (task.status.err or task.status.message) if task.status.state in _FAILED else "",
         ]
         for task in tasks
     ]

@@ -5,6 +5,7 @@ from swarmlite.api import (
     KINDS,
     Cluster,
     Config,
+    ContainerSpec,
     Network,
     Node,
     NodeRole,
@@ -17,6 +18,7 @@ from swarmlite.api import (
     Task,
     TaskState,
     TaskStatus,
+    TaskTemplate,
     decode,
     decode_json,
     decode_object,
@@ -34,7 +36,12 @@ SAMPLES = [
         spec=NodeSpec(role=NodeRole.MANAGER, labels={"zone": "a"}),
         status=NodeStatus(hostname="server-1", addresses=("10.0.0.1",)),
     ),
-    Service(id="s1", spec=ServiceSpec(name="web", image="nginx", replicas=3)),
+    Service(
+        id="s1",
+        spec=ServiceSpec(
+            name="web", task=TaskTemplate(container=ContainerSpec(image="nginx")), replicas=3
+        ),
+    ),
     Task(id="t1", service_id="s1", slot=2, status=TaskStatus(state=TaskState.RUNNING)),
     Network(id="w1"),
     Secret(id="x1", spec=SecretSpec(name="db", data=b"\x00\xffpw")),
