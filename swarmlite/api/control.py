@@ -239,7 +239,11 @@ class SessionHello(msgspec.Struct, frozen=True, kw_only=True, tag="hello"):
     hostname: str
     addr: str
     version: str = ""
-    runtime: str = ""
+    runtime: str = ""  # "docker 20.10.24", "" before the node has a runtime
+    os: str = ""
+    arch: str = ""
+    nano_cpus: int = 0
+    memory_bytes: int = 0
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):

@@ -30,6 +30,10 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
     version: str = ""  # swarmlite version the node runs
     runtime: str = ""  # container runtime and version, once the node has one
     last_seen: float = 0.0  # wall time of the session event that set `state`
+    os: str = ""  # platform.os, as reported by the node ("linux")
+    arch: str = ""  # platform.arch ("x86_64")
+    nano_cpus: int = 0  # what the node has to give to tasks
+    memory_bytes: int = 0
 
 
 class Node(Meta, frozen=True, kw_only=True, tag="node"):

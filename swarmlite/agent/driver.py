@@ -1,0 +1,117 @@
+"""The contract between the agent and a container runtime (and, later, the network).
+
+Owns the Protocols the node side programs against; `runtime/docker` implements them over
+the Engine API, `testing.fakeruntime` in memory, and one contract suite runs against both.
+Only `daemon.py` picks the implementation. Every method translates its runtime's errors
+into swarmlite's (ImageNotFound, ContainerFailed, RuntimeUnavailable, ...).
+
+Containers are found again after an agent restart by their labels
+(``swarmlite.cluster``, ``swarmlite.task``, ``swarmlite.service``, ``swarmlite.slot``,
+``swarmlite.node``): `list_containers` returns them, so the agent adopts what runs
+instead of starting duplicates, and removes what is no longer assigned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from swarmlite.api import Task
+
+LABEL_CLUSTER = "swarmlite.cluster"
+LABEL_TASK = "swarmlite.task"
+LABEL_SERVICE = "swarmlite.service"
+LABEL_SLOT = "swarmlite.slot"
+LABEL_NODE = "swarmlite.node"
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    id: str
+    task_id: str
+    labels: dict[str, str]
+    status: str  # created | running | exited | dead | ...
+    exit_code: int | None = None
+    health: str = ""  # "" (no healthcheck) | starting | healthy | unhealthy
+    error: str = ""  # the runtime's own error message, when it has one
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    stream: str  # stdout | stderr
+    timestamp: float
+    line: str
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    name: str  # "docker"
+    version: str
+    os: str
+    arch: str
+    nano_cpus: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class FileData:
+    """A secret or config to place in the container at `target`."""
+
+    target: str
+    data: bytes
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
+class ContainerRequest:
+    """Everything a runtime needs to create a task's container."""
+
+    task: Task
+    name: str  # container name, unique on the node
+    labels: dict[str, str]
+    files: list[FileData] = field(default_factory=list)  # secrets and configs
+
+
+class RuntimeDriver(Protocol):
+    async def info(self) -> RuntimeInfo: ...
+
+    async def pull(self, image: str, progress: Callable[[str], None] | None = None) -> None:
+        """Make `image` present (a no-op when it is); ImageNotFound when no one has it."""
+        ...
+
+    async def create(self, request: ContainerRequest) -> str:
+        """Create (not start) the container; returns its id."""
+        ...
+
+    async def start(self, container_id: str) -> None: ...
+
+    async def inspect(self, container_id: str) -> ContainerState:
+        """NotFound if it is gone."""
+        ...
+
+    async def wait(self, container_id: str) -> int:
+        """Until the container exits; its exit code."""
+        ...
+
+    async def stop(self, container_id: str, *, signal: str = "", grace: float = 10.0) -> None:
+        """The stop signal, then SIGKILL after `grace` seconds; no error if it already exited."""
+        ...
+
+    async def remove(self, container_id: str) -> None:
+        """Remove it (and its anonymous volumes); no error if it is already gone."""
+        ...
+
+    async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        """Every container (running or not) carrying all of `labels`."""
+        ...
+
+    def logs(
+        self, container_id: str, *, follow: bool = False, tail: int = -1
+    ) -> AsyncIterator[LogEntry]: ...
+
+    async def close(self) -> None: ...
