@@ -67,6 +67,15 @@ from swarmlite.api.control import (
     NODE_UPDATE,
     PUBLIC_PATHS,
     RAFT_JOIN,
+    SERVICE_INSPECT,
+    SERVICE_LS,
+    SERVICE_RM,
+    SERVICE_ROLLBACK,
+    SERVICE_UPDATE,
+    STACK_DEPLOY,
+    STACK_LS,
+    STACK_RM,
+    TASK_LS,
     Empty,
     Info,
     JoinReply,
@@ -587,7 +596,7 @@ class Daemon:
                 authorize=self._authorize,
             )
             self.manager.register(cluster_server)
-            self.manager.nodes.register(local)
+            self.manager.register_control(local)
         else:
             for path in MANAGER_ONLY:
                 local.add_unary(path, Empty, _not_a_manager)
@@ -784,7 +793,23 @@ class Daemon:
         self._stop.set()
 
 
-MANAGER_ONLY = (NODE_LS, NODE_INSPECT, NODE_UPDATE, NODE_RM, NODE_PS, JOIN_TOKEN)
+MANAGER_ONLY = (
+    NODE_LS,
+    NODE_INSPECT,
+    NODE_UPDATE,
+    NODE_RM,
+    NODE_PS,
+    JOIN_TOKEN,
+    STACK_DEPLOY,
+    STACK_LS,
+    STACK_RM,
+    SERVICE_LS,
+    SERVICE_INSPECT,
+    SERVICE_UPDATE,
+    SERVICE_ROLLBACK,
+    SERVICE_RM,
+    TASK_LS,
+)
 
 
 async def _not_a_manager(req: Empty, peer: Peer) -> None:

@@ -22,7 +22,9 @@ from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.join import JoinAPI, is_removed
 from swarmlite.manager.controlapi.nodes import NodeAPI
+from swarmlite.manager.controlapi.services import ServiceAPI
 from swarmlite.manager.dispatcher.dispatcher import Dispatcher
+from swarmlite.manager.logbroker import LogBroker
 from swarmlite.raft import NodeConfig, RaftNode, RaftStorage, RaftTransport
 from swarmlite.rpc import RpcServer
 from swarmlite.store import MemoryStore, Store
@@ -69,18 +71,26 @@ class Manager:
             unreachable=self.raft.unreachable,
             address=addr,
         )
+        self.logs = LogBroker()
         self.nodes = NodeAPI(self.ctx)
+        self.services = ServiceAPI(self.ctx, self.logs)
         self.join = JoinAPI(self.ctx, cert_expiry_days)
-        self.dispatcher = Dispatcher(self.ctx)
+        self.dispatcher = Dispatcher(self.ctx, self.logs)
         self._leader_loops: list[LeaderLoop] = [self.dispatcher.run]
         self._leading: asyncio.Task[None] | None = None
         self._became_leader = asyncio.Event()
 
     def register(self, server: RpcServer) -> None:
+        """Everything on the cluster port."""
         self.transport.register(server)
-        self.nodes.register(server)
+        self.register_control(server)
         self.join.register(server)
         self.dispatcher.register(server)
+
+    def register_control(self, server: RpcServer) -> None:
+        """The control API (also served to the local CLI on the unix socket)."""
+        self.nodes.register(server)
+        self.services.register(server)
 
     @property
     def has_raft_state(self) -> bool:

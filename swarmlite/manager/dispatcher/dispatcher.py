@@ -1,28 +1,33 @@
 """Worker sessions: every node keeps one stream to the leader's dispatcher.
 
-Owns sessions and heartbeats: a node that opens a session is READY; one whose heartbeats
-stop for 3 periods is DOWN; the dispatcher tells each node the managers to fall back on,
-the heartbeat period and the role the store gives it (so a promotion or demotion reaches
-the node). Only the leader serves sessions (a follower answers NotLeader with the
-leader's address); a new leader gives every node a full grace period before calling it
-DOWN. Writes node state to the store only when it changes.
+Owns sessions, heartbeats, assignments and status reports: a node that opens a session
+is READY; one whose heartbeats stop for 3 periods is DOWN; the dispatcher tells each node
+the managers to fall back on, the heartbeat period and the role the store gives it (so a
+promotion or demotion reaches the node), pushes it the tasks it should run or stop (with
+the secrets and configs they use), and writes the statuses it reports into the store,
+ignoring stale or backward ones. Only the leader serves sessions (a follower answers
+NotLeader with the leader's address); a new leader gives every node a full grace period
+before calling it DOWN. Writes node state to the store only when it changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
 import msgspec
 
-from swarmlite.api import Node, NodeState
+from swarmlite.api import Config, Node, NodeState, Secret, Task, TaskState, TaskStatus
 from swarmlite.api.control import (
     SESSION,
     AgentMessage,
-    Heartbeat,
+    Assignments,
+    LogChunk,
     ManagerMessage,
     SessionHello,
     SessionInfo,
+    StatusReport,
 )
 from swarmlite.errors import (
     InvalidArgument,
@@ -33,8 +38,10 @@ from swarmlite.errors import (
 )
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.logbroker import LogBroker
+from swarmlite.manager.loop import ReconcileLoop
 from swarmlite.rpc import Peer, RpcServer, ServerStream
-from swarmlite.store import ReadTx, Tx
+from swarmlite.store import Event, ReadTx, Tx
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +54,34 @@ class _Session:
         self.node_id = node_id
         self.stream = stream
         self.last_info: SessionInfo | None = None
+        self.last_assigned: frozenset[tuple[str, TaskState]] | None = None
+        self.lock = asyncio.Lock()  # one writer at a time on the stream
+
+    async def send(self, message: ManagerMessage) -> None:
+        async with self.lock:
+            await self.stream.send(_encoder.encode(message))
+
+
+def assigned(task: Task) -> bool:
+    """A node is told of a task while it should run, or while it still has to stop it."""
+    return not (task.desired_state.terminal and task.status.state.terminal)
+
+
+def advances(old: TaskStatus, new: TaskStatus) -> bool:
+    """A report changes a task if it moves it forward, or brings news within a state."""
+    if new.state < old.state:
+        return False
+    if new.state != old.state:
+        return True
+    news = (new.health, new.message, new.err, new.container_id, new.exit_code)
+    return news != (old.health, old.message, old.err, old.container_id, old.exit_code)
 
 
 class Dispatcher:
-    def __init__(self, ctx: ManagerContext) -> None:
+    def __init__(self, ctx: ManagerContext, logs: LogBroker) -> None:
         self.ctx = ctx
-        self._sessions: dict[str, _Session] = {}
+        self.logs = logs
+        self.sessions: dict[str, _Session] = {}
         self._last_seen: dict[str, float] = {}
         self._leading = False
 
@@ -76,25 +105,31 @@ class Dispatcher:
         node_id = hello.node_id
         if self.ctx.store.memory.get(Node, node_id) is None:
             raise PermissionDenied(f"node {node_id} is not part of this cluster")
-        old = self._sessions.pop(node_id, None)
+        old = self.sessions.pop(node_id, None)
         if old is not None:
             await old.stream.close()
         session = _Session(node_id, stream)
-        self._sessions[node_id] = session
+        self.sessions[node_id] = session
         self._last_seen[node_id] = self.ctx.clock.monotonic()
         log.info("session opened %s", kv(node=node_id, peer=peer.address))
+        self.logs.attach(node_id, session.send)
         try:
             await self._mark(node_id, NodeState.READY, hello)
             await self._push_info(session)
+            await self.push_assignments(session)
             while True:
                 message = await self._recv(stream)
                 if message is None:
                     return
-                if isinstance(message, Heartbeat):
-                    self._last_seen[node_id] = self.ctx.clock.monotonic()
+                self._last_seen[node_id] = self.ctx.clock.monotonic()
+                if isinstance(message, StatusReport):
+                    await self._take_report(node_id, message)
+                elif isinstance(message, LogChunk):
+                    self.logs.deliver(message)
         finally:
-            if self._sessions.get(node_id) is session:
-                del self._sessions[node_id]
+            self.logs.detach(node_id, session.send)
+            if self.sessions.get(node_id) is session:
+                del self.sessions[node_id]
             log.info("session closed %s", kv(node=node_id))
 
     async def _recv(self, stream: ServerStream) -> AgentMessage | None:
@@ -102,7 +137,8 @@ class Dispatcher:
         if frame is None:
             return None
         try:
-            return _decoder.decode(frame)  # type: ignore[no-any-return]
+            message: AgentMessage = _decoder.decode(frame)
+            return message
         except msgspec.DecodeError as exc:
             raise InvalidArgument(f"malformed session message: {exc}") from exc
 
@@ -126,8 +162,40 @@ class Dispatcher:
             return
         if info != session.last_info:
             session.last_info = info
-            message: ManagerMessage = info
-            await session.stream.send(_encoder.encode(message))
+            await session.send(info)
+
+    async def push_assignments(self, session: _Session) -> None:
+        """Tell the node its tasks when the set (or what they should do) changed."""
+        memory = self.ctx.store.memory
+        tasks = [
+            t for t in memory.find(Task, lambda t: t.node_id == session.node_id) if assigned(t)
+        ]
+        key = frozenset((t.id, t.desired_state) for t in tasks)
+        if key == session.last_assigned:
+            return
+        secrets = {ref.name for t in tasks for ref in t.spec.container.secrets}
+        configs = {ref.name for t in tasks for ref in t.spec.container.configs}
+        message = Assignments(
+            tasks=tasks,
+            secrets=[s for s in memory.list(Secret) if s.spec.name in secrets],
+            configs=[c for c in memory.list(Config) if c.spec.name in configs],
+        )
+        await session.send(message)
+        session.last_assigned = key
+
+    async def _take_report(self, node_id: str, report: StatusReport) -> None:
+        updates = {u.task_id: u.status for u in report.updates}
+
+        def write(read: ReadTx) -> Tx | None:
+            tx = Tx()
+            for task_id, status in updates.items():
+                task = read.get(Task, task_id)
+                if task is None or task.node_id != node_id or not advances(task.status, status):
+                    continue
+                tx.update(msgspec.structs.replace(task, status=status))
+            return tx if tx.ops else None
+
+        await self.ctx.store.update(write)
 
     async def _mark(self, node_id: str, state: NodeState, hello: SessionHello | None) -> None:
         wall = self.ctx.clock.wall()
@@ -139,18 +207,19 @@ class Dispatcher:
             status = node.status
             changed = status.state is not state
             if hello is not None:
-                changed = changed or (status.addr, status.version, status.hostname) != (
-                    hello.addr,
-                    hello.version,
-                    hello.hostname,
-                )
-                status = msgspec.structs.replace(
+                reported = msgspec.structs.replace(
                     status,
                     addr=hello.addr,
                     version=hello.version,
                     runtime=hello.runtime,
                     hostname=hello.hostname,
+                    os=hello.os,
+                    arch=hello.arch,
+                    nano_cpus=hello.nano_cpus,
+                    memory_bytes=hello.memory_bytes,
                 )
+                changed = changed or reported != status
+                status = reported
             if not changed:
                 return None
             message = "" if state is NodeState.READY else "heartbeat failure"
@@ -162,39 +231,72 @@ class Dispatcher:
     # ------------------------------------------------------------------ leader loop
 
     async def run(self) -> None:
-        """Leader only: watch heartbeats, mark missing nodes DOWN, push changes to nodes."""
+        """Leader only: mark silent nodes DOWN, push assignments and info to nodes."""
         self._leading = True
         now = self.ctx.clock.monotonic()
         for node in self.ctx.store.memory.list(Node):
             self._last_seen.setdefault(node.id, now)  # a new leader gives everyone a grace period
         try:
-            while True:
-                period = self.ctx.heartbeat_period()
-                await self.ctx.clock.sleep(period / 4)
-                await self._check(period)
+            await _Pusher(self).run()
         finally:
             self._leading = False
             self._last_seen.clear()
-            for session in list(self._sessions.values()):
+            for session in list(self.sessions.values()):
                 await session.stream.close_with_error(
                     Unavailable("this manager is no longer the leader", hint="reconnect")
                 )
-            self._sessions.clear()
+            self.sessions.clear()
 
-    async def _check(self, period: float) -> None:
+    async def check(self, period: float) -> None:
         now = self.ctx.clock.monotonic()
         for node in self.ctx.store.memory.list(Node):
             seen = self._last_seen.setdefault(node.id, now)
-            missing = now - seen > 3 * period
-            if missing and node.status.state is NodeState.READY:
-                log.warning(
-                    "node down: no heartbeat %s", kv(node=node.id, seconds=round(now - seen, 1))
-                )
+            if now - seen > 3 * period and node.status.state is NodeState.READY:
+                silent = round(now - seen, 1)
+                log.warning("node down: no heartbeat %s", kv(node=node.id, seconds=silent))
                 try:
                     await self._mark(node.id, NodeState.DOWN, None)
                 except SwarmliteError as exc:
                     log.warning("could not mark node down %s", kv(node=node.id, error=exc.message))
-        for session in list(self._sessions.values()):
+        for session in list(self.sessions.values()):
             # A broken stream is seen and ended by the session's own task.
             with contextlib.suppress(SwarmliteError):
                 await self._push_info(session)
+
+
+class _Pusher(ReconcileLoop):
+    """The dispatcher's leader loop: nodes whose tasks changed get their assignments."""
+
+    name = "dispatcher"
+    kinds = ("task", "secret", "config", "node", "cluster")
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        super().__init__(dispatcher.ctx.store, dispatcher.ctx.clock)
+        self.dispatcher = dispatcher
+        self.dirty: set[str] = set()
+        self.next_check = 0.0
+
+    def changed(self, events: list[Event]) -> None:
+        for event in events:
+            for obj in (event.old, event.new):
+                if isinstance(obj, Task) and obj.node_id:
+                    self.dirty.add(obj.node_id)
+                elif isinstance(obj, Secret | Config):
+                    self.dirty.update(self.dispatcher.sessions)  # rare: recompute for all
+
+    async def reconcile(self) -> None:
+        sessions = self.dispatcher.sessions
+        # Sessions opened since the last round get their first assignments here too.
+        dirty = self.dirty | {n for n, s in sessions.items() if s.last_assigned is None}
+        self.dirty = set()
+        for node_id in dirty:
+            session = sessions.get(node_id)
+            if session is not None:
+                with contextlib.suppress(SwarmliteError):
+                    await self.dispatcher.push_assignments(session)
+        now = self.clock.monotonic()
+        if now >= self.next_check:
+            period = self.dispatcher.ctx.heartbeat_period()
+            self.next_check = now + period / 4
+            await self.dispatcher.check(period)
+        self.wake_at(self.next_check)

@@ -1,0 +1,432 @@
+"""The control API for stacks, services and tasks: what `swarmlite stack|service ...` call.
+
+Owns the rules of changing services as a Swarm user knows them: a stack is deployed in
+one store transaction (all of it or nothing); a change of what tasks run (the task
+template) is an update that the orchestrator rolls out, while scaling is not; a rollback
+swaps the spec with the previous one; secrets and configs cannot change once created.
+Calls reach the leader (a follower forwards them). It never talks to a node: the
+orchestrator, scheduler and dispatcher act on what it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from swarmlite.api import (
+    STACK_LABEL,
+    Config,
+    Network,
+    Secret,
+    Service,
+    ServiceMode,
+    ServiceSpec,
+    Task,
+    TaskState,
+    UpdateState,
+    UpdateStatus,
+    new_id,
+)
+from swarmlite.api.control import (
+    SERVICE_INSPECT,
+    SERVICE_LOGS,
+    SERVICE_LS,
+    SERVICE_RM,
+    SERVICE_ROLLBACK,
+    SERVICE_UPDATE,
+    STACK_DEPLOY,
+    STACK_LS,
+    STACK_RM,
+    TASK_LS,
+    Empty,
+    LogsRequest,
+    NameRef,
+    ServiceFilter,
+    ServiceList,
+    ServiceUpdate,
+    ServiceView,
+    StackDeploy,
+    StackDeployReply,
+    StackInfo,
+    StackList,
+    TaskFilter,
+    TaskList,
+)
+from swarmlite.errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from swarmlite.log import kv
+from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.logbroker import LogBroker
+from swarmlite.rpc import Peer, RpcClient, RpcServer, ServerStream, require_role
+from swarmlite.store import ReadTx, Tx
+
+log = logging.getLogger(__name__)
+
+_line_encoder = msgspec.msgpack.Encoder()
+_logs_decoder = msgspec.msgpack.Decoder(LogsRequest)
+
+
+def live(task: Task) -> bool:
+    return not task.desired_state.terminal and not task.status.state.terminal
+
+
+def counts(service: Service, tasks: list[Task]) -> tuple[int, int]:
+    """(running, desired) as `service ls` shows them."""
+    mine = [t for t in tasks if t.service_id == service.id]
+    if service.spec.mode.is_job:
+        done = sum(1 for t in mine if t.status.state is TaskState.COMPLETE)
+        total = (
+            service.spec.job.total_completions
+            if service.spec.mode is ServiceMode.REPLICATED_JOB
+            else len({t.node_id for t in mine})
+        )
+        return done, total
+    running = sum(
+        1
+        for t in mine
+        if t.desired_state is TaskState.RUNNING
+        and t.status.state is TaskState.RUNNING
+        and t.status.health != "unhealthy"
+    )
+    if service.spec.mode is ServiceMode.REPLICATED:
+        return running, service.spec.replicas
+    return running, sum(1 for t in mine if t.desired_state is TaskState.RUNNING)
+
+
+def _changes_tasks(old: ServiceSpec, new: ServiceSpec) -> bool:
+    """Whether the running tasks must be replaced (an update) or not (a scale)."""
+    return (old.task, old.endpoint, old.mode) != (new.task, new.endpoint, new.mode)
+
+
+def _with_update(service: Service, spec: ServiceSpec, now: float, *, rollback: bool) -> Service:
+    if not _changes_tasks(service.spec, spec):
+        return msgspec.structs.replace(service, spec=spec)
+    state = UpdateState.ROLLBACK_STARTED if rollback else UpdateState.UPDATING
+    message = "rollback started" if rollback else "update in progress"
+    return msgspec.structs.replace(
+        service,
+        spec=spec,
+        previous_spec=service.spec,
+        spec_version=service.spec_version + 1,
+        update_status=UpdateStatus(state=state, message=message, started_at=now),
+    )
+
+
+class ServiceAPI:
+    def __init__(self, ctx: ManagerContext, logs: LogBroker) -> None:
+        self.ctx = ctx
+        self.logs = logs
+
+    def register(self, server: RpcServer) -> None:
+        server.add_unary(STACK_DEPLOY, StackDeploy, self.stack_deploy)
+        server.add_unary(STACK_LS, Empty, self.stack_ls)
+        server.add_unary(STACK_RM, NameRef, self.stack_rm)
+        server.add_unary(SERVICE_LS, ServiceFilter, self.service_ls)
+        server.add_unary(SERVICE_INSPECT, NameRef, self.service_inspect)
+        server.add_unary(SERVICE_UPDATE, ServiceUpdate, self.service_update)
+        server.add_unary(SERVICE_ROLLBACK, NameRef, self.service_rollback)
+        server.add_unary(SERVICE_RM, NameRef, self.service_rm)
+        server.add_unary(TASK_LS, TaskFilter, self.task_ls)
+        server.add_stream(SERVICE_LOGS, self.service_logs)
+
+    # ------------------------------------------------------------------ lookups
+
+    def resolve(self, state: ReadTx, ref: str) -> Service:
+        found = state.get(Service, ref) or state.get_by_name(Service, ref)
+        if found is not None:
+            return found
+        prefix = [s for s in state.list(Service) if ref and s.id.startswith(ref)]
+        if len(prefix) == 1:
+            return prefix[0]
+        raise NotFound(
+            f"service {ref!r} not found",
+            hint="`swarmlite service ls` lists the services of this cluster",
+        )
+
+    async def _lead(self) -> bool:
+        """True when this node answers; False when the call must go to the leader."""
+        if not self.ctx.raft.is_leader:
+            return False
+        await self.ctx.raft.read_barrier()
+        return True
+
+    # ------------------------------------------------------------------ stacks
+
+    async def stack_deploy(self, req: StackDeploy, peer: Peer) -> StackDeployReply:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(STACK_DEPLOY, req, StackDeployReply)
+        _check_stack(req)
+        reply = StackDeployReply()
+
+        def write(state: ReadTx) -> Tx:
+            nonlocal reply
+            now = self.ctx.clock.wall()
+            tx = Tx()
+            created, updated, unchanged, removed = [], [], [], []
+            for net in req.networks:
+                if state.get_by_name(Network, net.spec.name) is None:
+                    tx.create(msgspec.structs.replace(net, id=new_id()))
+            for kind, items in ((Secret, req.secrets), (Config, req.configs)):
+                for item in items:
+                    existing = state.get_by_name(kind, item.spec.name)
+                    if existing is None:
+                        tx.create(msgspec.structs.replace(item, id=new_id()))
+                    elif existing.spec.data != item.spec.data:
+                        raise FailedPrecondition(
+                            f"{kind.KIND} {item.spec.name} exists with other content; "
+                            f"{kind.KIND}s cannot change",
+                            hint=f"give the new version another name (e.g. {item.spec.name}_v2)",
+                        )
+            secrets = {s.spec.name for s in req.secrets} | {s.spec.name for s in state.list(Secret)}
+            configs = {c.spec.name for c in req.configs} | {c.spec.name for c in state.list(Config)}
+            networks = {n.spec.name for n in req.networks} | {
+                n.spec.name for n in state.list(Network)
+            }
+            for spec in req.services:
+                _check_refs(spec, secrets, configs, networks)
+                old = state.get_by_name(Service, spec.name)
+                if old is None:
+                    tx.create(Service(id=new_id(), spec=spec))
+                    created.append(spec.name)
+                elif old.spec == spec:
+                    unchanged.append(spec.name)
+                else:
+                    if old.spec.stack != req.name:
+                        raise AlreadyExists(
+                            f"service {spec.name} exists and is not part of stack {req.name}"
+                        )
+                    tx.update(_with_update(old, spec, now, rollback=False))
+                    updated.append(spec.name)
+            if req.prune:
+                wanted = {s.name for s in req.services}
+                for service in state.list(Service):
+                    if service.spec.stack == req.name and service.spec.name not in wanted:
+                        tx.delete(service)
+                        removed.append(service.spec.name)
+            reply = StackDeployReply(
+                created=created, updated=updated, unchanged=unchanged, removed=removed
+            )
+            return tx
+
+        await self.ctx.store.update(write)
+        log.info(
+            "stack deployed %s",
+            kv(stack=req.name, created=len(reply.created), updated=len(reply.updated)),
+        )
+        return reply
+
+    async def stack_ls(self, req: Empty, peer: Peer) -> StackList:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(STACK_LS, req, StackList)
+        stacks: dict[str, int] = {}
+        for service in self.ctx.store.memory.list(Service):
+            if service.spec.stack:
+                stacks[service.spec.stack] = stacks.get(service.spec.stack, 0) + 1
+        return StackList(stacks=[StackInfo(name=n, services=c) for n, c in sorted(stacks.items())])
+
+    async def stack_rm(self, req: NameRef, peer: Peer) -> StackDeployReply:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(STACK_RM, req, StackDeployReply)
+        removed: list[str] = []
+
+        def write(state: ReadTx) -> Tx:
+            removed.clear()
+            tx = Tx()
+            services = [s for s in state.list(Service) if s.spec.stack == req.ref]
+            others: list[Network | Secret | Config] = [
+                *state.list(Network),
+                *state.list(Secret),
+                *state.list(Config),
+            ]
+            mine = [o for o in others if o.spec.labels.get(STACK_LABEL) == req.ref]
+            if not services and not mine:
+                raise NotFound(f"nothing found in stack {req.ref}")
+            for service in services:
+                tx.delete(service)
+                removed.append(service.spec.name)
+            for obj in mine:
+                tx.delete(obj)
+                removed.append(obj.spec.name)
+            return tx
+
+        await self.ctx.store.update(write)
+        return StackDeployReply(removed=removed)
+
+    # ------------------------------------------------------------------ services
+
+    async def service_ls(self, req: ServiceFilter, peer: Peer) -> ServiceList:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(SERVICE_LS, req, ServiceList)
+        memory = self.ctx.store.memory
+        services = [self.resolve(memory, ref) for ref in req.names] or memory.list(Service)
+        if req.stack is not None:
+            services = [s for s in services if s.spec.stack == req.stack]
+        tasks = memory.list(Task)
+        views = [
+            ServiceView(service=s, running=r, desired=d)
+            for s in sorted(services, key=lambda s: s.spec.name)
+            for r, d in [counts(s, tasks)]
+        ]
+        return ServiceList(services=views)
+
+    async def service_inspect(self, req: NameRef, peer: Peer) -> ServiceView:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(SERVICE_INSPECT, req, ServiceView)
+        service = self.resolve(self.ctx.store.memory, req.ref)
+        running, desired = counts(service, self.ctx.store.memory.list(Task))
+        return ServiceView(service=service, running=running, desired=desired)
+
+    async def service_update(self, req: ServiceUpdate, peer: Peer) -> ServiceView:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(SERVICE_UPDATE, req, ServiceView)
+
+        def write(state: ReadTx) -> Tx | None:
+            service = self.resolve(state, req.ref)
+            if req.version and req.version != service.version:
+                raise Conflict(
+                    f"service {service.spec.name} changed since it was read",
+                    hint="read it again and retry",
+                )
+            if req.spec.name != service.spec.name:
+                raise InvalidArgument("a service cannot be renamed")
+            if service.spec == req.spec:
+                return None
+            if req.spec.mode is not service.spec.mode:
+                raise InvalidArgument(
+                    f"service {service.spec.name} is {service.spec.mode.value}: "
+                    "the mode of a service cannot change",
+                    hint="remove the service and create it again",
+                )
+            now = self.ctx.clock.wall()
+            return Tx().update(_with_update(service, req.spec, now, rollback=False))
+
+        await self.ctx.store.update(write)
+        return await self.service_inspect(NameRef(ref=req.ref), peer)
+
+    async def service_rollback(self, req: NameRef, peer: Peer) -> ServiceView:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(SERVICE_ROLLBACK, req, ServiceView)
+
+        def write(state: ReadTx) -> Tx:
+            service = self.resolve(state, req.ref)
+            if service.previous_spec is None:
+                raise FailedPrecondition(
+                    f"service {service.spec.name} has no previous spec to roll back to"
+                )
+            now = self.ctx.clock.wall()
+            return Tx().update(_with_update(service, service.previous_spec, now, rollback=True))
+
+        await self.ctx.store.update(write)
+        return await self.service_inspect(req, peer)
+
+    async def service_rm(self, req: NameRef, peer: Peer) -> Empty:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(SERVICE_RM, req, Empty)
+
+        def write(state: ReadTx) -> Tx:
+            return Tx().delete(self.resolve(state, req.ref))
+
+        await self.ctx.store.update(write)
+        return Empty()
+
+    async def task_ls(self, req: TaskFilter, peer: Peer) -> TaskList:
+        require_role(peer, "manager")
+        if not await self._lead():
+            return await self.ctx.forward(TASK_LS, req, TaskList)
+        memory = self.ctx.store.memory
+        tasks = memory.list(Task)
+        if req.service is not None:
+            service = self.resolve(memory, req.service)
+            tasks = [t for t in tasks if t.service_id == service.id]
+        if req.stack is not None:
+            ids = {s.id for s in memory.list(Service) if s.spec.stack == req.stack}
+            tasks = [t for t in tasks if t.service_id in ids]
+        if req.node is not None:
+            node = self.ctx.resolve_node(req.node)
+            tasks = [t for t in tasks if t.node_id == node.id]
+        if not req.all:
+            tasks = [t for t in tasks if not t.desired_state.terminal]
+        tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.status.timestamp))
+        return TaskList(tasks=tasks)
+
+    # ------------------------------------------------------------------ logs
+
+    async def service_logs(self, stream: ServerStream, peer: Peer) -> None:
+        require_role(peer, "manager")
+        first = await stream.recv()
+        if first is None:
+            return
+        try:
+            req = _logs_decoder.decode(first)
+        except msgspec.DecodeError as exc:
+            raise InvalidArgument(f"malformed logs request: {exc}") from exc
+        if not self.ctx.raft.is_leader:
+            await self._relay_logs(stream, first)
+            return
+        memory = self.ctx.store.memory
+        service = self.resolve(memory, req.service)
+        by_node: dict[str, list[str]] = {}
+        for task in memory.list(Task):
+            if task.service_id == service.id and task.node_id:
+                by_node.setdefault(task.node_id, []).append(task.id)
+        lines: AsyncIterator[object] = self.logs.lines(by_node, follow=req.follow, tail=req.tail)
+        async for line in lines:
+            await stream.send(_line_encoder.encode(line))
+
+    async def _relay_logs(self, stream: ServerStream, first: bytes) -> None:
+        address = self.ctx.raft.leader_address()
+        if address is None:
+            raise FailedPrecondition("no leader is known right now", hint="retry in a moment")
+        client = RpcClient(f"https://{address}", self.ctx.client_ssl(), timeout=30.0)
+        try:
+            upstream = await client.open_stream(SERVICE_LOGS)
+            await upstream.send(first)
+            while (frame := await upstream.recv()) is not None:
+                await stream.send(frame)
+        finally:
+            await client.close()
+
+
+def _check_stack(req: StackDeploy) -> None:
+    if not req.name:
+        raise InvalidArgument("a stack needs a name")
+    names = [s.name for s in req.services]
+    duplicate = {n for n in names if names.count(n) > 1}
+    if duplicate:
+        raise InvalidArgument(f"stack {req.name} names a service twice: {sorted(duplicate)}")
+    for spec in req.services:
+        if spec.stack != req.name:
+            raise InvalidArgument(
+                f"service {spec.name} does not carry the label {STACK_LABEL}={req.name}"
+            )
+        if not spec.image:
+            raise InvalidArgument(f"service {spec.name} has no image")
+        if spec.replicas < 0:
+            raise InvalidArgument(f"service {spec.name}: replicas must not be negative")
+
+
+def _check_refs(spec: ServiceSpec, secrets: set[str], configs: set[str], nets: set[str]) -> None:
+    for ref in spec.task.container.secrets:
+        if ref.name not in secrets:
+            raise NotFound(f"service {spec.name} uses secret {ref.name}, which does not exist")
+    for ref in spec.task.container.configs:
+        if ref.name not in configs:
+            raise NotFound(f"service {spec.name} uses config {ref.name}, which does not exist")
+    for net in spec.task.networks:
+        if net.target not in nets:
+            raise NotFound(f"service {spec.name} uses network {net.target}, which does not exist")
