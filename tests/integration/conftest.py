@@ -203,6 +203,7 @@ class Cluster:
     def start(self, node: Node) -> None:
         """Restart a node from its data dir: `swarmlite daemon --data-dir`, in a new session."""
         self.reap(node)
+        assert not self.alive(node), f"{node.name} runs already"
         with open(node.log, "ab") as log:
             node.proc = subprocess.Popen(
                 [sys.executable, "-m", "swarmlite", "daemon", "--data-dir", str(node.data_dir)],
@@ -221,11 +222,17 @@ class Cluster:
             self.pids.add(int(node.pid_file.read_text().strip()))
 
     def pid(self, node: Node) -> int:
+        """The daemon's pid: the harness's own child, else the one in the pid file."""
+        if node.proc is not None and node.proc.poll() is None:
+            return node.proc.pid
         pid = int(node.pid_file.read_text().strip())
         self.pids.add(pid)
         return pid
 
     def alive(self, node: Node) -> bool:
+        """Whether the node's daemon runs (a restarted one may not have written its pid yet)."""
+        if node.proc is not None and node.proc.poll() is None:
+            return True
         with contextlib.suppress(OSError, ValueError):
             return _is_ours(self.pid(node), node.data_dir)
         return False
@@ -296,19 +303,24 @@ class Cluster:
         return [r.hostname for r in rows if r.leader]
 
     def healthy(self, rows: list[Seen] | None) -> bool:
-        """Every node not removed is READY, and exactly one leader."""
+        """Every node not removed is READY, every manager reachable, and one leader."""
         if rows is None:
             return False
         expected = {n.name for n in self.nodes.values() if not n.removed and _holds_node(n)}
         ready = {r.hostname for r in rows if r.state == "ready"}
-        return expected <= ready and len(self.leaders(rows)) == 1
+        reachable = all(r.reachability in (None, "reachable") for r in rows)
+        return expected <= ready and reachable and len(self.leaders(rows)) == 1
 
     def heal(self, timeout: float = WAIT_TIMEOUT) -> list[Seen]:
         """Restart every node that should run and does not; wait until all are READY."""
         for node in self.nodes.values():
             if not node.removed and _holds_node(node) and not self.alive(node):
                 self.start(node)
-        return self.wait("every node READY with one leader", self._healthy_rows, timeout)
+        rows = self.wait(
+            "every node READY, every manager reachable, one leader", self._healthy_rows, timeout
+        )
+        assert rows is not None
+        return rows
 
     def _healthy_rows(self) -> list[Seen] | None:
         for via in self.managers():
@@ -323,17 +335,17 @@ class Cluster:
     def wait(
         self,
         what: str,
-        check: Callable[[], T | bool | None],
+        check: Callable[[], T],
         timeout: float = WAIT_TIMEOUT,
         interval: float = 0.05,
     ) -> T:
         """Call `check` until it returns something truthy, and return that."""
         deadline = time.monotonic() + timeout
-        last: Any = None
+        last: T | None = None
         while time.monotonic() < deadline:
             last = check()
             if last:
-                return last  # type: ignore[return-value]
+                return last
             time.sleep(interval)
         raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
 
