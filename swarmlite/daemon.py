@@ -135,6 +135,7 @@ class NodeOptions:
     cert_expiry: float = 90 * 86400.0
     heartbeat_period: float = 1.0
     hostname: str | None = None  # default: $SWARMLITE_HOSTNAME, else the host's name
+    docker_host: str = "unix:///var/run/docker.sock"  # the runtime's Engine API socket
 
     @property
     def socket_path(self) -> Path:
@@ -173,6 +174,7 @@ class NodeFile(msgspec.Struct, kw_only=True):
     managers: list[str]
     cert_expiry: float
     heartbeat_period: float
+    docker_host: str = "unix:///var/run/docker.sock"
 
 
 # --------------------------------------------------------------------------- state on disk
@@ -215,6 +217,7 @@ def load_options(data_dir: Path, socket: Path | None = None) -> NodeOptions:
         cert_expiry=state.cert_expiry,
         heartbeat_period=state.heartbeat_period,
         hostname=state.hostname,
+        docker_host=state.docker_host,
     )
 
 
@@ -353,6 +356,7 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
             managers=[advertise],
             cert_expiry=opts.cert_expiry,
             heartbeat_period=opts.heartbeat_period,
+            docker_host=opts.docker_host,
         )
         _commit_staging(staging, opts.data_dir, state)
     except BaseException:
@@ -458,6 +462,7 @@ def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
             managers=reply.managers or [manager_addr],
             cert_expiry=opts.cert_expiry,
             heartbeat_period=opts.heartbeat_period,
+            docker_host=opts.docker_host,
         )
         _commit_staging(staging, opts.data_dir, state)
     except BaseException:

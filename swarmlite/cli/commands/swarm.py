@@ -87,6 +87,13 @@ def _node_flags(func: F) -> F:
                 type=Duration(),
                 help="Validity of node certificates (2160h0m0s, 90d, ...) [default: 90d].",
             ),
+            click.option(
+                "--docker-host",
+                envvar="SWARMLITE_DOCKER_HOST",
+                metavar="unix:///PATH",
+                help="The container runtime's API socket (Docker, or Podman's compatible one) "
+                "[default: unix:///var/run/docker.sock].",
+            ),
         ]
     ):
         func = option(func)
@@ -99,10 +106,15 @@ def _options(
     listen_addr: str | None,
     advertise_addr: str | None,
     cert_expiry: float | None,
+    docker_host: str | None = None,
 ) -> NodeOptions:
     from swarmlite import daemon
 
     fields: dict[str, Any] = {"data_dir": data_dir, "socket": socket_for(data_dir, socket)}
+    if docker_host is not None:
+        if not docker_host.startswith("unix://"):
+            raise UsageError(f"--docker-host {docker_host!r} must be unix:///path/to/socket")
+        fields["docker_host"] = docker_host
     if listen_addr is not None:
         if not listen_addr or listen_addr.endswith(":"):
             raise UsageError(f"--listen-addr {listen_addr!r} is not ADDR:PORT")
@@ -137,12 +149,13 @@ def init(
     socket: Path | None,
     foreground: bool,
     cert_expiry: float | None,
+    docker_host: str | None,
     force_new_cluster: bool,
 ) -> None:
     """Initialize a cluster, with this node as its first manager."""
     from swarmlite import daemon
 
-    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry)
+    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry, docker_host)
     result = daemon.init_cluster(opts, force_new_cluster=force_new_cluster)
     if foreground:
         click.echo(render.init_message(result.node_id, None))
@@ -166,13 +179,14 @@ def join(
     socket: Path | None,
     foreground: bool,
     cert_expiry: float | None,
+    docker_host: str | None,
     token: str,
     manager: str,
 ) -> None:
     """Join a cluster as a worker or a manager (the token says which)."""
     from swarmlite import daemon
 
-    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry)
+    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry, docker_host)
     result = daemon.join_cluster(opts, token, manager)
     message = f"This node joined a swarmlite cluster as a {result.role.value}."
     if foreground:
