@@ -23,7 +23,7 @@ from swarmlite.api.codec import (
 )
 from swarmlite.api.ids import is_id, new_id
 from swarmlite.api.meta import Meta
-from swarmlite.api.network import Network, NetworkSpec
+from swarmlite.api.network import Network, NetworkSpec, NetworkStatus
 from swarmlite.api.node import Node, NodeSpec, NodeStatus
 from swarmlite.api.objects import KINDS, Object, ObjectT, kind_type
 from swarmlite.api.secret import Config, ConfigSpec, Secret, SecretSpec
@@ -31,6 +31,7 @@ from swarmlite.api.service import (
     STACK_LABEL,
     ContainerSpec,
     EndpointSpec,
+    EndpointStatus,
     FailureAction,
     FileRef,
     HealthCheck,
@@ -52,13 +53,15 @@ from swarmlite.api.service import (
     UpdateOrder,
     UpdateState,
     UpdateStatus,
+    VirtualIP,
 )
 from swarmlite.api.states import NodeAvailability, NodeRole, NodeState, TaskState
-from swarmlite.api.task import Task, TaskSpec, TaskStatus
+from swarmlite.api.task import Attachment, Task, TaskSpec, TaskStatus
 
 __all__ = [
     "KINDS",
     "STACK_LABEL",
+    "Attachment",
     "Cluster",
     "ClusterSettings",
     "ClusterSpec",
@@ -66,6 +69,7 @@ __all__ = [
     "ConfigSpec",
     "ContainerSpec",
     "EndpointSpec",
+    "EndpointStatus",
     "FailureAction",
     "FileRef",
     "HealthCheck",
@@ -76,6 +80,7 @@ __all__ = [
     "Network",
     "NetworkAttachment",
     "NetworkSpec",
+    "NetworkStatus",
     "Node",
     "NodeAvailability",
     "NodeRole",
@@ -106,6 +111,7 @@ __all__ = [
     "UpdateOrder",
     "UpdateState",
     "UpdateStatus",
+    "VirtualIP",
     "decode",
     "decode_json",
     "decode_object",

@@ -34,10 +34,15 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
     arch: str = ""  # platform.arch ("x86_64")
     nano_cpus: int = 0  # what the node has to give to tasks
     memory_bytes: int = 0
+    mesh_public_key: str = ""  # its WireGuard public key (base64)
+    mesh_next_key: str = ""  # the key it will switch to during a rotation
+    mesh_endpoint: str = ""  # underlay host:port where its WireGuard listens
 
 
 class Node(Meta, frozen=True, kw_only=True, tag="node"):
     KIND: ClassVar[str] = "node"
+
+    mesh_address: str = ""  # its address inside the mesh (allocated by the managers)
 
     spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
     status: NodeStatus = msgspec.field(default_factory=NodeStatus)

@@ -218,6 +218,18 @@ class UpdateStatus(msgspec.Struct, frozen=True, kw_only=True):
     completed_at: float = 0.0
 
 
+class VirtualIP(msgspec.Struct, frozen=True, kw_only=True):
+    network_id: str
+    address: str  # "10.0.1.2/24"
+
+
+class EndpointStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """What the allocator gave the service: its VIPs and its published ports."""
+
+    vips: list[VirtualIP] = []
+    ports: list[PortConfig] = []  # with `published` chosen when the spec left it 0
+
+
 class Service(Meta, frozen=True, kw_only=True, tag="service"):
     KIND: ClassVar[str] = "service"
     NAMED: ClassVar[bool] = True
@@ -228,6 +240,7 @@ class Service(Meta, frozen=True, kw_only=True, tag="service"):
     previous_spec: ServiceSpec | None = None  # what a rollback returns to
     update_status: UpdateStatus | None = None
     job_iteration: int = 0  # jobs: bumped to run the job again
+    endpoint: EndpointStatus = msgspec.field(default_factory=EndpointStatus)
 
     def unique_name(self) -> str | None:
         return self.spec.name

@@ -30,6 +30,15 @@ class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
     pending_reason: str = ""  # why the scheduler could not place it yet
 
 
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """The task's place on one network, chosen by the allocator."""
+
+    network_id: str
+    address: str  # "10.0.1.5/24"
+    mac: str = ""  # "" : derived from the address (02:42 + the 4 IPv4 bytes)
+    aliases: list[str] = []
+
+
 class Task(Meta, frozen=True, kw_only=True, tag="task"):
     KIND: ClassVar[str] = "task"
 
@@ -41,6 +50,7 @@ class Task(Meta, frozen=True, kw_only=True, tag="task"):
     spec: TaskTemplate = msgspec.field(default_factory=TaskTemplate)
     spec_version: int = 0  # the service's spec_version this task was made from
     job_iteration: int = 0
+    networks: list[Attachment] = []  # set by the allocator before the task is scheduled
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
 
     @property
