@@ -1,0 +1,181 @@
+"""The scheduler loop: give every pending task a node, or say why it has none.
+
+Owns when scheduling happens and what it writes: a PENDING task (still meant to run) either
+gets ``node_id`` and status ASSIGNED ("scheduler assigned task to node"), or stays PENDING
+with ``status.pending_reason`` (and ``message``) saying why. A global task arrives with its
+node already set and is only checked against that node. Does not own the placement rules
+(``place``, ``filters``) nor which tasks exist (the orchestrator).
+
+What makes a pass: new or changed pending tasks; and every pending task again when
+something could change the answer: a node joins, leaves or changes (state, availability,
+role, labels, platform, resources), a task stops occupying a node (frees resources, ports,
+replica room), or a service's published ports change.
+
+Invariants: one pass places all its tasks against one view, counting its own placements;
+writes go one transaction per service (at most MAX_TX_TASKS tasks each), each task written
+only if it is still the version the pass read; a reason is written only when it changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Sequence
+
+import msgspec
+
+from swarmlite.api import Node, Service, Task, TaskState
+from swarmlite.clock import Clock
+from swarmlite.errors import SwarmliteError
+from swarmlite.log import kv
+from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.manager.scheduler.filters import Filter
+from swarmlite.manager.scheduler.place import Decision, Planner
+from swarmlite.manager.scheduler.view import (
+    ClusterView,
+    is_schedulable,
+    occupies_node,
+)
+from swarmlite.store import Event, ReadTx, Store, Tx
+
+log = logging.getLogger(__name__)
+
+ASSIGNED_MESSAGE = "scheduler assigned task to node"
+MAX_TX_TASKS = 200  # tasks per transaction: keeps one raft entry small
+FAILED_ROUND_RETRY = 1.0  # seconds before a pass whose write failed is tried again
+
+replace = msgspec.structs.replace
+
+
+def _node_changed(old: Node, new: Node) -> bool:
+    """Whether a node update can change where tasks go (heartbeats alone cannot)."""
+    a, b = old.status, new.status
+    return (
+        old.spec != new.spec
+        or a.state != b.state
+        or a.hostname != b.hostname
+        or (a.os, a.arch) != (b.os, b.arch)
+        or (a.nano_cpus, a.memory_bytes) != (b.nano_cpus, b.memory_bytes)
+    )
+
+
+def _same_pending(old: Task, new: Task) -> bool:
+    """An update of a pending task that changed only what the scheduler itself writes."""
+    return (
+        is_schedulable(old)
+        and old.node_id == new.node_id
+        and old.desired_state == new.desired_state
+        and old.spec == new.spec
+    )
+
+
+class Scheduler(ReconcileLoop):
+    name = "scheduler"
+    kinds = ("node", "task", "service")
+
+    def __init__(
+        self, store: Store, clock: Clock, *, filters: Sequence[Filter] | None = None
+    ) -> None:
+        super().__init__(store, clock)
+        self.planner = Planner(filters)
+        self._dirty: set[str] = set()  # ids of pending tasks to (re)consider
+        self._all = False  # reconsider every pending task
+
+    # ------------------------------------------------------------------ dirty marks
+
+    def start(self) -> None:
+        self._all = True
+
+    def changed(self, events: list[Event]) -> None:
+        for event in events:
+            old, new = event.old, event.new
+            if isinstance(old, Task) or isinstance(new, Task):
+                self._task_changed(event)
+            elif isinstance(old, Node) or isinstance(new, Node):
+                if not (isinstance(old, Node) and isinstance(new, Node)):
+                    self._all = True  # joined or removed
+                elif _node_changed(old, new):
+                    self._all = True
+            elif isinstance(old, Service) and (
+                not isinstance(new, Service) or old.spec.endpoint != new.spec.endpoint
+            ):
+                self._all = True
+
+    def _task_changed(self, event: Event) -> None:
+        old = event.old if isinstance(event.old, Task) else None
+        new = event.new if isinstance(event.new, Task) else None
+        if new is not None and is_schedulable(new):
+            if old is None or not _same_pending(old, new):
+                self._dirty.add(new.id)
+        elif new is None and old is not None:
+            self._dirty.discard(old.id)
+        if old is not None and occupies_node(old) and (new is None or not occupies_node(new)):
+            self._all = True  # resources, a port or replica room came free
+
+    # ------------------------------------------------------------------ a pass
+
+    async def reconcile(self) -> None:
+        if not self._all and not self._dirty:
+            return
+        read = self.memory
+        if self._all:
+            tasks = read.find(Task, is_schedulable)
+        else:
+            found = (read.get(Task, task_id) for task_id in sorted(self._dirty))
+            tasks = [task for task in found if task is not None and is_schedulable(task)]
+        self._all = False
+        self._dirty.clear()
+        if not tasks:
+            return
+        try:
+            await self._schedule(read, tasks)
+        except SwarmliteError:
+            # Whatever was not written is tried again: rewriting what was is a no-op.
+            self._dirty.update(task.id for task in tasks)
+            self.wake_at(self.clock.monotonic() + FAILED_ROUND_RETRY)
+            raise
+
+    async def _schedule(self, read: ReadTx, tasks: list[Task]) -> None:
+        now = self.clock.wall()
+        view = ClusterView.build(read, now)
+        decisions = self.planner.plan(view, tasks)
+        by_service = itertools.groupby(decisions, key=lambda decision: decision.task.service_id)
+        written = 0
+        for _, group in by_service:
+            batch = list(group)
+            for start in range(0, len(batch), MAX_TX_TASKS):
+                chunk = batch[start : start + MAX_TX_TASKS]
+                result = await self.store.update(functools.partial(_writes, chunk=chunk, now=now))
+                written += len(result.objects)
+        placed = sum(1 for decision in decisions if decision.placed)
+        log.log(
+            logging.INFO if written else logging.DEBUG,
+            "scheduling pass %s",
+            kv(tasks=len(tasks), placed=placed, pending=len(tasks) - placed, written=written),
+        )
+
+
+def _writes(read: ReadTx, *, chunk: list[Decision], now: float) -> Tx:
+    """The writes for ``chunk``: only to tasks still as the pass read them."""
+    tx = Tx()
+    for decision in chunk:
+        task = read.get(Task, decision.task.id)
+        if task is None or task.version != decision.task.version:
+            continue  # changed since: its update event brings it back if still pending
+        if decision.placed:
+            if read.get(Node, decision.node_id) is None:
+                continue  # the node left: its delete event reconsiders every pending task
+            status = replace(
+                task.status,
+                state=TaskState.ASSIGNED,
+                message=ASSIGNED_MESSAGE,
+                timestamp=now,
+                pending_reason="",
+                err="",
+            )
+            tx.update(replace(task, node_id=decision.node_id, status=status))
+        elif (task.status.pending_reason, task.status.message) != (decision.reason,) * 2:
+            status = replace(task.status, pending_reason=decision.reason, message=decision.reason)
+            tx.update(replace(task, status=status))
+    return tx
