@@ -634,9 +634,7 @@ class Daemon:
                 ]
                 if self.manager is not None:
                     running = tasks.create_task(self.manager.run())
-                    if self.manager.has_raft_state:
-                        self._ready = True
-                    else:
+                    if not self.manager.has_raft_state:
                         helpers.append(tasks.create_task(self._join_raft()))
                 await self._stop.wait()
                 for task in helpers:
@@ -766,7 +764,19 @@ class Daemon:
             addr=self.state.advertise_addr,
             managers=list(self.state.managers),
             leader=leader,
-            state="active" if self._ready else "pending",
+            state="active" if self._is_ready() else "pending",
+        )
+
+    def _is_ready(self) -> bool:
+        """A worker once its first session is up; a manager once it is a raft member that
+        knows a leader and holds the cluster's state (so its control API can answer)."""
+        manager = self.manager
+        if manager is None:
+            return self._ready
+        return (
+            manager.raft.core.is_voter()
+            and manager.raft.leader_id is not None
+            and bool(manager.memory.list(Cluster))
         )
 
     async def leave(self, req: LeaveRequest, peer: Peer) -> Empty:

@@ -1,4 +1,4 @@
-"""`swarmlite init`, `join`, `join-token` and `leave`: the cluster's lifecycle, as `docker swarm`.
+"""`swarmlite init`, `join`, `join-token`, `leave`, `info`: the cluster's lifecycle, as docker's.
 
 Owns these commands' flags and words. ``init`` and ``join`` prepare the data directory with
 ``daemon.init_cluster``/``join_cluster`` and then start the daemon (detached unless
@@ -17,10 +17,19 @@ import click
 import msgspec
 
 from swarmlite.api import NodeRole
-from swarmlite.api.control import JOIN_TOKEN, LEAVE, JoinTokenReply, JoinTokenRequest, LeaveRequest
+from swarmlite.api.control import (
+    INFO,
+    JOIN_TOKEN,
+    LEAVE,
+    Empty,
+    Info,
+    JoinTokenReply,
+    JoinTokenRequest,
+    LeaveRequest,
+)
 from swarmlite.cli import render
 from swarmlite.cli.client import DEFAULT_PORT, DEFAULT_SOCKET, SOCKET_ENV, Client
-from swarmlite.cli.commands import Duration, client, settings
+from swarmlite.cli.commands import Duration, client, format_option, settings
 from swarmlite.errors import UsageError
 
 if TYPE_CHECKING:
@@ -228,3 +237,30 @@ def leave(force: bool) -> None:
         )
     rpc.call(LEAVE, LeaveRequest(force=force), msgspec.Raw)
     click.echo("Node left the cluster.")
+
+
+@click.command("info")
+@format_option()
+def info(output: str) -> None:
+    """Show this node's place in its cluster (ids, role, managers, leader)."""
+    rpc = client()
+    if rpc.unix_socket is None:
+        raise UsageError(
+            "info is asked of the local daemon",
+            hint="run it on the node, or with -H unix:///path/to/swarmlite.sock",
+        )
+    reply = rpc.call(INFO, Empty(), Info)
+    if output == "json":
+        click.echo(render.to_json(reply))
+        return
+    rows = [
+        ("Node ID", reply.node_id),
+        ("Cluster ID", reply.cluster_id),
+        ("Role", reply.role.value),
+        ("Hostname", reply.hostname),
+        ("Address", reply.addr),
+        ("State", reply.state),
+        ("Leader", reply.leader or ""),
+        ("Managers", ", ".join(reply.managers)),
+    ]
+    click.echo("\n".join(f"{name}: {value}" for name, value in rows))

@@ -65,10 +65,15 @@ class NodeAPI:
             node=node, manager=self.ctx.manager_status(node), self=node.id == self.ctx.node_id
         )
 
+    def _as_seen_here(self, view: NodeView) -> NodeView:
+        """A view the leader made, with `self` meaning the node that answers the CLI."""
+        return msgspec.structs.replace(view, self=view.node.id == self.ctx.node_id)
+
     async def ls(self, req: Empty, peer: Peer) -> NodeList:
         require_manager(peer)
         if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(NODE_LS, req, NodeList)
+            listed = await self.ctx.forward(NODE_LS, req, NodeList)
+            return NodeList(nodes=[self._as_seen_here(v) for v in listed.nodes])
         await self.ctx.raft.read_barrier()
         nodes = sorted(self.ctx.store.memory.list(Node), key=lambda n: (n.status.hostname, n.id))
         return NodeList(nodes=[self._view(n) for n in nodes])
@@ -76,7 +81,7 @@ class NodeAPI:
     async def inspect(self, req: NodeRef, peer: Peer) -> NodeView:
         require_manager(peer)
         if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(NODE_INSPECT, req, NodeView)
+            return self._as_seen_here(await self.ctx.forward(NODE_INSPECT, req, NodeView))
         await self.ctx.raft.read_barrier()
         return self._view(self.ctx.resolve_node(req.ref))
 

@@ -1,0 +1,261 @@
+"""`swarmlite stack`: deploy, config, ls, ps, services, rm, as `docker stack` has them.
+
+Owns the stack commands' flags and output, and the order of a deploy: compose's
+``depends_on`` is honoured (swarm mode never did), by deploying in waves. A wave holds the
+services whose dependencies are all in earlier waves; before it is sent, the command waits
+for each dependency's condition (started, healthy, completed successfully). Every deploy
+call carries the whole stack deployed so far, so services of earlier waves are sent
+unchanged; only the last call, which names every service, carries ``--prune`` (a partial
+call with prune would remove the services of later waves). Reading compose files is
+``swarmlite.compose``'s; waiting for services is ``commands.service.Waiter``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+import msgspec
+
+from swarmlite.api import ServiceSpec
+from swarmlite.api.control import (
+    SERVICE_LS,
+    STACK_DEPLOY,
+    STACK_LS,
+    STACK_RM,
+    TASK_LS,
+    Empty,
+    NameRef,
+    ServiceFilter,
+    ServiceList,
+    StackDeployReply,
+    StackList,
+    TaskFilter,
+    TaskList,
+)
+from swarmlite.cli import render
+from swarmlite.cli.commands import client, each, format_option
+from swarmlite.cli.commands.service import (
+    Display,
+    Waiter,
+    show_services,
+    show_tasks,
+    timeout_option,
+)
+from swarmlite.compose import load_stack
+from swarmlite.errors import InvalidArgument, NotFound
+
+Wave = list[ServiceSpec]
+
+
+def full_name(stack: str, service: str) -> str:
+    """A compose service's name in the cluster: ``shop`` + ``web`` -> ``shop_web``."""
+    return f"{stack}_{service}"
+
+
+def plan_waves(
+    stack: str, services: list[ServiceSpec], dependencies: Mapping[str, Mapping[str, str]]
+) -> tuple[list[Wave], dict[str, dict[str, str]]]:
+    """The deploy waves (each in the order of ``services``) and, by cluster name, what each
+    service waits for: ``{"shop_api": {"shop_db": "service_healthy"}}``.
+
+    Raises InvalidArgument for a dependency on a service this deploy leaves out, or a cycle.
+    """
+    names = {spec.name for spec in services}
+    needs: dict[str, dict[str, str]] = {}
+    for service, deps in dependencies.items():
+        own = full_name(stack, service)
+        for dep, condition in deps.items():
+            target = full_name(stack, dep)
+            if target not in names:
+                raise InvalidArgument(
+                    f"service {service} depends on {dep}, which this deploy does not include",
+                    hint="a service behind a profile is deployed only with --profile",
+                )
+            needs.setdefault(own, {})[target] = condition
+    waves: list[Wave] = []
+    placed: set[str] = set()
+    left = list(services)
+    while left:
+        wave = [spec for spec in left if set(needs.get(spec.name, {})) <= placed]
+        if not wave:
+            cycle = ", ".join(sorted(spec.name.removeprefix(f"{stack}_") for spec in left))
+            raise InvalidArgument(
+                f"depends_on forms a cycle among: {cycle}",
+                hint="remove one of the dependencies of the cycle",
+            )
+        waves.append(wave)
+        placed |= {spec.name for spec in wave}
+        left = [spec for spec in left if spec.name not in placed]
+    return waves, needs
+
+
+@click.group("stack")
+def stack() -> None:
+    """Manage stacks: groups of services from compose files."""
+
+
+compose_files_option = click.option(
+    "-c",
+    "--compose-file",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Path to a compose file (repeat to merge several, later ones override).",
+)
+profile_option = click.option(
+    "--profile", "profiles", multiple=True, help="Also deploy the services of this profile."
+)
+
+
+@stack.command("deploy")
+@compose_files_option
+@click.option("--prune", is_flag=True, help="Remove the services that are no longer referenced.")
+@click.option(
+    "-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for the services."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output.")
+@profile_option
+@timeout_option()
+@click.argument("name", metavar="STACK")
+def deploy(
+    files: tuple[Path, ...],
+    prune: bool,
+    detach: bool,
+    quiet: bool,
+    profiles: tuple[str, ...],
+    timeout: float,
+    name: str,
+) -> None:
+    """Deploy a new stack or update an existing one."""
+    loaded = load_stack(list(files), profiles=profiles)
+    for warning in loaded.warnings:
+        click.echo(render.compose_warning(warning.path, warning.line, warning.message), err=True)
+    request = msgspec.structs.replace(loaded.deploy(name), prune=prune)
+    waves, needs = plan_waves(name, request.services, loaded.dependencies())
+    rpc = client()
+    display = Display(quiet=quiet)
+    if detach:
+        if len(waves) > 1:
+            click.echo(
+                "warning: depends_on orders a deploy only when it waits; with --detach every "
+                "service is deployed at once",
+                err=True,
+            )
+        reply = rpc.call(STACK_DEPLOY, request, StackDeployReply)
+        for line in render.deploy_lines(reply):
+            click.echo(line)
+        return
+    waiter = Waiter(
+        rpc,
+        display,
+        stack=name,
+        timeout=timeout,
+        hint=f"the cluster keeps trying; `swarmlite stack ps {name}` shows the tasks",
+    )
+    waiter.baseline()
+    sent: list[str] = []
+    with display.running():
+        for number, wave in enumerate(waves):
+            if number:
+                conditions = {
+                    (dep, condition)
+                    for spec in wave
+                    for dep, condition in needs.get(spec.name, {}).items()
+                }
+                waiter.satisfy(sorted(conditions), sent)
+            sent += [spec.name for spec in wave]
+            last = number == len(waves) - 1
+            call = (
+                request
+                if last
+                else msgspec.structs.replace(
+                    request,
+                    services=[spec for spec in request.services if spec.name in sent],
+                    prune=False,
+                )
+            )
+            for line in render.deploy_lines(rpc.call(STACK_DEPLOY, call, StackDeployReply)):
+                display.echo(line)
+        waiter.converge(sent)
+    if not quiet:
+        click.echo(f"verify: Stack {name} converged")
+
+
+@stack.command("config")
+@compose_files_option
+@profile_option
+def config(files: tuple[Path, ...], profiles: tuple[str, ...]) -> None:
+    """Print the stack the compose files describe, merged and interpolated (offline)."""
+    loaded = load_stack(list(files), profiles=profiles)
+    for warning in loaded.warnings:
+        click.echo(render.compose_warning(warning.path, warning.line, warning.message), err=True)
+    click.echo(loaded.to_yaml(), nl=False)
+
+
+@stack.command("ls")
+@format_option()
+def ls(output: str) -> None:
+    """List stacks."""
+    stacks = client().call(STACK_LS, Empty(), StackList).stacks
+    if output == "json":
+        click.echo(render.to_json(sorted(stacks, key=lambda info: info.name)))
+    else:
+        click.echo(render.stack_table(stacks))
+
+
+@stack.command("ps")
+@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@format_option()
+@click.argument("name", metavar="STACK")
+def ps(quiet: bool, no_trunc: bool, output: str, name: str) -> None:
+    """List the tasks in a stack."""
+    rpc = client()
+    tasks = rpc.call(TASK_LS, TaskFilter(stack=name), TaskList).tasks
+    if not tasks:
+        raise NotFound(
+            f"nothing found in stack: {name}",
+            hint="`swarmlite stack ls` lists the stacks of this cluster",
+        )
+    views = []
+    if not quiet and output != "json":
+        views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
+    show_tasks(rpc, tasks, views, quiet=quiet, no_trunc=no_trunc, output=output)
+
+
+@stack.command("services")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@format_option()
+@click.argument("name", metavar="STACK")
+def services(quiet: bool, output: str, name: str) -> None:
+    """List the services in a stack."""
+    rpc = client()
+    views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
+    if not views and output != "json":
+        click.echo(f"Nothing found in stack: {name}", err=True)
+        return
+    show_services(rpc, views, quiet=quiet, output=output)
+
+
+@stack.command("rm")
+@click.argument("names", nargs=-1, required=True, metavar="STACK...")
+def rm(names: tuple[str, ...]) -> None:
+    """Remove one or more stacks."""
+    rpc = client()
+
+    def one(name: str) -> None:
+        views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
+        try:
+            rpc.call(STACK_RM, NameRef(ref=name), msgspec.Raw)
+        except NotFound:
+            if views:
+                raise
+        if not views:  # as docker: not an error, there is just nothing to remove
+            click.echo(f"Nothing found in stack: {name}", err=True)
+        for view in render.sort_services(views):
+            click.echo(f"Removing service {view.service.spec.name}")
+
+    each(names, one)
