@@ -238,6 +238,9 @@ class SessionHello(msgspec.Struct, frozen=True, kw_only=True, tag="hello"):
     node_id: str
     hostname: str
     addr: str
+    mesh_public_key: str = ""
+    mesh_next_key: str = ""
+    mesh_endpoint: str = ""
     version: str = ""
     runtime: str = ""  # "docker 20.10.24", "" before the node has a runtime
     os: str = ""
@@ -295,5 +298,65 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, tag="info"):
     leader_addr: str | None = None
 
 
+class MeshPeer(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    public_key: str  # WireGuard, base64
+    endpoint: str  # underlay host:port
+    mesh_address: str  # "198.18.128.2" (no prefix)
+    next_key: str = ""  # during a key rotation: the key the peer is switching to
+
+
+class MeshState(msgspec.Struct, frozen=True, kw_only=True, tag="mesh"):
+    """From the manager: this node's mesh address and every other node to peer with."""
+
+    address: str  # this node's mesh address with its prefix, "198.18.128.1/20"
+    peers: list[MeshPeer]
+
+
+class FdbEntry(msgspec.Struct, frozen=True, kw_only=True):
+    mac: str
+    vtep: str  # the mesh address of the node where that MAC lives
+
+
+class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
+    network_id: str
+    name: str
+    vni: int
+    subnet: str  # "10.0.1.0/24"
+    gateway: str  # "10.0.1.1" (this node's bridge address and DNS server)
+    ingress: bool = False
+    vteps: list[str] = []  # mesh addresses of the other nodes on this network (flooding)
+    fdb: list[FdbEntry] = []  # every remote task MAC on this network
+
+
+class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A service as one network sees it: for DNS and VIP load balancing."""
+
+    network_id: str
+    service_id: str
+    names: list[str]  # "web", "shop_web" (and aliases)
+    mode: str  # vip | dnsrr
+    vip: str = ""  # "10.0.1.2" (vip mode)
+    backends: list[str] = []  # addresses of its tasks in rotation (running, healthy)
+    tasks: list[str] = []  # addresses of all its running tasks (for tasks.<name>)
+    ports: list[int] = []  # target ports the VIP forwards (all, when empty)
+
+
+class PublishedPort(msgspec.Struct, frozen=True, kw_only=True):
+    published: int
+    protocol: str  # tcp | udp
+    target: int
+    mode: str  # ingress | host
+    backends: list[str]  # ingress: tasks' ingress-network addresses; host: local task addresses
+
+
+class NetworkState(msgspec.Struct, frozen=True, kw_only=True, tag="networks"):
+    """From the manager: what this node's networking must look like now."""
+
+    networks: list[NetworkInfo]
+    endpoints: list[EndpointInfo]
+    ports: list[PublishedPort]
+
+
 AgentMessage = SessionHello | Heartbeat | StatusReport | LogChunk
-ManagerMessage = SessionInfo | Assignments | LogsQuery
+ManagerMessage = SessionInfo | Assignments | LogsQuery | MeshState | NetworkState
