@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from swarmlite.agent.driver import LABEL_CLUSTER, LABEL_NODE, LABEL_TASK
+from swarmlite.agent.worker import Worker
+from swarmlite.api import TaskState
+from swarmlite.api.control import Assignments, StatusReport
+from swarmlite.api.task import TaskStatus
+from swarmlite.errors import RuntimeUnavailable
+
+
+class Manager:
+    """The far end of `send`: what reached the dispatcher, per task, in order."""
+
+    def __init__(self) -> None:
+        self.reports: list[StatusReport] = []
+
+    async def send(self, message) -> None:
+        assert isinstance(message, StatusReport)
+        self.reports.append(message)
+
+    def states(self, task_id: str) -> list[TaskState]:
+        return [u.status.state for r in self.reports for u in r.updates if u.task_id == task_id]
+
+    def last(self, task_id: str) -> TaskStatus:
+        return [u.status for r in self.reports for u in r.updates if u.task_id == task_id][-1]
+
+
+@pytest.fixture
+async def worker(driver, clock):
+    manager = Manager()
+    worker = Worker("n1", "cl1", driver, clock, manager.send)
+    worker.manager = manager
+    running = asyncio.create_task(worker.run())
+    yield worker
+    worker.stop()
+    await asyncio.wait_for(running, 5)
+
+
+async def settle() -> None:
+    for _ in range(30):
+        await asyncio.sleep(0)
+
+
+async def pump(clock, seconds: float = 0.1) -> None:
+    """Let `seconds` pass in small steps, so that work woken on the way can sleep again."""
+    await settle()
+    steps = max(1, round(seconds / 0.05))
+    for _ in range(steps):
+        await clock.run_for(seconds / steps)
+        await settle()
+
+
+def ours(task) -> dict[str, str]:
+    return {LABEL_CLUSTER: "cl1", LABEL_NODE: "n1", LABEL_TASK: task.id}
+
+
+async def test_an_assigned_task_runs_and_every_state_is_reported_in_order(
+    worker, driver, clock, task_factory
+) -> None:
+    await worker.on_message(Assignments(tasks=[task_factory()]))
+    await pump(clock)
+    assert worker.manager.states("t1") == [
+        TaskState.ACCEPTED,
+        TaskState.PREPARING,
+        TaskState.STARTING,
+        TaskState.RUNNING,
+    ]
+    assert len(worker.manager.reports) == 1  # the quick states travelled together
+    cid = worker.manager.last("t1").container_id
+    assert driver.containers[cid].status == "running"
+
+    driver.exit(cid, 1)
+    await pump(clock)
+    assert worker.manager.last("t1").state is TaskState.FAILED
+
+
+async def test_a_restarted_agent_adopts_the_running_container(driver, clock, task_factory) -> None:
+    task = task_factory()
+    container = driver.add_container(task, labels=ours(task))
+    running_task = msgspec.structs.replace(
+        task, status=TaskStatus(state=TaskState.RUNNING, container_id=container.id)
+    )
+    manager = Manager()
+    worker = Worker("n1", "cl1", driver, clock, manager.send)
+    run = asyncio.create_task(worker.run())
+    await worker.on_message(Assignments(tasks=[running_task]))
+    await pump(clock)
+    assert "create" not in driver.names() and "start" not in driver.names()
+    assert manager.reports == []  # it was RUNNING and still is
+    assert worker.tasks["t1"].status.state is TaskState.RUNNING
+
+    driver.exit(container.id, 0)  # and it is watched like any other
+    await pump(clock)
+    assert manager.last("t1").state is TaskState.COMPLETE
+    worker.stop()
+    await run
+
+
+async def test_an_adopted_container_skips_the_states_it_passed(driver, clock, task_factory) -> None:
+    task = task_factory(state=TaskState.PREPARING)  # our STARTING/RUNNING reports were lost
+    container = driver.add_container(task, labels=ours(task))
+    manager = Manager()
+    worker = Worker("n1", "cl1", driver, clock, manager.send)
+    run = asyncio.create_task(worker.run())
+    await worker.on_message(Assignments(tasks=[task]))
+    await pump(clock)
+    assert manager.states("t1") == [TaskState.RUNNING]
+    assert manager.last("t1").container_id == container.id
+    assert "create" not in driver.names()
+    worker.stop()
+    await run
+
+
+async def test_unknown_containers_are_removed_only_after_the_first_assignments(
+    driver, clock, task_factory
+) -> None:
+    old = task_factory("old")
+    stray = driver.add_container(old, labels=ours(old))
+    foreign = driver.add_container(old, labels={LABEL_CLUSTER: "other", LABEL_TASK: "x"})
+    manager = Manager()
+    worker = Worker("n1", "cl1", driver, clock, manager.send)
+    run = asyncio.create_task(worker.run())
+    await pump(clock, 30.0)  # the manager is slow to send anything
+    assert stray.id in driver.containers
+    assert not worker.ready
+
+    await worker.on_message(Assignments(tasks=[task_factory("t1")]))
+    await pump(clock)
+    assert stray.id not in driver.containers
+    assert ("stop", stray.id, "", 10.0) in driver.calls
+    assert foreign.id in driver.containers  # not this cluster's: never touched
+    assert worker.ready
+    worker.stop()
+    await run
+
+
+async def test_a_task_no_longer_assigned_is_stopped_then_removed(
+    worker, driver, clock, task_factory
+) -> None:
+    task = task_factory(stop_grace_period=4.0)
+    await worker.on_message(Assignments(tasks=[task]))
+    await pump(clock)
+    cid = worker.manager.last("t1").container_id
+    driver.containers[cid].ignores_signal = True
+
+    await worker.on_message(Assignments(tasks=[]))
+    await pump(clock, 1.0)
+    assert cid in driver.containers  # still in its grace period
+    await pump(clock, 3.5)
+    assert cid not in driver.containers
+    assert driver.names()[-2:] == ["stop", "remove"]
+    assert "t1" not in worker.tasks
+
+
+async def test_desired_shutdown_stops_the_task_and_reports_it(
+    worker, driver, clock, task_factory, desired
+) -> None:
+    task = task_factory()
+    await worker.on_message(Assignments(tasks=[task]))
+    await pump(clock)
+    await worker.on_message(Assignments(tasks=[desired(task, TaskState.SHUTDOWN)]))
+    await pump(clock)
+    assert worker.manager.last("t1").state is TaskState.SHUTDOWN
+    cid = worker.manager.last("t1").container_id
+    assert driver.containers[cid].status == "exited"  # kept until the task is unassigned
+
+
+async def test_an_unavailable_runtime_is_retried_until_it_is_back(
+    worker, driver, clock, task_factory
+) -> None:
+    driver.fail_next("pull", RuntimeUnavailable("dockerd is not running"), times=3)
+    await worker.on_message(Assignments(tasks=[task_factory()]))
+    await pump(clock)
+    assert worker.manager.last("t1").state is TaskState.PREPARING
+    await pump(clock, 5.0)
+    assert worker.manager.last("t1").state is TaskState.RUNNING
+    assert driver.names().count("pull") == 4
+    assert TaskState.REJECTED not in worker.manager.states("t1")
+
+
+async def test_a_report_the_manager_missed_is_sent_again(
+    worker, driver, clock, task_factory
+) -> None:
+    task = task_factory()
+    await worker.on_message(Assignments(tasks=[task]))
+    await pump(clock)
+    sent = len(worker.manager.reports)
+    # The manager's view still says ASSIGNED (say, our report died with its session).
+    await worker.on_message(Assignments(tasks=[task]))
+    await pump(clock)
+    assert len(worker.manager.reports) == sent + 1
+    assert worker.manager.last("t1").state is TaskState.RUNNING
+
+
+async def test_secrets_from_the_assignments_reach_the_task(
+    worker, driver, clock, task_factory
+) -> None:
+    from swarmlite.api import FileRef, Secret, SecretSpec
+
+    task = task_factory(secrets=[FileRef(name="pw", target="pw")])
+    secret = Secret(id="sec1", spec=SecretSpec(name="pw", data=b"hunter2"))
+    await worker.on_message(Assignments(tasks=[task], secrets=[secret]))
+    await pump(clock)
+    cid = worker.manager.last("t1").container_id
+    files = driver.containers[cid].request.files
+    assert [(f.target, f.data) for f in files] == [("/run/secrets/pw", b"hunter2")]
