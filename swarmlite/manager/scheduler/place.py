@@ -23,17 +23,20 @@ one constraint alone rejected every node.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from swarmlite.api import Task
-from swarmlite.manager.scheduler.constraint_adapter import invalid_constraint
+from swarmlite.manager.constraints import invalid_constraint
 from swarmlite.manager.scheduler.filters import Filter, default_filters, nodes
 from swarmlite.manager.scheduler.view import ClusterView, NodeInfo
 
 MAX_DETAILS = 3  # distinct details listed per filter in a reason
 
 _LABEL_PREFIX = "node.labels."
+
+# spread group counts, recent failures (0 unless backed off), tasks of the service, tasks, id
+Rank = tuple[tuple[int, ...], int, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,7 @@ class Planner:
             return Decision(task, reason=self.explain(rejected))
         if len(eligible) == 1:
             return Decision(task, node_id=eligible[0].id)
-        return Decision(task, node_id=self.order(eligible, task)[0].id)
+        return Decision(task, node_id=min(eligible, key=self.ranking(eligible, task)).id)
 
     def first_rejection(self, info: NodeInfo, task: Task, view: ClusterView) -> Filter | None:
         for check in self.filters:
@@ -116,6 +119,10 @@ class Planner:
 
     def order(self, eligible: Sequence[NodeInfo], task: Task) -> list[NodeInfo]:
         """``eligible`` best first (see the module docstring)."""
+        return sorted(eligible, key=self.ranking(eligible, task))
+
+    def ranking(self, eligible: Sequence[NodeInfo], task: Task) -> Callable[[NodeInfo], Rank]:
+        """The sort key that puts the best of ``eligible`` for ``task`` first."""
         service = task.service_id
         labels = [spread_label(pref) for pref in task.spec.placement.preferences]
         labels_used = [label for label in labels if label is not None]
@@ -131,12 +138,12 @@ class Planner:
                 counts[path(info, depth)] += info.by_service[service]
             group_counts.append(counts)
 
-        def rank(info: NodeInfo) -> tuple[tuple[int, ...], int, int, int, str]:
+        def rank(info: NodeInfo) -> Rank:
             spread = tuple(counts[path(info, depth)] for depth, counts in enumerate(group_counts))
             failures = info.recent_failures(service) if info.backed_off(service) else 0
             return (spread, failures, info.by_service[service], len(info.tasks), info.id)
 
-        return sorted(eligible, key=rank)
+        return rank
 
     def explain(self, rejected: dict[str, list[str]]) -> str:
         """The reason for a task no node took, from each filter's rejected nodes' details."""

@@ -13,7 +13,8 @@ replica room), or a service's published ports change.
 
 Invariants: one pass places all its tasks against one view, counting its own placements;
 writes go one transaction per service (at most MAX_TX_TASKS tasks each), each task written
-only if it is still the version the pass read; a reason is written only when it changed.
+only if it still waits as the pass saw it (same node, spec and desired state); a reason is
+written only when it changed.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _node_changed(old: Node, new: Node) -> bool:
 
 
 def _same_pending(old: Task, new: Task) -> bool:
-    """An update of a pending task that changed only what the scheduler itself writes."""
+    """Whether ``old`` was pending and ``new`` differs from it in nothing placement reads."""
     return (
         is_schedulable(old)
         and old.node_id == new.node_id
@@ -161,8 +162,8 @@ def _writes(read: ReadTx, *, chunk: list[Decision], now: float) -> Tx:
     tx = Tx()
     for decision in chunk:
         task = read.get(Task, decision.task.id)
-        if task is None or task.version != decision.task.version:
-            continue  # changed since: its update event brings it back if still pending
+        if task is None or not is_schedulable(task) or not _same_pending(decision.task, task):
+            continue  # changed since in a way that matters: its update event brought it back
         if decision.placed:
             if read.get(Node, decision.node_id) is None:
                 continue  # the node left: its delete event reconsiders every pending task

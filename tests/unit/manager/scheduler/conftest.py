@@ -35,8 +35,9 @@ from swarmlite.api import (
     TaskStatus,
     TaskTemplate,
 )
+from swarmlite.errors import SwarmliteError
 from swarmlite.manager.scheduler import ClusterView, Scheduler
-from swarmlite.store import LocalProposer, MemoryStore, Store, Tx
+from swarmlite.store import ApplyResult, LocalProposer, MemoryStore, Store, Tx
 from swarmlite.testing.clock import DEFAULT_WALL_START, FakeClock
 
 GIB = 1 << 30
@@ -131,13 +132,34 @@ def tasks(svc: Service, count: int | None = None, **kwargs: Any) -> list[Task]:
     return [task(svc, slot, **kwargs) for slot in range(1, (count or svc.spec.replicas) + 1)]
 
 
+class FlakyProposer:
+    """A LocalProposer that first raises each error put in ``failures``, one per proposal,
+    and lets each write in ``rivals`` commit just before a proposal (a lost race)."""
+
+    def __init__(self, memory: MemoryStore) -> None:
+        self.local = LocalProposer(memory)
+        self.failures: list[SwarmliteError] = []
+        self.rivals: list[Tx] = []  # each committed just before the next proposal
+
+    async def propose(self, data: bytes) -> ApplyResult:
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.rivals:
+            (await self.local.propose(self.rivals.pop(0).encode())).unwrap()
+        return await self.local.propose(data)
+
+    async def read_barrier(self) -> None:
+        return None
+
+
 class Cluster:
-    """A store on a LocalProposer with a FakeClock, and the scheduler running on it."""
+    """A store on a (flaky) LocalProposer with a FakeClock, and the scheduler running on it."""
 
     def __init__(self) -> None:
         self.memory = MemoryStore()
         self.clock = FakeClock()
-        self.store = Store(self.memory, LocalProposer(self.memory), clock=self.clock)
+        self.proposer = FlakyProposer(self.memory)
+        self.store = Store(self.memory, self.proposer, clock=self.clock)
         self.scheduler: Scheduler | None = None
         self._runner: asyncio.Task[None] | None = None
 

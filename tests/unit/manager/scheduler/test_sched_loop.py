@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 
 from swarmlite.api import NodeAvailability, NodeState, ServiceMode, Task, TaskState
+from swarmlite.errors import InternalError, Unavailable
 from swarmlite.manager.scheduler import ASSIGNED_MESSAGE
+from swarmlite.store import Tx
 
 GIB = 1 << 30
 replace = msgspec.structs.replace
@@ -160,6 +163,30 @@ async def test_a_pending_task_being_shut_down_is_left_alone(cluster: Any, make: 
     async with cluster.running():
         assert cluster.memory.applied_index == before
         assert cluster.task("web.1").node_id == ""
+
+
+@pytest.mark.parametrize("error", [Unavailable("leader moving"), InternalError("bug")])
+async def test_a_failed_write_is_tried_again(cluster: Any, make: Any, error: Exception) -> None:
+    svc = make.service("web", replicas=2)
+    await cluster.create(make.node("n1"), svc, *make.tasks(svc))
+    cluster.proposer.failures.append(error)
+    async with cluster.running():
+        assert cluster.per_node("web") == {}
+        await cluster.clock.run_for(1.0)
+        await cluster.settle()
+        assert cluster.per_node("web") == {"n1": 2}
+
+
+async def test_a_task_stopped_while_the_pass_ran_is_not_assigned(cluster: Any, make: Any) -> None:
+    svc = make.service("web", replicas=2)
+    first, second = make.tasks(svc)
+    await cluster.create(make.node("n1"), svc, first, second)
+    stored = cluster.task(first.id)
+    cluster.proposer.rivals.append(Tx().update(replace(stored, desired_state=TaskState.SHUTDOWN)))
+    async with cluster.running():
+        assert cluster.task(first.id).node_id == ""
+        assert cluster.task(first.id).status.state == TaskState.PENDING
+        assert cluster.task(second.id).node_id == "n1"
 
 
 async def test_a_restarted_scheduler_reaches_the_same_placements(

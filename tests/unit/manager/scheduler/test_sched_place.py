@@ -182,9 +182,18 @@ def test_host_ports_put_one_task_per_node(make: Any) -> None:
     )
 
 
-def failed(make: Any, svc: Any, node_id: str, count: int, *, at: float) -> list[Any]:
+def failed(
+    make: Any,
+    svc: Any,
+    node_id: str,
+    count: int,
+    *,
+    at: float,
+    state: TaskState = TaskState.FAILED,
+) -> list[Any]:
+    """``count`` tasks of ``svc`` that ended in ``state`` on ``node_id`` at wall time ``at``."""
     return [
-        make.task(svc, 100 + i, node_id=node_id, state=TaskState.FAILED, timestamp=at, id=f"f{i}")
+        make.task(svc, 100 + i, node_id=node_id, state=state, timestamp=at, id=f"{node_id}.f{i}")
         for i in range(count)
     ]
 
@@ -211,10 +220,7 @@ def test_back_off_needs_five_recent_failures_of_the_same_service(make: Any) -> N
         svc,
         other,
         *failed(make, svc, "n1", 4, at=NOW - 10),  # only four
-        *[
-            make.task(other, 200 + i, node_id="n2", state=TaskState.REJECTED, timestamp=NOW)
-            for i in range(5)
-        ],
+        *failed(make, other, "n2", 5, at=NOW, state=TaskState.REJECTED),
         now=NOW,
     )
     assert counts(Planner().plan(view, make.tasks(svc))) == {"n1": 1, "n2": 1}
@@ -269,3 +275,19 @@ def test_the_same_state_gives_the_same_placements_in_any_task_order(make: Any) -
     again = {d.task.id: d.node_id for d in Planner().plan(make.view(*nodes, web, api), shuffled)}
     assert first == again
     assert sorted(first.values()).count("") == 0  # 4 GiB hold four 1 GiB api tasks
+
+
+def test_backed_off_nodes_are_ordered_last_fewest_failures_first(make: Any) -> None:
+    svc = make.service("web")
+    view = make.view(
+        make.node("n1"),
+        make.node("n2"),
+        make.node("n3"),
+        svc,
+        *failed(make, svc, "n1", 7, at=NOW),
+        *failed(make, svc, "n2", 5, at=NOW, state=TaskState.REJECTED),
+        now=NOW,
+    )
+    eligible = list(view.nodes.values())
+    order = Planner().order(eligible, make.task(svc, 1))
+    assert [info.id for info in order] == ["n3", "n2", "n1"]
