@@ -1,0 +1,21 @@
+"""Compose files to stacks: load, interpolate, merge, validate, normalise, convert.
+
+The public surface: ``load_stack(files, env=, profiles=, project_dir=)`` gives a
+``LoadedStack`` (services as ``ServiceDef``, definitions, ``ComposeWarning``s) whose
+``deploy(stack)`` is the API's ``StackDeploy`` and whose ``to_yaml()`` is what
+``swarmlite stack config`` prints. Every error is a ``ComposeError`` with file:line:column.
+keys.py tables what happens to every compose key.
+"""
+
+from swarmlite.compose.keys import BUILD_NEEDS_IMAGE, NOT_IN_CLUSTER
+from swarmlite.compose.model import ComposeWarning, LoadedStack, ServiceDef
+from swarmlite.compose.stack import load_stack
+
+__all__ = [
+    "BUILD_NEEDS_IMAGE",
+    "NOT_IN_CLUSTER",
+    "ComposeWarning",
+    "LoadedStack",
+    "ServiceDef",
+    "load_stack",
+]

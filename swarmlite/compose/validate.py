@@ -1,0 +1,255 @@
+"""Typed reading of compose values: the schema-like checks, with file:line:column messages.
+
+Owns the accessors that turn a node into an int, a bool, a duration, a size, a list or a
+mapping, and the wording of their errors (``services.web.deploy.replicas must be an integer,
+got "three"``). Does not own which key has which type (normalize.py decides, key by key).
+Invariant: every failure is a ComposeError at the offending value's position, naming its
+key path and what is allowed. Numbers written as strings are accepted where compose accepts
+them (they come from interpolation); nothing else is coerced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Collection, Iterable
+
+from swarmlite.compose.loader import Map, Node, Scalar, Seq
+from swarmlite.errors import ComposeError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)$", re.IGNORECASE)
+_BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_TRUE = {"true", "yes", "on", "y", "1"}
+_FALSE = {"false", "no", "off", "n", "0"}
+
+
+def describe(node: Node) -> str:
+    """A value as a message shows it: ``"three"``, ``3``, ``null``, ``a mapping``."""
+    if isinstance(node, Map):
+        return "a mapping"
+    if isinstance(node, Seq):
+        return "a list"
+    assert isinstance(node, Scalar)
+    if node.value is None:
+        return "null"
+    if isinstance(node.value, bool):
+        return "true" if node.value else "false"
+    if isinstance(node.value, str):
+        return json.dumps(node.value, ensure_ascii=False)
+    return str(node.value)
+
+
+def fail(node: Node, path: str, expected: str, *, hint: str | None = None) -> ComposeError:
+    return node.mark.error(f"{path} must be {expected}, got {describe(node)}", hint=hint)
+
+
+def as_map(node: Node, path: str) -> Map:
+    if not isinstance(node, Map):
+        raise fail(node, path, "a mapping")
+    return node
+
+
+def as_seq(node: Node, path: str) -> Seq:
+    if not isinstance(node, Seq):
+        raise fail(node, path, "a list")
+    return node
+
+
+def check_keys(node: Map, path: str, allowed: Collection[str]) -> None:
+    """Refuse keys outside ``allowed`` (``x-`` extension keys always pass)."""
+    for key in node.items:
+        if key not in allowed and not key.startswith("x-"):
+            listed = ", ".join(sorted(allowed))
+            raise node.key_marks[key].error(
+                f"{path}.{key} is not a known key (allowed here: {listed})"
+            )
+
+
+def as_str(node: Node, path: str, *, allow_empty: bool = True) -> str:
+    if isinstance(node, Scalar) and isinstance(node.value, str):
+        if not allow_empty and not node.value:
+            raise fail(node, path, "a non-empty string")
+        return node.value
+    if isinstance(node, Scalar) and isinstance(node.value, int | float) and not _is_bool(node):
+        return _number_text(node.value)
+    raise fail(node, path, "a string")
+
+
+def as_scalar_text(node: Node, path: str) -> str:
+    """A string, number or boolean as text (environment values, labels, sysctls)."""
+    if isinstance(node, Scalar) and node.value is not None:
+        if isinstance(node.value, bool):
+            return "true" if node.value else "false"
+        if isinstance(node.value, int | float):
+            return _number_text(node.value)
+        return node.value
+    raise fail(node, path, "a string, number or boolean")
+
+
+def _is_bool(node: Scalar) -> bool:
+    return isinstance(node.value, bool)
+
+
+def _number_text(value: float) -> str:
+    return str(value)
+
+
+def as_int(node: Node, path: str, *, minimum: int | None = None) -> int:
+    value: int | None = None
+    if isinstance(node, Scalar) and not _is_bool(node):
+        if isinstance(node.value, int):
+            value = node.value
+        elif isinstance(node.value, str) and re.fullmatch(r"[-+]?\d+", node.value.strip()):
+            value = int(node.value)
+    if value is None:
+        raise fail(node, path, "an integer")
+    if minimum is not None and value < minimum:
+        raise node.mark.error(f"{path} must be at least {minimum}, got {value}")
+    return value
+
+
+def as_float(node: Node, path: str, *, minimum: float | None = None) -> float:
+    value: float | None = None
+    if isinstance(node, Scalar) and not _is_bool(node):
+        if isinstance(node.value, int | float):
+            value = float(node.value)
+        elif isinstance(node.value, str):
+            try:
+                value = float(node.value)
+            except ValueError:
+                value = None
+    if value is None or math.isnan(value):
+        raise fail(node, path, "a number")
+    if minimum is not None and value < minimum:
+        raise node.mark.error(f"{path} must be at least {minimum:g}, got {value:g}")
+    return value
+
+
+def as_bool(node: Node, path: str) -> bool:
+    if isinstance(node, Scalar):
+        if isinstance(node.value, bool):
+            return node.value
+        if isinstance(node.value, str):
+            word = node.value.strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+    raise fail(node, path, "a boolean (true or false)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Go-style duration (``1m30s``, ``10s``, ``500ms``), or None."""
+    text = text.strip()
+    if text in ("0", "+0", "-0"):
+        return 0.0
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    if not body:
+        return None
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(body):
+        return None
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Go-style duration for ``seconds`` (inverse of parse_duration)."""
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    nanos = round(abs(seconds) * 1e9)
+    parts: list[str] = []
+    for unit, size in (("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9)):
+        count, nanos = divmod(nanos, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    for unit, size in (("ms", 10**6), ("us", 10**3), ("ns", 1)):
+        count, nanos = divmod(nanos, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)
+
+
+def as_duration(node: Node, path: str) -> float:
+    if isinstance(node, Scalar) and not _is_bool(node):
+        if isinstance(node.value, int | float) and node.value >= 0:
+            return float(node.value)
+        if isinstance(node.value, str):
+            seconds = parse_duration(node.value)
+            if seconds is not None and seconds >= 0:
+                return seconds
+    raise fail(node, path, 'a duration such as "10s", "1m30s" or "500ms"')
+
+
+def parse_bytes(text: str) -> int | None:
+    match = _BYTES.match(text.strip())
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2).lower()])
+
+
+def as_bytes(node: Node, path: str) -> int:
+    if isinstance(node, Scalar) and not _is_bool(node):
+        if isinstance(node.value, int) and node.value >= 0:
+            return node.value
+        if isinstance(node.value, str):
+            size = parse_bytes(node.value)
+            if size is not None:
+                return size
+    raise fail(node, path, 'a size such as "512M", "1g" or a number of bytes')
+
+
+def as_str_list(node: Node, path: str) -> list[str]:
+    seq = as_seq(node, path)
+    return [as_str(item, f"{path}[{i}]") for i, item in enumerate(seq.items)]
+
+
+def as_str_or_list(node: Node, path: str) -> str | list[str]:
+    if isinstance(node, Seq):
+        return as_str_list(node, path)
+    if isinstance(node, Scalar) and isinstance(node.value, str | int | float):
+        return as_str(node, path)
+    raise fail(node, path, "a string or a list of strings")
+
+
+def as_key_values(node: Node, path: str, *, allow_bare: bool = True) -> dict[str, str | None]:
+    """A mapping, or a list of ``KEY=value`` (``KEY`` alone: None), as environment takes."""
+    result: dict[str, str | None] = {}
+    if isinstance(node, Map):
+        for key, value in node.items.items():
+            is_null = isinstance(value, Scalar) and value.value is None
+            result[key] = None if is_null else as_scalar_text(value, f"{path}.{key}")
+        return result
+    if isinstance(node, Seq):
+        for i, item in enumerate(node.items):
+            text = as_str(item, f"{path}[{i}]")
+            name, sep, rest = text.partition("=")
+            if not name or (not sep and not allow_bare):
+                raise fail(item, f"{path}[{i}]", 'of the form "KEY=value"')
+            result[name] = rest if sep else None
+        return result
+    raise fail(node, path, 'a mapping or a list of "KEY=value" strings')
+
+
+def one_of(node: Node, path: str, choices: Iterable[str]) -> str:
+    allowed = list(choices)
+    if isinstance(node, Scalar) and isinstance(node.value, str) and node.value in allowed:
+        return node.value
+    raise fail(node, path, "one of " + ", ".join(json.dumps(c) for c in allowed))
