@@ -1,0 +1,412 @@
+"""What every orchestrator loop shares: the words for a task's life, a plan, a service loop.
+
+Owns three things. The *classification* of a task against the nodes it may run on
+(live, stopping, finished, ended unexpectedly), so that every loop says it the same way.
+The ``Plan``: the working copy of one service's tasks inside a store update function, which
+collects creations, desired-state changes and deletions into one ``Tx``. And
+``ServiceLoop``: a ``ReconcileLoop`` that marks services dirty from events and re-plans each
+dirty service in its own compare-and-set transaction, waking itself up when a plan asks to
+act later (a restart delay, an update's delay or monitor period).
+
+Invariant: a plan is a pure function of the store's state and the wall time it is given,
+so a new leader (or a retried transaction) plans the same thing from the same state.
+Times stored on objects are wall times (``Clock.wall``); wake-ups convert them to the
+loop's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from swarmlite.api import (
+    Node,
+    NodeAvailability,
+    NodeState,
+    Service,
+    Task,
+    TaskState,
+    TaskStatus,
+    new_id,
+)
+from swarmlite.clock import Clock
+from swarmlite.errors import InvalidArgument, SwarmliteError
+from swarmlite.log import kv
+from swarmlite.manager.constraints import Constraint, node_matches, parse_constraints
+from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.store import Event, ReadTx, Store, Tx
+
+log = logging.getLogger(__name__)
+
+replace = msgspec.structs.replace
+
+# Desired states meaning "this task should be (or have been) run": services want RUNNING,
+# jobs want COMPLETE. Everything a manager asks to stop gets SHUTDOWN.
+ACTIVE_DESIRED = (TaskState.RUNNING, TaskState.COMPLETE)
+# Times closer than this count as equal (wall/monotonic conversions are floats).
+EPSILON = 1e-6
+# After a failed round for one service, try it again this much later.
+RETRY_SECONDS = 1.0
+
+Key = int | str  # a slot number (replicated, replicated jobs) or a node id (global modes)
+Nodes = dict[str, Node]
+
+
+# -- classification -------------------------------------------------------------------
+
+
+def node_gone(task: Task, nodes: Nodes) -> bool:
+    """The task's node is DOWN or no longer exists: it will never report again."""
+    if not task.node_id:
+        return False
+    node = nodes.get(task.node_id)
+    return node is None or node.status.state is NodeState.DOWN
+
+
+def on_drained_node(task: Task, nodes: Nodes) -> bool:
+    node = nodes.get(task.node_id) if task.node_id else None
+    return node is not None and node.spec.availability is NodeAvailability.DRAIN
+
+
+def is_finished(task: Task, nodes: Nodes) -> bool:
+    """Nothing runs for this task any more, nor ever will."""
+    if task.status.state.terminal or node_gone(task, nodes):
+        return True
+    # Never reached a node and told to stop: no agent will ever start it.
+    return task.desired_state is TaskState.SHUTDOWN and task.status.state < TaskState.ASSIGNED
+
+
+def is_occupying(task: Task, nodes: Nodes) -> bool:
+    """The task holds its slot: it runs or will, or is being stopped where it runs.
+
+    A task being stopped on a drained node no longer holds its slot: its replacement is
+    started elsewhere at once.
+    """
+    if is_finished(task, nodes):
+        return False
+    return not (task.desired_state is TaskState.SHUTDOWN and on_drained_node(task, nodes))
+
+
+def is_live(task: Task, nodes: Nodes) -> bool:
+    """Wanted and not ended: the one task a slot may hold."""
+    return task.desired_state in ACTIVE_DESIRED and is_occupying(task, nodes)
+
+
+def ended_unexpectedly(task: Task, nodes: Nodes, *, job: bool = False) -> bool:
+    """The task stopped without being asked to (what a restart policy is about).
+
+    For a service, exiting 0 is an unexpected end too; for a job it is success.
+    """
+    state = task.status.state
+    if state in (TaskState.FAILED, TaskState.REJECTED, TaskState.ORPHANED):
+        return True
+    if state is TaskState.COMPLETE:
+        return not job
+    if state.terminal:  # SHUTDOWN: we asked for it
+        return False
+    return node_gone(task, nodes)
+
+
+def exited_zero(task: Task) -> bool:
+    return task.status.state is TaskState.COMPLETE or task.status.exit_code == 0
+
+
+def ended_at(task: Task) -> float:
+    """When the task ended: its terminal status's time, or when a manager gave up on it."""
+    return task.status.timestamp if task.status.state.terminal else task.updated_at
+
+
+def is_ready(task: Task) -> bool:
+    """Running and, if it has a health check, not (yet) known unhealthy or starting."""
+    return task.status.state is TaskState.RUNNING and task.status.health in ("", "healthy")
+
+
+def task_order(task: Task) -> tuple[float, str]:
+    """Oldest first: tasks of one slot are created one after another."""
+    return (task.created_at, task.id)
+
+
+def can_take_new_task(node: Node) -> bool:
+    """A node that may be given a new task (constraints aside)."""
+    return (
+        node.spec.availability is NodeAvailability.ACTIVE
+        and node.status.state is not NodeState.DOWN
+    )
+
+
+def task_key(task: Task) -> Key:
+    return task.slot if task.slot else task.node_id
+
+
+# -- plans ----------------------------------------------------------------------------
+
+
+def new_task(
+    service: Service,
+    *,
+    now: float,
+    slot: int = 0,
+    node_id: str = "",
+    desired: TaskState = TaskState.RUNNING,
+    rng: random.Random | None = None,
+) -> Task:
+    """A fresh task of ``service`` from its current spec, waiting for the scheduler."""
+    return Task(
+        id=new_id(rng),
+        created_at=now,
+        updated_at=now,
+        service_id=service.id,
+        service_name=service.spec.name,
+        slot=slot,
+        node_id=node_id,
+        desired_state=desired,
+        spec=service.spec.task,
+        spec_version=service.spec_version,
+        job_iteration=service.job_iteration,
+        status=TaskStatus(state=TaskState.PENDING, timestamp=now, message="pending"),
+    )
+
+
+class Plan:
+    """The working copy of one service's tasks; ``tx()`` holds what changed."""
+
+    def __init__(self, service: Service | None, tasks: Iterable[Task], now: float) -> None:
+        self.service = service
+        self.now = now
+        self.tasks: dict[str, Task] = {t.id: t for t in tasks}
+        self._created: dict[str, Task] = {}
+        self._updated: dict[str, Task] = {}
+        self._deleted: dict[str, Task] = {}
+        self._service_changed = False
+        self.wake: float | None = None  # wall time at which to plan again
+
+    def wake_at(self, when: float) -> None:
+        if self.wake is None or when < self.wake:
+            self.wake = when
+
+    def create(self, task: Task) -> Task:
+        self.tasks[task.id] = task
+        self._created[task.id] = task
+        return task
+
+    def set_desired(self, task: Task, state: TaskState) -> Task:
+        """Change what ``task`` should do; no-op when it already wants that."""
+        current = self.tasks[task.id]
+        if current.desired_state is state:
+            return current
+        changed = replace(current, desired_state=state, updated_at=self.now)
+        self.tasks[task.id] = changed
+        if task.id in self._created:
+            self._created[task.id] = changed
+        else:
+            self._updated[task.id] = changed
+        return changed
+
+    def delete(self, task: Task) -> None:
+        current = self.tasks.pop(task.id)
+        self._updated.pop(task.id, None)
+        self._deleted[task.id] = current
+
+    def set_service(self, service: Service) -> None:
+        self.service = service
+        self._service_changed = True
+
+    def by_key(self, keep: Callable[[Task], bool] | None = None) -> dict[Key, list[Task]]:
+        """Current tasks grouped by slot (or node for global ones), oldest first."""
+        groups: dict[Key, list[Task]] = {}
+        for task in sorted(self.tasks.values(), key=task_order):
+            if keep is None or keep(task):
+                groups.setdefault(task_key(task), []).append(task)
+        return groups
+
+    @property
+    def created(self) -> list[Task]:
+        return list(self._created.values())
+
+    def tx(self) -> Tx | None:
+        tx = Tx()
+        if self._service_changed and self.service is not None:
+            tx.update(self.service)
+        for task in self._created.values():
+            tx.create(task)
+        for task in self._updated.values():
+            tx.update(task)
+        for task in self._deleted.values():
+            tx.delete(task)
+        return tx or None
+
+
+def mark_ended(plan: Plan, nodes: Nodes, *, job: bool = False) -> None:
+    """Tell every wanted task that ended, or sits on a down or drained node, to stop.
+
+    A job task that completed keeps its desired COMPLETE: it did what was wanted.
+    """
+    for task in list(plan.tasks.values()):
+        if task.desired_state not in ACTIVE_DESIRED:
+            continue
+        if job and task.status.state is TaskState.COMPLETE:
+            continue
+        if task.status.state.terminal or node_gone(task, nodes) or on_drained_node(task, nodes):
+            plan.set_desired(task, TaskState.SHUTDOWN)
+
+
+def shut_down_live(plan: Plan, tasks: Iterable[Task], nodes: Nodes) -> None:
+    for task in tasks:
+        if is_live(plan.tasks[task.id], nodes):
+            plan.set_desired(task, TaskState.SHUTDOWN)
+
+
+def keep_one_live(plan: Plan, tasks: list[Task], nodes: Nodes, same: Callable[[Task], Any]) -> None:
+    """Among live tasks of one slot that are alike (``same``), keep the most advanced."""
+    groups: dict[Any, list[Task]] = {}
+    for task in tasks:
+        if is_live(plan.tasks[task.id], nodes):
+            groups.setdefault(same(task), []).append(plan.tasks[task.id])
+    for group in groups.values():
+        if len(group) > 1:
+            group.sort(key=lambda t: (t.status.state.rank, t.created_at, t.id))
+            for extra in group[:-1]:
+                plan.set_desired(extra, TaskState.SHUTDOWN)
+
+
+# -- the loop -------------------------------------------------------------------------
+
+
+class ServiceLoop(ReconcileLoop):
+    """Re-plans each dirty service in one transaction. Subclasses write ``plan_service``."""
+
+    name = "orchestrator"
+    kinds = ("service", "task", "node", "cluster")
+
+    def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
+        super().__init__(store, clock)
+        self.rng = rng
+        self._dirty: set[str] = set()
+        self._everything = False
+        self._due: dict[str, float] = {}  # service id -> monotonic time to plan again
+
+    # -- to override
+
+    def handles(self, service: Service) -> bool:
+        """Whether this loop owns ``service`` (by mode)."""
+        raise NotImplementedError
+
+    def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
+        """The plan for one service, from ``rt`` only (it may run more than once)."""
+        raise NotImplementedError
+
+    def all_service_ids(self) -> set[str]:
+        return {s.id for s in self.memory.list(Service) if self.handles(s)}
+
+    def node_changed(self, old: Node | None, new: Node | None) -> bool:
+        """Whether a node change can matter to this loop: it came, went, or changed in
+        what placement and liveness read (not, say, its last heartbeat time)."""
+        if old is None or new is None:
+            return True
+        return _node_facts(old) != _node_facts(new)
+
+    # -- ReconcileLoop
+
+    def start(self) -> None:
+        self._everything = True
+
+    def changed(self, events: list[Event]) -> None:
+        for event in events:
+            obj = event.object
+            if isinstance(obj, Service):
+                self._dirty.add(obj.id)
+            elif isinstance(obj, Task):
+                self._dirty.add(obj.service_id)
+            elif isinstance(obj, Node):
+                old = event.old if isinstance(event.old, Node) else None
+                new = event.new if isinstance(event.new, Node) else None
+                if self.node_changed(old, new):
+                    self._everything = True
+            else:
+                self._everything = True
+
+    async def reconcile(self) -> None:
+        now_mono = self.clock.monotonic()
+        for service_id, when in list(self._due.items()):
+            if when <= now_mono + EPSILON:
+                del self._due[service_id]
+                self._dirty.add(service_id)
+        ids = self._dirty
+        if self._everything:
+            ids |= self.all_service_ids()
+        self._dirty, self._everything = set(), False
+        for service_id in sorted(ids):
+            try:
+                await self._plan_and_commit(service_id)
+            except SwarmliteError as exc:
+                log.warning(
+                    "%s could not reconcile a service %s",
+                    self.name,
+                    kv(service=service_id, error=exc.message, retry_in=RETRY_SECONDS),
+                )
+                self._schedule_mono(service_id, self.clock.monotonic() + RETRY_SECONDS)
+        if self._due:
+            self.wake_at(min(self._due.values()))
+
+    async def _plan_and_commit(self, service_id: str) -> None:
+        now = self.clock.wall()
+        wake: list[float | None] = [None]
+
+        def fn(rt: ReadTx) -> Tx | None:
+            plan = self.plan_service(rt, service_id, now)
+            if plan is None:
+                wake[0] = None
+                return None
+            wake[0] = plan.wake
+            return plan.tx()
+
+        await self.store.update(fn)
+        if wake[0] is not None:
+            delay = max(0.0, wake[0] - now)
+            self._schedule_mono(service_id, self.clock.monotonic() + delay)
+
+    def _schedule_mono(self, service_id: str, when: float) -> None:
+        current = self._due.get(service_id)
+        if current is None or when < current:
+            self._due[service_id] = when
+        self.wake_at(self._due[service_id])
+
+
+# -- placement -------------------------------------------------------------------------
+
+
+def service_constraints(service: Service) -> tuple[Constraint, ...] | None:
+    """The service's parsed constraints; None (placed nowhere) when one cannot be read."""
+    try:
+        return parse_constraints(service.spec.task.placement.constraints)
+    except InvalidArgument as exc:
+        log.warning("service has an invalid constraint %s", kv(service=service.id, error=exc))
+        return None
+
+
+def eligible_nodes(nodes: Nodes, constraints: tuple[Constraint, ...] | None) -> list[str]:
+    """Ids of the nodes that may get a new task, sorted."""
+    if constraints is None:
+        return []
+    return sorted(
+        node.id
+        for node in nodes.values()
+        if can_take_new_task(node) and node_matches(node, constraints)
+    )
+
+
+def _node_facts(node: Node) -> tuple[object, ...]:
+    status = node.status
+    return (node.spec, status.state, status.hostname, status.os, status.arch)
+
+
+def nodes_of(rt: ReadTx) -> Nodes:
+    return {node.id: node for node in rt.list(Node)}
+
+
+def tasks_of(rt: ReadTx, service_id: str) -> list[Task]:
+    return rt.find(Task, lambda t: t.service_id == service_id)

@@ -1,0 +1,84 @@
+"""The task reaper: keeps task history bounded and clears out tasks of removed services.
+
+Owns deleting tasks, for every service mode. Per slot (per node for global services) at
+most ``cluster.spec.settings.task_history_limit`` finished tasks are kept (default 5; a
+negative limit keeps all), the newest ones; more are kept when the restart policy's
+``max_attempts`` needs them to count attempts, and the newest task of a slot is always kept
+(its end decides the slot's restart). A completed task of a job's current iteration is
+never deleted: it is the job's record of being done. When a service is removed, its
+tasks still wanted are told to stop, and its finished ones are deleted. A task is
+finished when its status is terminal, its node is DOWN or gone, or it was told to stop
+before reaching a node; only tasks a manager no longer wants run (desired SHUTDOWN, or a
+completed job task) are deleted.
+"""
+
+from __future__ import annotations
+
+from swarmlite.api import Cluster, ClusterSettings, Service, Task, TaskState
+from swarmlite.manager.orchestrator.common import (
+    Plan,
+    ServiceLoop,
+    is_finished,
+    nodes_of,
+    shut_down_live,
+    task_order,
+    tasks_of,
+)
+from swarmlite.store import ReadTx
+
+
+def history_limit(rt: ReadTx) -> int:
+    clusters = rt.list(Cluster)
+    settings = clusters[0].spec.settings if clusters else ClusterSettings()
+    return settings.task_history_limit
+
+
+class TaskReaper(ServiceLoop):
+    name = "orchestrator.reaper"
+
+    def handles(self, service: Service) -> bool:
+        return True
+
+    def all_service_ids(self) -> set[str]:
+        ids = {s.id for s in self.memory.list(Service)}
+        ids.update(t.service_id for t in self.memory.list(Task))
+        return ids
+
+    def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
+        tasks = tasks_of(rt, service_id)
+        if not tasks:
+            return None
+        nodes = nodes_of(rt)
+        service = rt.get(Service, service_id)
+        plan = Plan(None, tasks, now)
+        if service is None:
+            shut_down_live(plan, tasks, nodes)
+            for task in tasks:
+                current = plan.tasks[task.id]
+                if current.desired_state is TaskState.SHUTDOWN and is_finished(current, nodes):
+                    plan.delete(current)
+            return plan
+        limit = history_limit(rt)
+        if limit < 0:
+            return None
+        policy = service.spec.task.restart_policy
+        keep = max(limit, policy.max_attempts + 1 if policy.max_attempts > 0 else 0)
+        job = service.spec.mode.is_job
+        for group in plan.by_key().values():
+            finished = [t for t in group if is_finished(t, nodes)]
+            newest = max(group, key=task_order)
+            reapable = [
+                t
+                for t in finished
+                if t.desired_state is TaskState.SHUTDOWN
+                or (
+                    t.desired_state is TaskState.COMPLETE
+                    and t.status.state is TaskState.COMPLETE
+                    and not (job and t.job_iteration == service.job_iteration)
+                )
+            ]
+            reapable.sort(key=task_order, reverse=True)
+            for task in reapable[keep:]:
+                if task is not newest:
+                    plan.delete(task)
+        return plan

@@ -1,0 +1,63 @@
+"""The replicated orchestrator: a replicated service's slots 1..replicas each hold one task.
+
+Owns, for services in REPLICATED mode: creating the missing task of a slot, shutting
+down the highest slots on scale-down, marking tasks that ended (or whose node is DOWN,
+removed or drained) as desired SHUTDOWN, refilling their slot per the restart policy, and
+driving rolling updates (``update``). Does not own placement (the scheduler picks a node
+for each PENDING task), deleting tasks (``reaper``), or what happens to tasks of a removed
+service (``reaper``). Invariant: outside a start-first update, a slot holds at most one
+live task, and the highest slots go first.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from swarmlite.api import Service, ServiceMode, Task
+from swarmlite.manager.orchestrator.common import (
+    Key,
+    Plan,
+    ServiceLoop,
+    keep_one_live,
+    mark_ended,
+    new_task,
+    nodes_of,
+    shut_down_live,
+    tasks_of,
+)
+from swarmlite.manager.orchestrator.restart import refill
+from swarmlite.manager.orchestrator.update import advance_update
+from swarmlite.store import ReadTx
+
+
+class ReplicatedOrchestrator(ServiceLoop):
+    name = "orchestrator.replicated"
+
+    def handles(self, service: Service) -> bool:
+        return service.spec.mode is ServiceMode.REPLICATED
+
+    def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
+        service = rt.get(Service, service_id)
+        if service is None or not self.handles(service):
+            return None
+        nodes = nodes_of(rt)
+        plan = Plan(service, tasks_of(rt, service_id), now)
+        # Tasks without a slot do not belong to a replicated service (a mode change).
+        shut_down_live(plan, [t for t in plan.tasks.values() if t.slot < 1], nodes)
+        mark_ended(plan, nodes)
+        replicas = max(0, service.spec.replicas)
+
+        def make(key: Key) -> Task:
+            assert isinstance(key, int)
+            return new_task(service, now=now, slot=key, rng=self.rng)
+
+        groups = plan.by_key(lambda t: t.slot >= 1)
+        for slot in range(1, replicas + 1):
+            tasks = groups.get(slot, [])
+            keep_one_live(plan, tasks, nodes, same=lambda t: t.spec == service.spec.task)
+            refill(plan, service, tasks, nodes, functools.partial(make, slot))
+        advance_update(plan, list(range(1, replicas + 1)), nodes, make)
+        for key, tasks in groups.items():
+            if isinstance(key, int) and key > replicas:
+                shut_down_live(plan, tasks, nodes)
+        return plan
