@@ -21,6 +21,8 @@ from swarmlite.cli import render
 from swarmlite.cli.client import CERT_DIR_ENV, HOST_ENV, SOCKET_ENV, Settings
 from swarmlite.cli.commands.daemon import daemon
 from swarmlite.cli.commands.node import node
+from swarmlite.cli.commands.service import service
+from swarmlite.cli.commands.stack import stack
 from swarmlite.cli.commands.swarm import init, join, join_token, leave
 from swarmlite.errors import SwarmliteError, UsageError
 
@@ -143,6 +145,8 @@ cli.add_command(join)
 cli.add_command(join_token)
 cli.add_command(leave)
 cli.add_command(node)
+cli.add_command(stack)
+cli.add_command(service)
 cli.add_command(daemon)
 
 

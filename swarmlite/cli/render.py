@@ -522,10 +522,11 @@ def log_line(line: LogLine, hostname: str, *, timestamps: bool = False) -> str:
     return f"{prefix}    | {stamp}{line.line}"
 
 
-def compose_warning(path: str, line: int | None, message: str) -> str:
-    """``warning: compose.yml:12: ...``: a compose key that swarmlite ignores, and where."""
+def compose_warning(path: str, line: int | None, key: str, message: str) -> str:
+    """``warning: compose.yml:12: services.web.build: ignored``: a compose key that
+    swarmlite ignores, and where it is."""
     where = f"{path}:{line}" if line else path
-    return f"warning: {where}: {message}"
+    return f"warning: {where}: {key}: {message}" if key else f"warning: {where}: {message}"
 
 
 # --------------------------------------------------------------------------- joining

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -43,8 +44,10 @@ from swarmlite.cli.commands.service import (
     show_tasks,
     timeout_option,
 )
-from swarmlite.compose import load_stack
 from swarmlite.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from swarmlite.compose import LoadedStack
 
 Wave = list[ServiceSpec]
 
@@ -60,20 +63,15 @@ def plan_waves(
     """The deploy waves (each in the order of ``services``) and, by cluster name, what each
     service waits for: ``{"shop_api": {"shop_db": "service_healthy"}}``.
 
-    Raises InvalidArgument for a dependency on a service this deploy leaves out, or a cycle.
+    A dependency on a service this deploy leaves out is skipped (compose has refused it, or
+    warned that it is ignored, already); a cycle raises InvalidArgument.
     """
     names = {spec.name for spec in services}
     needs: dict[str, dict[str, str]] = {}
     for service, deps in dependencies.items():
-        own = full_name(stack, service)
         for dep, condition in deps.items():
-            target = full_name(stack, dep)
-            if target not in names:
-                raise InvalidArgument(
-                    f"service {service} depends on {dep}, which this deploy does not include",
-                    hint="a service behind a profile is deployed only with --profile",
-                )
-            needs.setdefault(own, {})[target] = condition
+            if full_name(stack, dep) in names:
+                needs.setdefault(full_name(stack, service), {})[full_name(stack, dep)] = condition
     waves: list[Wave] = []
     placed: set[str] = set()
     left = list(services)
@@ -89,6 +87,20 @@ def plan_waves(
         placed |= {spec.name for spec in wave}
         left = [spec for spec in left if spec.name not in placed]
     return waves, needs
+
+
+def _load(files: tuple[Path, ...], profiles: tuple[str, ...]) -> LoadedStack:
+    """Read the compose files (a ComposeError says file:line) and print their warnings."""
+    # Imported here: only the stack commands need the compose parser.
+    from swarmlite.compose import load_stack
+
+    loaded = load_stack(list(files), profiles=profiles)
+    for warning in loaded.warnings:
+        click.echo(
+            render.compose_warning(warning.path, warning.line, warning.key, warning.message),
+            err=True,
+        )
+    return loaded
 
 
 @click.group("stack")
@@ -130,9 +142,7 @@ def deploy(
     name: str,
 ) -> None:
     """Deploy a new stack or update an existing one."""
-    loaded = load_stack(list(files), profiles=profiles)
-    for warning in loaded.warnings:
-        click.echo(render.compose_warning(warning.path, warning.line, warning.message), err=True)
+    loaded = _load(files, profiles)
     request = msgspec.structs.replace(loaded.deploy(name), prune=prune)
     waves, needs = plan_waves(name, request.services, loaded.dependencies())
     rpc = client()
@@ -189,9 +199,7 @@ def deploy(
 @profile_option
 def config(files: tuple[Path, ...], profiles: tuple[str, ...]) -> None:
     """Print the stack the compose files describe, merged and interpolated (offline)."""
-    loaded = load_stack(list(files), profiles=profiles)
-    for warning in loaded.warnings:
-        click.echo(render.compose_warning(warning.path, warning.line, warning.message), err=True)
+    loaded = _load(files, profiles)
     click.echo(loaded.to_yaml(), nl=False)
 
 
