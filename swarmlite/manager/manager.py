@@ -25,6 +25,9 @@ from swarmlite.manager.controlapi.nodes import NodeAPI
 from swarmlite.manager.controlapi.services import ServiceAPI
 from swarmlite.manager.dispatcher.dispatcher import Dispatcher
 from swarmlite.manager.logbroker import LogBroker
+from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.manager.orchestrator import orchestrator_loops
+from swarmlite.manager.scheduler import Scheduler
 from swarmlite.raft import NodeConfig, RaftNode, RaftStorage, RaftTransport
 from swarmlite.rpc import RpcServer
 from swarmlite.store import MemoryStore, Store
@@ -76,7 +79,7 @@ class Manager:
         self.services = ServiceAPI(self.ctx, self.logs)
         self.join = JoinAPI(self.ctx, cert_expiry_days)
         self.dispatcher = Dispatcher(self.ctx, self.logs)
-        self._leader_loops: list[LeaderLoop] = [self.dispatcher.run]
+        self._leader_loops: list[LeaderLoop] = [self.dispatcher.run, self._run_control_loops]
         self._leading: asyncio.Task[None] | None = None
         self._became_leader = asyncio.Event()
 
@@ -139,6 +142,16 @@ class Manager:
                 if self._leading is not None:
                     self._leading.cancel()
                 return
+
+    async def _run_control_loops(self) -> None:
+        """The orchestrator's loops and the scheduler, fresh for every term of leadership."""
+        loops: list[ReconcileLoop] = [
+            *orchestrator_loops(self.store, self.ctx.clock),
+            Scheduler(self.store, self.ctx.clock),
+        ]
+        async with asyncio.TaskGroup() as tasks:
+            for loop in loops:
+                tasks.create_task(loop.run())
 
     async def _lead(self) -> None:
         while True:
