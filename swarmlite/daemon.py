@@ -41,7 +41,9 @@ import msgspec
 
 from swarmlite import __version__
 from swarmlite import log as swl_log
+from swarmlite.agent.driver import RuntimeDriver, RuntimeInfo
 from swarmlite.agent.session import Session
+from swarmlite.agent.worker import Worker
 from swarmlite.api import (
     Cluster,
     ClusterSpec,
@@ -81,6 +83,7 @@ from swarmlite.api.control import (
     JoinReply,
     JoinRequest,
     LeaveRequest,
+    ManagerMessage,
     NodeUpdate,
     RaftJoinRequest,
     RenewReply,
@@ -116,6 +119,8 @@ from swarmlite.log import kv
 from swarmlite.manager.manager import Manager
 from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
 from swarmlite.rpc import Peer, RpcClient, RpcServer
+from swarmlite.runtime.docker import DockerDriver
+from swarmlite.runtime.none import NoRuntime
 from swarmlite.store import Tx
 
 log = logging.getLogger(__name__)
@@ -615,22 +620,39 @@ class Daemon:
                 kv(node=self.state.node_id, role=role.value, addr=self.state.advertise_addr),
             )
             async with asyncio.TaskGroup() as tasks:
+                driver, runtime = await self._runtime()
+                worker: Worker | None = None
+
+                async def on_message(message: ManagerMessage) -> None:
+                    if worker is not None:
+                        await worker.on_message(message)
+
                 session = Session(
                     SessionHello(
                         node_id=self.state.node_id,
                         hostname=self.state.hostname,
                         addr=self.state.advertise_addr,
                         version=__version__,
+                        runtime=f"{runtime.name} {runtime.version}" if runtime else "",
+                        os=runtime.os if runtime else "",
+                        arch=runtime.arch if runtime else "",
+                        nano_cpus=runtime.nano_cpus if runtime else 0,
+                        memory_bytes=runtime.memory_bytes if runtime else 0,
                     ),
                     self.state.managers,
                     self.client_ssl,
                     self.clock,
                     self._on_info,
                     on_refused=self._on_refused,
+                    on_message=on_message,
+                )
+                worker = Worker(
+                    self.state.node_id, self.state.cluster_id, driver, self.clock, session.send
                 )
                 helpers = [
                     tasks.create_task(session.run()),
                     tasks.create_task(self._renew_loop()),
+                    tasks.create_task(worker.run()),
                 ]
                 if self.manager is not None:
                     running = tasks.create_task(self.manager.run())
@@ -653,6 +675,23 @@ class Daemon:
             log.info("left the cluster %s", kv(node=self.state.node_id))
         log.info("swarmlite daemon stopped %s", kv(node=self.state.node_id))
         return self._exit_code
+
+    async def _runtime(self) -> tuple[RuntimeDriver, RuntimeInfo | None]:
+        """This node's container runtime, or one that refuses every task if there is none."""
+        path = self.state.docker_host.removeprefix("unix://")
+        driver = DockerDriver(path, cluster_id=self.state.cluster_id, node_id=self.state.node_id)
+        try:
+            async with asyncio.timeout(10):
+                info = await driver.info()
+        except (SwarmliteError, TimeoutError) as exc:
+            log.warning(
+                "no container runtime: this node will refuse tasks %s",
+                kv(docker_host=self.state.docker_host, error=getattr(exc, "message", repr(exc))),
+            )
+            await driver.close()
+            return NoRuntime(self.state.docker_host), None
+        log.info("container runtime %s", kv(name=info.name, version=info.version))
+        return driver, info
 
     def _authorize(self, identity: Identity) -> None:
         if self.manager is not None and self.manager.removed(identity.node_id):

@@ -78,16 +78,19 @@ def live(task: Task) -> bool:
 
 
 def counts(service: Service, tasks: list[Task]) -> tuple[int, int]:
-    """(running, desired) as `service ls` shows them."""
+    """(running, desired) as `service ls` shows them; for jobs (running, completions left)."""
     mine = [t for t in tasks if t.service_id == service.id]
     if service.spec.mode.is_job:
+        # (running now, completions still to come)
+        mine = [t for t in mine if t.job_iteration == service.job_iteration]
         done = sum(1 for t in mine if t.status.state is TaskState.COMPLETE)
         total = (
-            service.spec.job.total_completions
+            service.spec.job.total_completions or service.spec.replicas
             if service.spec.mode is ServiceMode.REPLICATED_JOB
             else len({t.node_id for t in mine})
         )
-        return done, total
+        running = sum(1 for t in mine if t.status.state is TaskState.RUNNING)
+        return running, max(0, total - done)
     running = sum(
         1
         for t in mine
