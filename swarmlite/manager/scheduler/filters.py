@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from swarmlite.api import NodeAvailability, NodeState, Task
-from swarmlite.manager.scheduler.constraint_adapter import invalid_constraint, unmet_constraint
+from swarmlite.manager.constraints import invalid_constraint, unmet_constraint
 from swarmlite.manager.scheduler.view import ClusterView, NodeInfo
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from swarmlite.api import Task
-from swarmlite.manager.scheduler.constraint_adapter import invalid_constraint
+from swarmlite.manager.constraints import invalid_constraint
 from swarmlite.manager.scheduler.filters import Filter, default_filters, nodes
 from swarmlite.manager.scheduler.view import ClusterView, NodeInfo
 

@@ -1,6 +1,7 @@
 """Helpers for the scheduler's tests: ``make`` builds nodes, services and tasks in a few
-words; ``cluster`` is a harness (MemoryStore + LocalProposer + FakeClock) that runs the
-Scheduler loop.
+words (on top of ``swarmlite.testing.factories``, with readable ids and the placement
+knobs the scheduler reads); ``cluster`` is a harness (MemoryStore + LocalProposer +
+FakeClock) that runs the Scheduler loop.
 
 The harness lets the loop run until it has nothing left to do (``settle``): it yields to
 the event loop until the store's index stops moving and the loop is waiting again.
@@ -13,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from swarmlite.api import (
@@ -20,28 +22,26 @@ from swarmlite.api import (
     Node,
     NodeAvailability,
     NodeRole,
-    NodeSpec,
     NodeState,
-    NodeStatus,
     Placement,
     PortConfig,
     ResourceRequirements,
     Resources,
     Service,
     ServiceMode,
-    ServiceSpec,
     Task,
     TaskState,
-    TaskStatus,
-    TaskTemplate,
 )
 from swarmlite.errors import SwarmliteError
 from swarmlite.manager.scheduler import ClusterView, Scheduler
 from swarmlite.store import ApplyResult, LocalProposer, MemoryStore, Store, Tx
 from swarmlite.testing.clock import DEFAULT_WALL_START, FakeClock
+from swarmlite.testing.factories import make_node, make_service, make_task
 
 GIB = 1 << 30
 CPU = 1_000_000_000
+
+replace = msgspec.structs.replace
 
 
 def node(
@@ -56,17 +56,18 @@ def node(
     os: str = "linux",
     arch: str = "x86_64",
 ) -> Node:
-    return Node(
-        id=id,
-        spec=NodeSpec(role=role, availability=availability, labels=labels or {}),
-        status=NodeStatus(
-            state=state,
-            hostname=f"host-{id}",
-            os=os,
-            arch=arch,
-            nano_cpus=int(cpus * CPU),
-            memory_bytes=memory,
-        ),
+    """A node named ``host-<id>``; it reports no CPUs or memory (no limit) unless told."""
+    return make_node(
+        id,
+        hostname=f"host-{id}",
+        state=state,
+        availability=availability,
+        role=role,
+        labels=labels,
+        cpus=cpus,
+        memory=memory,
+        os=os,
+        arch=arch,
     )
 
 
@@ -83,7 +84,10 @@ def service(
     host_ports: list[int] | None = None,
     protocol: str = "tcp",
 ) -> Service:
-    template = TaskTemplate(
+    """A service whose id is its name, with the placement knobs the scheduler reads."""
+    svc = make_service(id, id=id, mode=mode, replicas=replicas, constraints=constraints)
+    template = replace(
+        svc.spec.task,
         resources=ResourceRequirements(
             reservations=Resources(nano_cpus=int(cpus * CPU), memory_bytes=memory)
         ),
@@ -97,12 +101,8 @@ def service(
         PortConfig(target=80, published=published, protocol=protocol, mode="host")
         for published in host_ports or []
     ]
-    return Service(
-        id=id,
-        spec=ServiceSpec(
-            name=id, task=template, mode=mode, replicas=replicas, endpoint=EndpointSpec(ports=ports)
-        ),
-    )
+    spec = replace(svc.spec, task=template, endpoint=EndpointSpec(ports=ports))
+    return replace(svc, spec=spec)
 
 
 def task(
@@ -115,15 +115,15 @@ def task(
     timestamp: float = 0.0,
     id: str | None = None,
 ) -> Task:
-    return Task(
+    """A task of ``svc`` with id ``<service>.<slot or node>`` unless given."""
+    return make_task(
+        svc,
         id=id or f"{svc.id}.{slot or node_id}",
-        service_id=svc.id,
-        service_name=svc.spec.name,
         slot=slot,
         node_id=node_id,
-        desired_state=desired,
-        spec=svc.spec.task,
-        status=TaskStatus(state=state, timestamp=timestamp),
+        state=state,
+        desired=desired,
+        timestamp=timestamp,
     )
 
 
