@@ -122,7 +122,7 @@ def load(tmp_path: Path) -> tuple[LoadedStack, StackDeploy]:
 
 
 def test_names_and_stack_labels(tmp_path: Path) -> None:
-    stack, deployed = load(tmp_path)
+    _, deployed = load(tmp_path)
     assert deployed.name == "shop"
     services = {s.name: s for s in deployed.services}
     assert set(services) == {"shop_web", "shop_db", "shop_once", "shop_agent"}
