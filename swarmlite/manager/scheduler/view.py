@@ -28,9 +28,14 @@ HostPort = tuple[str, int]  # (protocol, published port)
 _FAILED = (TaskState.FAILED, TaskState.REJECTED)
 
 
+def meant_to_run(task: Task) -> bool:
+    """Desired RUNNING (a service) or COMPLETE (a job: run it to completion)."""
+    return task.desired_state <= TaskState.RUNNING or task.desired_state is TaskState.COMPLETE
+
+
 def is_live(task: Task) -> bool:
-    """Meant to run and not finished: desired_state at most RUNNING, status not terminal."""
-    return task.desired_state <= TaskState.RUNNING and not task.status.state.terminal
+    """Meant to run and not finished: see `meant_to_run`, and the status is not terminal."""
+    return meant_to_run(task) and not task.status.state.terminal
 
 
 def occupies_node(task: Task) -> bool:
@@ -40,7 +45,7 @@ def occupies_node(task: Task) -> bool:
 
 def is_schedulable(task: Task) -> bool:
     """Whether the task waits for the scheduler: PENDING and still meant to run."""
-    return task.status.state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING
+    return task.status.state == TaskState.PENDING and meant_to_run(task)
 
 
 def host_ports(service: Service | None) -> frozenset[HostPort]:

@@ -223,3 +223,15 @@ async def test_a_restarted_scheduler_reaches_the_same_placements(
         i: t.status.pending_reason for i, t in restarted.items()
     }
     assert sum(1 for t in continuous.values() if t.node_id) == 11
+
+
+async def test_job_tasks_meant_to_complete_are_placed_and_count_on_their_node(
+    cluster: Any, make: Any
+) -> None:
+    job = make.service("job", mode=ServiceMode.REPLICATED_JOB, replicas=2)
+    await cluster.create(make.node("n1"), make.node("n2"), job)
+    tasks = [make.task(job, slot, desired=TaskState.COMPLETE) for slot in (1, 2)]
+    await cluster.create(*tasks)
+    async with cluster.running():
+        await cluster.settle()
+        assert cluster.per_node("job") == {"n1": 1, "n2": 1}
