@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from swarmlite.api import Task
+from swarmlite.api.control import MeshState, NetworkState
 
 LABEL_CLUSTER = "swarmlite.cluster"
 LABEL_TASK = "swarmlite.task"
@@ -37,6 +38,7 @@ class ContainerState:
     error: str = ""  # the runtime's own error message, when it has one
     started_at: float = 0.0
     finished_at: float = 0.0
+    pid: int = 0  # the container's init process while it runs (its network namespace)
 
 
 @dataclass(frozen=True)
@@ -113,5 +115,34 @@ class RuntimeDriver(Protocol):
     def logs(
         self, container_id: str, *, follow: bool = False, tail: int = -1
     ) -> AsyncIterator[LogEntry]: ...
+
+    async def close(self) -> None: ...
+
+
+class NetworkDriver(Protocol):
+    """The node's networking: the WireGuard mesh, overlay networks, DNS, VIPs and the
+    routing mesh. `network/` implements it; the agent calls it with what the dispatcher
+    sends, and around each task's life."""
+
+    async def apply_mesh(self, state: MeshState) -> None:
+        """Make the WireGuard mesh match `state` (this node's address, its peers)."""
+        ...
+
+    async def apply_networks(self, state: NetworkState) -> None:
+        """Make overlays, FDB entries, DNS records, VIPs and published ports match `state`."""
+        ...
+
+    async def attach(self, task: Task, pid: int) -> None:
+        """Give the running container (its init process `pid`) an interface on each of
+        the task's networks (task.networks), addresses, routes and MTU."""
+        ...
+
+    async def detach(self, task: Task) -> None:
+        """Forget the task's interfaces (the kernel removes them with the container)."""
+        ...
+
+    def dns_servers(self, task: Task) -> list[str]:
+        """The addresses the task's resolv.conf must name (this node's DNS on its networks)."""
+        ...
 
     async def close(self) -> None: ...
