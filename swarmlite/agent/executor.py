@@ -241,6 +241,9 @@ class Executor:
 
     def _move(self, state: TaskState, message: str, **changes: object) -> TaskStatus:
         old = self.status
+        if state < old.state:
+            # The manager's view moved past us during this step (see `update`): never back.
+            return old
         fields: dict[str, object] = {
             "state": state,
             "message": message,
