@@ -1,0 +1,254 @@
+"""`swarmlite lab`: a three-host cluster on this machine, driven through the CLI as a user would.
+
+One lab (h1 manager, h2 and h3 workers) is shared by the tests of this module and torn
+down by the last one; the fixture tears it down again whatever happened, so a failing
+test leaves nothing behind. Each host is a network namespace with its own dockerd and
+swarmlite daemon; the lab's registry holds the test images.
+
+Not marked `integration`: it needs root, docker.io, docker-registry and busybox-static
+(.ci/run installs them) and the whole module runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
+
+from swarmlite.lab import LabState, can_connect, in_netns, load
+from swarmlite.lab import down as lab_down
+
+TIMEOUT = 150.0
+
+
+def swarmlite(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "swarmlite", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def ok(*args: str) -> str:
+    done = swarmlite(*args)
+    assert done.returncode == 0, (
+        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
+        f"stdout: {done.stdout}\nstderr: {done.stderr}"
+    )
+    return done.stdout
+
+
+@dataclass
+class Lab:
+    dir: Path
+    state: LabState
+
+    def exec(self, host: str, *command: str) -> str:
+        return ok("lab", "exec", "--dir", str(self.dir), host, "--", *command)
+
+
+def _short_dir() -> Path:
+    # pytest's tmp_path is too long for the unix sockets of three dockerds under it.
+    return Path(tempfile.mkdtemp(prefix="swl-lab-", dir="/tmp"))
+
+
+def _force_down(directory: Path) -> None:
+    """Last resort after a failed test: the library's down, then the directory."""
+    with contextlib.suppress(Exception):
+        lab_down(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    directory = _short_dir()
+    try:
+        done = swarmlite("lab", "up", "--nodes", "3", "--managers", "1", "--dir", str(directory))
+        if done.returncode != 0:
+            pytest.fail(
+                f"`swarmlite lab up` failed:\n{done.stderr}\n(.ci/run installs what the lab "
+                "needs: docker.io docker-registry busybox-static)",
+                pytrace=False,
+            )
+        assert "swarmlite lab down --dir" in done.stdout  # it says how to tear it down
+        state = load(directory)
+        assert state is not None
+        yield Lab(dir=directory, state=state)
+    finally:
+        _force_down(directory)
+
+
+def _nodes(lab: Lab) -> list[dict[str, str]]:
+    rows = json.loads(lab.exec("h1", "swarmlite", "node", "ls", "--format", "json"))
+    return [
+        {
+            "hostname": row["node"]["status"]["hostname"],
+            "state": row["node"]["status"]["state"],
+            "role": row["node"]["spec"]["role"],
+            "leader": bool(row.get("manager") and row["manager"]["leader"]),
+        }
+        for row in rows
+    ]
+
+
+def test_three_hosts_form_one_cluster(lab: Lab) -> None:
+    rows = sorted(_nodes(lab), key=lambda r: r["hostname"])
+    assert [r["hostname"] for r in rows] == ["h1", "h2", "h3"]
+    assert all(r["state"] == "ready" for r in rows), rows
+    assert [r["role"] for r in rows] == ["manager", "worker", "worker"]
+    assert [r["hostname"] for r in rows if r["leader"]] == ["h1"]
+
+
+def test_a_second_up_in_the_same_dir_is_refused(lab: Lab) -> None:
+    done = swarmlite("lab", "up", "--dir", str(lab.dir))
+    assert done.returncode == 1
+    assert f"a lab is already up in {lab.dir}" in done.stderr
+    assert "swarmlite lab down" in done.stderr
+    assert _nodes(lab)  # and the running lab is untouched
+
+
+def test_every_dockerd_pulls_from_the_lab_registry(lab: Lab) -> None:
+    image = f"{lab.state.registry}/swl/web:1"
+    for host in lab.state.hosts:
+        docker = ["docker", "-H", host.docker_host]
+        pulled = subprocess.run(
+            [*docker, "pull", image], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert pulled.returncode == 0, f"{host.name}: {pulled.stderr}"
+        listed = subprocess.run(
+            [*docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert image in listed.stdout.split()
+
+
+def test_hosts_reach_each_other_on_the_underlay(lab: Lab) -> None:
+    h1, h2, h3 = lab.state.hosts
+
+    def listen() -> socket.socket:
+        server = socket.socket()
+        server.bind((h2.addr, 0))
+        server.listen()
+        return server
+
+    server = in_netns(h2.netns, listen)
+    try:
+        assert can_connect(h1.netns, h2.addr, server.getsockname()[1])
+    finally:
+        server.close()
+    # The workers reach the manager's cluster port, which h1's daemon listens on.
+    assert can_connect(h2.netns, h1.addr, 2377)
+    assert can_connect(h3.netns, h1.addr, 2377)
+
+
+def test_status_shows_every_host_and_the_nodes(lab: Lab) -> None:
+    out = ok("lab", "status", "--dir", str(lab.dir))
+    for host in lab.state.hosts:
+        line = next(row for row in out.splitlines() if row.startswith(host.name + " "))
+        assert host.addr in line and host.netns in line
+        assert line.count("running") == 1 and line.endswith("active"), line
+    assert "Leader" in out and out.count("Ready") == 3
+
+
+def test_down_leaves_nothing_behind(lab: Lab) -> None:
+    prefix = lab.state.prefix
+    before = _lab_processes(lab.dir)
+    assert len(before) >= 7  # 3 dockerd, 3 containerd, 3 swarmlite, the registry
+    lab.exec("h3", "docker", "run", "-d", "--network", "none", f"{lab.state.registry}/swl/web:1")
+
+    out = ok("lab", "down", "--dir", str(lab.dir))
+    assert "1 containers" in out
+
+    assert [n for n in netns.listnetns() if n.startswith(prefix)] == []
+    assert _lab_processes(lab.dir) == []
+    assert all(not _alive(pid) for pid in before)
+    with IPRoute() as ipr:
+        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    assert [n for n in names if n.startswith(prefix) or n.startswith("swl-")] == []
+    assert [m for m in _mounts() if m.startswith(str(lab.dir))] == []
+    assert _cgroups(prefix.rstrip("-")) == []
+    assert not (lab.dir / "lab.json").exists()
+    assert not lab.dir.exists() or list(lab.dir.iterdir()) == []
+    # Again: nothing to do, and no error.
+    assert "No lab to remove" in ok("lab", "down", "--dir", str(lab.dir))
+
+
+def test_down_after_a_crash_finds_the_lab_by_its_names() -> None:
+    directory = _short_dir()
+    try:
+        ok("lab", "up", "--nodes", "1", "--dir", str(directory))
+        state = load(directory)
+        assert state is not None
+        # Everything dies at once and the record is lost.
+        for proc in state.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+        (directory / "lab.json").unlink()
+        assert [n for n in netns.listnetns() if n.startswith(state.prefix)]
+
+        out = ok("lab", "down", "--dir", str(directory))
+        assert "namespaces" in out
+
+        assert [n for n in netns.listnetns() if n.startswith(state.prefix)] == []
+        assert _lab_processes(directory) == []
+        assert _cgroups(state.prefix.rstrip("-")) == []
+    finally:
+        _force_down(directory)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _lab_processes(directory: Path) -> list[int]:
+    """Live processes whose command line mentions the lab dir."""
+    found: list[int] = []
+    needle = os.fsencode(str(directory))
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _mounts() -> list[str]:
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return [line.split()[4] for line in lines]
+
+
+def _cgroups(name: str) -> list[str]:
+    root = Path("/sys/fs/cgroup")  # v2: cgroups right here; v1: one hierarchy per controller
+    hierarchies = [root, *(d for d in root.iterdir() if (d / "cgroup.procs").exists())]
+    return sorted({str(d) for hierarchy in hierarchies for d in hierarchy.glob(f"{name}*")})
