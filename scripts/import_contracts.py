@@ -38,8 +38,9 @@ ALLOWED["agent"] -= {"store", "manager", "raft"}
 # runtime/ and network/ implement the agent's Protocols; they reach nothing of the manager.
 ALLOWED["runtime"] -= {"store", "manager", "raft"}
 ALLOWED["network"] -= {"store", "manager", "raft", "runtime"}
-# The CLI reaches only the API (and rpc, ca to talk to it); daemon.py wires everything else.
-ALLOWED["cli"] = BASE | {"api", "rpc", "ca", "compose", "daemon"}
+# The CLI reaches only the API (rpc, ca to talk to it, compose to read files); daemon.py
+# and lab/ wire everything else.
+ALLOWED["cli"] = BASE | {"api", "rpc", "ca", "compose", "daemon", "lab"}
 FREE = {"testing", "lab", "daemon", "__init__"}
 # The manager's control loops meet in the store, never in each other's modules.
 LOOPS = {"orchestrator", "scheduler", "allocator", "dispatcher", "controlapi"}
