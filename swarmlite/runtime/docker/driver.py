@@ -1,0 +1,510 @@
+"""The RuntimeDriver for Docker: a task becomes one container on the node's dockerd.
+
+Owns the mapping from a Task (its ContainerSpec, resources and the request's files and
+labels) to a container's create body, and the reading back of a container's state, logs
+and the daemon's info. Talks to Docker only through `runtime.docker.engine`, which turns
+Docker's errors into swarmlite's. Does not own networking: containers get
+``NetworkMode: none`` and swarmlite attaches them to its overlays after start.
+
+Choices, as Docker's swarm mode makes them where it has one:
+
+- Identity labels (``swarmlite.cluster/.task/.service/.slot/.node``) are set on every
+  container and win over user labels, so `list_containers` finds them after a restart.
+- Secrets and configs (``ContainerRequest.files``) are written to a per-container
+  directory under ``files_dir`` (default ``/run/swarmlite/files``: ``/run`` is a tmpfs,
+  so their plaintext never reaches a disk, as swarm keeps them in memory) with their
+  uid/gid/mode, and bind-mounted read-only, one file each. Unlike ``PUT /archive`` this
+  works with ``read_only: true`` and keeps them out of the container's writable layer.
+  `remove` deletes the directory. The daemon must share the driver's mount namespace.
+- `pull` never contacts a registry for an image already present. Any failed pull of a
+  missing image is ImageNotFound carrying the daemon's reason (unknown, denied or
+  unreachable registry), so the task is rejected and replaced later, as in swarm.
+- `stop` with no signal is Docker's own stop (the container's StopSignal, then SIGKILL
+  after the grace period); with a signal, that signal, a wait of `grace`, then SIGKILL.
+- Named volumes are created by Docker at container creation with the mount's labels
+  plus the stack's (``com.docker.stack.namespace``); `remove` drops anonymous ones only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import math
+import os
+import shutil
+import struct
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiodocker.containers import DockerContainer
+
+from swarmlite.agent.driver import (
+    LABEL_CLUSTER,
+    LABEL_NODE,
+    LABEL_SERVICE,
+    LABEL_SLOT,
+    LABEL_TASK,
+    ContainerRequest,
+    ContainerState,
+    FileData,
+    LogEntry,
+    RuntimeInfo,
+)
+from swarmlite.api import STACK_LABEL, ContainerSpec, HealthCheck, Mount
+from swarmlite.errors import (
+    ContainerFailed,
+    ImageNotFound,
+    InvalidArgument,
+    NotFound,
+    RuntimeFailure,
+    RuntimeUnavailable,
+    SwarmliteError,
+)
+from swarmlite.log import kv
+from swarmlite.runtime.docker.engine import Engine, translated
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FILES_DIR = "/run/swarmlite/files"
+_NANO = 1_000_000_000
+_STDOUT, _STDERR = 1, 2
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def identity_labels(request: ContainerRequest, *, cluster_id: str, node_id: str) -> dict[str, str]:
+    """The labels that tie a container to its task, for adoption after a restart."""
+    task = request.task
+    return {
+        LABEL_CLUSTER: cluster_id,
+        LABEL_TASK: task.id,
+        LABEL_SERVICE: task.service_id,
+        LABEL_SLOT: str(task.slot),
+        LABEL_NODE: node_id,
+    }
+
+
+def _nanos(seconds: float) -> int:
+    return round(seconds * _NANO)
+
+
+def healthcheck_config(check: HealthCheck) -> dict[str, Any]:
+    """Docker's Healthcheck body; an empty test keeps the image's test, 0 its durations."""
+    if check.disable:
+        return {"Test": ["NONE"]}
+    body: dict[str, Any] = {}
+    if check.test:
+        body["Test"] = list(check.test)
+    for key, value in (
+        ("Interval", check.interval),
+        ("Timeout", check.timeout),
+        ("StartPeriod", check.start_period),
+        ("StartInterval", check.start_interval),  # API 1.44+; older daemons ignore it
+    ):
+        if value:
+            body[key] = _nanos(value)
+    if check.retries:
+        body["Retries"] = check.retries
+    return body
+
+
+def mount_config(mount: Mount, *, stack: str | None) -> dict[str, Any]:
+    """Docker's HostConfig.Mounts entry for one of the spec's mounts."""
+    body: dict[str, Any] = {"Type": mount.type, "Target": mount.target}
+    if mount.read_only:
+        body["ReadOnly"] = True
+    if mount.type == "volume":
+        labels = dict(mount.volume_labels)
+        if stack:
+            labels.setdefault(STACK_LABEL, stack)
+        if mount.source:
+            body["Source"] = mount.source
+        body["VolumeOptions"] = {
+            "NoCopy": mount.volume_nocopy,
+            "Labels": labels,
+            "DriverConfig": {"Name": mount.volume_driver or "local"},
+        }
+    elif mount.type == "bind":
+        body["Source"] = mount.source
+        if mount.bind_propagation:
+            body["BindOptions"] = {"Propagation": mount.bind_propagation}
+    elif mount.type == "tmpfs":
+        options: dict[str, int] = {}
+        if mount.tmpfs_size:
+            options["SizeBytes"] = mount.tmpfs_size
+        if mount.tmpfs_mode:
+            options["Mode"] = mount.tmpfs_mode
+        if options:
+            body["TmpfsOptions"] = options
+    else:
+        raise InvalidArgument(f"unknown mount type {mount.type!r} for {mount.target}")
+    return body
+
+
+def _extra_host(entry: str) -> str:
+    # Compose accepts "host=ip" as well as Docker's "host:ip".
+    name, sep, addr = entry.partition("=")
+    return f"{name}:{addr}" if sep else entry
+
+
+def container_config(
+    request: ContainerRequest,
+    *,
+    cluster_id: str,
+    node_id: str,
+    file_binds: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The ``POST /containers/create`` body for a request (name goes in the query)."""
+    task = request.task
+    spec: ContainerSpec = task.spec.container
+    resources = task.spec.resources
+    labels = {**spec.labels, **request.labels}
+    labels.update(identity_labels(request, cluster_id=cluster_id, node_id=node_id))
+    stack = labels.get(STACK_LABEL)
+
+    host: dict[str, Any] = {
+        "NetworkMode": "none",
+        "RestartPolicy": {"Name": "no"},  # restarts are new tasks, made by the manager
+        "ReadonlyRootfs": spec.read_only,
+        "Mounts": [mount_config(m, stack=stack) for m in spec.mounts],
+        "Binds": list(file_binds),
+        "CapAdd": list(spec.cap_add) or None,
+        "CapDrop": list(spec.cap_drop) or None,
+        "Sysctls": dict(spec.sysctls) or None,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits],
+        "ExtraHosts": [_extra_host(h) for h in spec.extra_hosts] or None,
+        "Dns": list(spec.dns) or None,
+        "GroupAdd": list(spec.groups) or None,
+        "NanoCpus": resources.limits.nano_cpus,
+        "Memory": resources.limits.memory_bytes,
+        "MemoryReservation": resources.reservations.memory_bytes,
+    }
+    if resources.limits.pids:
+        host["PidsLimit"] = resources.limits.pids
+    if spec.init is not None:
+        host["Init"] = spec.init
+
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Env": list(spec.env),
+        "Labels": labels,
+        "Tty": spec.tty,
+        "OpenStdin": spec.stdin_open,
+        "StopTimeout": math.ceil(spec.stop_grace_period),
+        "NetworkDisabled": False,
+        "HostConfig": host,
+    }
+    if spec.entrypoint is not None:
+        config["Entrypoint"] = list(spec.entrypoint)
+    if spec.command is not None:
+        config["Cmd"] = list(spec.command)
+    for key, value in (
+        ("WorkingDir", spec.working_dir),
+        ("User", spec.user),
+        ("Hostname", spec.hostname),
+        ("StopSignal", spec.stop_signal),
+    ):
+        if value:
+            config[key] = value
+    if spec.healthcheck is not None:
+        config["Healthcheck"] = healthcheck_config(spec.healthcheck)
+    return config
+
+
+def parse_time(text: str) -> float:
+    """Seconds since the epoch from Docker's RFC 3339 (nanosecond) times; 0.0 for 'never'."""
+    if not text or text.startswith("0001-01-01"):
+        return 0.0
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.timestamp()
+
+
+def state_from_inspect(data: dict[str, Any]) -> ContainerState:
+    """A ContainerState from ``GET /containers/{id}/json``."""
+    state = data.get("State") or {}
+    labels = (data.get("Config") or {}).get("Labels") or {}
+    status = str(state.get("Status", ""))
+    error = str(state.get("Error") or "")
+    finished = status in ("exited", "dead") or bool(error)
+    return ContainerState(
+        id=str(data["Id"]),
+        task_id=labels.get(LABEL_TASK, ""),
+        labels=dict(labels),
+        status=status,
+        exit_code=int(state.get("ExitCode", 0)) if finished else None,
+        health=str((state.get("Health") or {}).get("Status", "")),
+        error=error,
+        started_at=parse_time(str(state.get("StartedAt", ""))),
+        finished_at=parse_time(str(state.get("FinishedAt", ""))),
+        pid=int(state.get("Pid") or 0) if status == "running" else 0,
+    )
+
+
+class DockerDriver:
+    """`RuntimeDriver` over a dockerd's unix socket."""
+
+    def __init__(
+        self,
+        socket_path: str,
+        *,
+        cluster_id: str,
+        node_id: str,
+        files_dir: str | Path = DEFAULT_FILES_DIR,
+    ) -> None:
+        self.engine = Engine(socket_path)
+        self.cluster_id = cluster_id
+        self.node_id = node_id
+        self.files_dir = Path(files_dir)
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def info(self) -> RuntimeInfo:
+        docker = self.engine.docker
+        info = await self.engine.call("", "daemon", docker.system.info())
+        version = await self.engine.call("", "daemon", docker.version())
+        return RuntimeInfo(
+            name="docker",
+            version=str(version.get("Version", "")),
+            os=str(info.get("OSType", "")),
+            arch=str(info.get("Architecture", "")),
+            nano_cpus=int(info.get("NCPU", 0)) * _NANO,
+            memory_bytes=int(info.get("MemTotal", 0)),
+        )
+
+    async def pull(self, image: str, progress: Callable[[str], None] | None = None) -> None:
+        if await self._image_present(image):
+            return
+        log.info("pulling image %s", kv(image=image))
+        try:
+            with translated(image, "image"):
+                async for event in self.engine.docker.images.pull(image, stream=True):
+                    if progress is not None:
+                        progress(_progress_line(event))
+        except RuntimeUnavailable:
+            raise
+        except SwarmliteError as exc:
+            # Unknown repository, denied, registry unreachable: the image is not to be had.
+            raise ImageNotFound(
+                f"image {image} could not be pulled: {exc.message}", details={"image": image}
+            ) from exc
+        if not await self._image_present(image):
+            raise ImageNotFound(f"image {image} is still missing after a pull")
+
+    async def _image_present(self, image: str) -> bool:
+        try:
+            await self.engine.call(image, "image", self.engine.docker.images.inspect(image))
+        except ImageNotFound:
+            return False
+        return True
+
+    async def create(self, request: ContainerRequest) -> str:
+        binds = self._write_files(request.name, request.files)
+        config = container_config(
+            request, cluster_id=self.cluster_id, node_id=self.node_id, file_binds=binds
+        )
+        try:
+            container = await self.engine.call(
+                request.name,
+                "container",
+                self.engine.docker.containers.create(config, name=request.name),
+            )
+        except SwarmliteError:
+            self._remove_files(request.name)
+            raise
+        log.info("container created %s", kv(task=request.task.id, id=container.id[:12]))
+        return container.id
+
+    def _files_root(self, name: str) -> Path:
+        return self.files_dir / name.lstrip("/")
+
+    def _write_files(self, name: str, files: list[FileData]) -> list[str]:
+        if not files:
+            return []
+        root = self._files_root(name)
+        try:
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            binds = []
+            for index, item in enumerate(files):
+                if not item.target.startswith("/"):
+                    raise InvalidArgument(f"file target must be absolute: {item.target!r}")
+                path = root / str(index)
+                path.write_bytes(item.data)
+                if os.geteuid() == 0:
+                    os.chown(path, item.uid, item.gid)
+                path.chmod(item.mode)
+                binds.append(f"{path}:{item.target}:ro")
+            return binds
+        except OSError as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise RuntimeFailure(f"cannot write secrets/configs for {name}: {exc}") from exc
+
+    def _remove_files(self, name: str) -> None:
+        shutil.rmtree(self._files_root(name), ignore_errors=True)
+
+    def _container(self, container_id: str) -> DockerContainer:
+        return self.engine.docker.containers.container(container_id)
+
+    async def start(self, container_id: str) -> None:
+        try:
+            await self.engine.call(container_id, "container", self._container(container_id).start())
+        except (NotFound, RuntimeUnavailable):
+            raise
+        except RuntimeFailure as exc:
+            # The daemon could not start the process (missing executable, bad mount, ...).
+            raise ContainerFailed(exc.message, details=exc.details) from exc
+
+    async def inspect(self, container_id: str) -> ContainerState:
+        data = await self.engine.call(
+            container_id, "container", self._container(container_id).show()
+        )
+        return state_from_inspect(data)
+
+    async def wait(self, container_id: str) -> int:
+        result = await self.engine.call(
+            container_id, "container", self._container(container_id).wait(condition="not-running")
+        )
+        return int(result.get("StatusCode", -1))
+
+    async def stop(self, container_id: str, *, signal: str = "", grace: float = 10.0) -> None:
+        container = self._container(container_id)
+        if not signal:
+            await self.engine.call(
+                container_id, "container", container.stop(t=max(0, math.ceil(grace)))
+            )
+            return
+        if not await self._kill(container_id, signal):
+            return
+        try:
+            async with asyncio.timeout(grace):
+                await self.wait(container_id)
+        except TimeoutError:
+            log.info("container ignored %s, killing it %s", signal, kv(id=container_id[:12]))
+            if await self._kill(container_id, "SIGKILL"):
+                await self.wait(container_id)
+
+    async def _kill(self, container_id: str, signal: str) -> bool:
+        """Send `signal`; False when the container was not running."""
+        try:
+            await self.engine.call(
+                container_id, "container", self._container(container_id).kill(signal=signal)
+            )
+        except RuntimeFailure as exc:
+            if exc.details.get("status") == 409:  # "is not running"
+                return False
+            raise
+        return True
+
+    async def remove(self, container_id: str) -> None:
+        try:
+            state = await self.engine.call(
+                container_id, "container", self._container(container_id).show()
+            )
+        except NotFound:
+            return
+        with contextlib.suppress(NotFound):  # removed by someone else meanwhile
+            await self.engine.call(
+                container_id, "container", self._container(container_id).delete(force=True, v=True)
+            )
+        self._remove_files(str(state.get("Name", "")))
+        log.info("container removed %s", kv(id=container_id[:12]))
+
+    async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in sorted(labels.items())]})
+        found = await self.engine.call(
+            "", "daemon", self.engine.docker.containers.list(all=True, filters=filters)
+        )
+        states = []
+        for container in found:
+            try:
+                states.append(await self.inspect(container.id))
+            except NotFound:  # removed between the list and the inspect
+                continue
+        return states
+
+    async def logs(
+        self, container_id: str, *, follow: bool = False, tail: int = -1
+    ) -> AsyncIterator[LogEntry]:
+        data = await self.engine.call(
+            container_id, "container", self._container(container_id).show()
+        )
+        tty = bool((data.get("Config") or {}).get("Tty"))
+        params: dict[str, str | int | bool] = {
+            "stdout": True,
+            "stderr": True,
+            "timestamps": True,
+            "follow": follow,
+            "tail": "all" if tail < 0 else tail,
+        }
+        async with self.engine.stream(
+            f"containers/{container_id}/logs", params, what=container_id, subject="container"
+        ) as response:
+            lines = LineSplitter()
+            try:
+                async for stream, chunk in _frames(response, tty=tty):
+                    for entry in lines.feed(stream, chunk):
+                        yield entry
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                raise RuntimeUnavailable(f"log stream of {container_id} broke: {exc}") from exc
+            for entry in lines.flush():
+                yield entry
+
+
+async def _frames(
+    response: aiohttp.ClientResponse, *, tty: bool
+) -> AsyncIterator[tuple[int, bytes]]:
+    """Docker's log stream as (stream, bytes): 8-byte headers unless the container has a TTY."""
+    if tty:
+        async for chunk in response.content.iter_any():
+            yield _STDOUT, chunk
+        return
+    while True:
+        try:
+            header = await response.content.readexactly(8)
+            kind, size = struct.unpack(">BxxxL", header)
+            payload = await response.content.readexactly(size) if size else b""
+        except asyncio.IncompleteReadError:
+            return
+        yield kind, payload
+
+
+class LineSplitter:
+    """Cuts each stream's bytes into log lines, ``<RFC 3339 time> <text>`` each."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, bytes] = {}
+
+    def feed(self, stream: int, chunk: bytes) -> list[LogEntry]:
+        data = self._pending.pop(stream, b"") + chunk
+        *complete, rest = data.split(b"\n")
+        if rest:
+            self._pending[stream] = rest
+        return [_entry(stream, line) for line in complete]
+
+    def flush(self) -> list[LogEntry]:
+        pending, self._pending = self._pending, {}
+        return [_entry(stream, line) for stream, line in sorted(pending.items())]
+
+
+def _entry(stream: int, raw: bytes) -> LogEntry:
+    text = raw.decode("utf-8", errors="replace").removesuffix("\r")
+    stamp, _, line = text.partition(" ")
+    try:
+        when = parse_time(stamp)
+    except ValueError:  # no timestamp: keep the whole text
+        when, line = 0.0, text
+    return LogEntry(stream="stderr" if stream == _STDERR else "stdout", timestamp=when, line=line)
+
+
+def _progress_line(event: dict[str, Any]) -> str:
+    parts = [str(event.get(k, "")) for k in ("id", "status", "progress")]
+    return " ".join(p for p in parts if p)
