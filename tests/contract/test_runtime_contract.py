@@ -52,7 +52,7 @@ from swarmlite.errors import (
 )
 from swarmlite.runtime.docker import DockerDriver
 from swarmlite.testing.clock import FakeClock
-from swarmlite.testing.dockerd import Dockerd, engine_request
+from swarmlite.testing.dockerd import Dockerd, engine_json, engine_request
 from swarmlite.testing.fakeruntime import DEAF, FakeImage, FakeProgram, FakeRuntime
 from swarmlite.testing.images import WEB_READY, TestImages
 
@@ -648,3 +648,62 @@ async def test_the_fake_runs_on_an_injected_clock() -> None:
 
 async def _no_file(container_id: str, path: str) -> FileData | None:
     return None
+
+
+async def test_docker_gets_resources_limits_and_stack_labelled_volumes(
+    private_dockerd: Dockerd, tmp_path: Path
+) -> None:
+    # What the fake cannot show: the daemon's own record of the mapped settings.
+    cluster_id = new_id()
+    driver = DockerDriver(
+        str(private_dockerd.socket), cluster_id=cluster_id, node_id="n1", files_dir=tmp_path
+    )
+    harness = Harness(
+        kind="docker",
+        driver=driver,
+        new_driver=lambda: driver,
+        read_file=_no_file,
+        cluster_id=cluster_id,
+    )
+    volume = f"shop_data_{cluster_id}"
+    request = harness.request(
+        command=["true"],
+        labels={"com.docker.stack.namespace": "shop"},
+        mounts=[Mount(type="volume", source=volume, target="/data", volume_labels={"k": "v"})],
+        healthcheck=HealthCheck(test=["CMD", "true"], interval=2.5, retries=4),
+        stop_signal="SIGINT",
+        stop_grace_period=2.5,
+        resources=ResourceRequirements(
+            limits=Resources(nano_cpus=250_000_000, memory_bytes=32 << 20, pids=50),
+            reservations=Resources(memory_bytes=8 << 20),
+        ),
+    )
+    try:
+        cid = await driver.create(request)
+        config = await asyncio.to_thread(
+            engine_json, private_dockerd.socket, "GET", f"/containers/{cid}/json"
+        )
+        host = config["HostConfig"]
+        assert (host["NanoCpus"], host["Memory"], host["MemoryReservation"], host["PidsLimit"]) == (
+            250_000_000,
+            32 << 20,
+            8 << 20,
+            50,
+        )
+        assert host["NetworkMode"] == "none"
+        assert config["Config"]["StopSignal"] == "SIGINT"
+        assert config["Config"]["StopTimeout"] == 3
+        assert config["Config"]["Healthcheck"] == {
+            "Test": ["CMD", "true"],
+            "Interval": 2_500_000_000,
+            "Retries": 4,
+        }
+        labels = await asyncio.to_thread(
+            engine_json, private_dockerd.socket, "GET", f"/volumes/{volume}"
+        )
+        assert labels["Labels"] == {"k": "v", "com.docker.stack.namespace": "shop"}
+        await driver.remove(cid)
+        # A named volume outlives its container, as in swarm (`docker volume rm` removes it).
+        await asyncio.to_thread(engine_json, private_dockerd.socket, "DELETE", f"/volumes/{volume}")
+    finally:
+        await driver.close()
