@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from swarmlite.agent.driver import LABEL_CLUSTER, LABEL_NODE, LABEL_SERVICE, LABEL_SLOT, LABEL_TASK
 from swarmlite.agent.executor import HEALTH_POLL_SECONDS, UNHEALTHY, Executor
 from swarmlite.api import FileRef, HealthCheck, TaskState
+from swarmlite.api.task import TaskStatus
 from swarmlite.errors import InvalidArgument, RuntimeUnavailable
 
 
@@ -37,7 +39,7 @@ async def test_each_step_advances_exactly_one_state(driver, clock, task_factory)
     assert starting is not None and starting.state is TaskState.STARTING
     assert driver.names() == ["pull", "create"]
     assert starting.container_id == ex.container_id != ""
-    request = driver.containers[ex.container_id].request
+    request = driver.container(ex.container_id).request
     assert request.name == "shop_web.1.t1"
     assert request.labels == {
         LABEL_CLUSTER: "cl1",
@@ -46,11 +48,11 @@ async def test_each_step_advances_exactly_one_state(driver, clock, task_factory)
         LABEL_SERVICE: "s1",
         LABEL_SLOT: "1",
     }
-    assert driver.containers[ex.container_id].status == "created"
+    assert driver.container(ex.container_id).status == "created"
 
     running = await ex.step()
     assert running is not None and running.state is TaskState.RUNNING
-    assert driver.containers[ex.container_id].status == "running"
+    assert driver.container(ex.container_id).status == "running"
     assert running.health == ""  # no healthcheck
 
     waiting = asyncio.create_task(ex.step())
@@ -111,46 +113,51 @@ async def test_a_container_that_fails_to_start_fails_the_task(driver, clock, tas
     assert "executable file not found" in failed.err
 
 
+async def next_status(ex: Executor, clock) -> TaskStatus:
+    """Step until something changes, letting health polls pass on the clock."""
+    for _ in range(100):
+        stepping = asyncio.create_task(ex.step())
+        await settle()
+        while not stepping.done():
+            await clock.run_for(HEALTH_POLL_SECONDS)
+            await settle()
+        status = stepping.result()
+        if status is not None:
+            return status
+    raise AssertionError("nothing changed")
+
+
 async def test_health_is_tracked_and_unhealthy_fails_the_task(driver, clock, task_factory) -> None:
-    task = task_factory(
-        healthcheck=HealthCheck(test=["CMD", "true"]), stop_signal="SIGQUIT", stop_grace_period=3
-    )
+    check = HealthCheck(test=["CMD", "probe"], interval=2.0, retries=1)
+    driver.health_results[("CMD", "probe")] = [True, True, False]
+    task = task_factory(healthcheck=check, stop_signal="SIGINT", stop_grace_period=3)
     ex = executor(task, driver, clock)
     await run_to_running(ex)
     assert ex.status.health == "starting"
-    cid = ex.container_id
+    started, cid = clock.monotonic(), ex.container_id
 
-    stepping = asyncio.create_task(ex.step())
-    await settle()
-    driver.containers[cid].health = "healthy"
-    await clock.run_for(HEALTH_POLL_SECONDS)
-    healthy = await stepping
-    assert healthy is not None
+    healthy = await next_status(ex, clock)
     assert (healthy.state, healthy.health) == (TaskState.RUNNING, "healthy")
+    assert clock.monotonic() - started == pytest.approx(2.0)  # the first probe passed
 
-    stepping = asyncio.create_task(ex.step())
-    await settle()
-    await clock.run_for(HEALTH_POLL_SECONDS)
-    assert await stepping is None  # still healthy: nothing to report
-
-    stepping = asyncio.create_task(ex.step())
-    await settle()
-    driver.containers[cid].health = "unhealthy"
-    await clock.run_for(HEALTH_POLL_SECONDS)
-    failed = await stepping
-    assert failed is not None and failed.state is TaskState.FAILED
+    failed = await next_status(ex, clock)  # the second passes too: nothing until the third
+    assert clock.monotonic() - started == pytest.approx(6.0)
+    assert failed.state is TaskState.FAILED
     assert failed.err == UNHEALTHY and failed.health == "unhealthy"
-    assert ("stop", cid, "SIGQUIT", 3) in driver.calls
-    assert driver.containers[cid].status == "exited"
+    assert ("stop", cid, "SIGINT", 3) in driver.calls
+    assert driver.container(cid).status == "exited"
 
 
 async def test_shutdown_stops_with_the_signal_and_grace_period(
     driver, clock, task_factory, desired
 ) -> None:
-    task = task_factory(stop_signal="SIGINT", stop_grace_period=7.0)
+    task = task_factory(
+        command=["deaf"],  # ignores its stop signal (conftest)
+        stop_signal="SIGINT",
+        stop_grace_period=7.0,
+    )
     ex = executor(task, driver, clock)
     await run_to_running(ex)
-    driver.containers[ex.container_id].ignores_signal = True
     waiting = asyncio.create_task(ex.step())
     await settle()
 
@@ -164,7 +171,7 @@ async def test_shutdown_stops_with_the_signal_and_grace_period(
     shutdown = await stopping
     assert shutdown is not None and shutdown.state is TaskState.SHUTDOWN
     assert ("stop", ex.container_id, "SIGINT", 7.0) in driver.calls
-    assert driver.containers[ex.container_id].exit_code == 137
+    assert driver.container(ex.container_id).exit_code == 137
     assert ex.finished
 
 
@@ -198,7 +205,7 @@ async def test_secrets_and_configs_reach_the_container_as_files(
     )
     ex = executor(task, driver, clock, secrets={"db_pw": b"s3cret"}, configs={"nginx": b"conf"})
     await ex.step()
-    files = driver.containers[ex.container_id].request.files
+    files = driver.container(ex.container_id).request.files
     assert [(f.target, f.data, f.uid, f.mode) for f in files] == [
         ("/run/secrets/db_pw", b"s3cret", 100, 0o400),
         ("/etc/nginx.conf", b"conf", 0, 0o444),
@@ -222,3 +229,23 @@ async def test_a_stale_view_from_the_manager_never_moves_the_task_back(
     ex.update(task)  # the manager has not seen our reports yet: it still says ASSIGNED
     assert ex.status.state is TaskState.RUNNING
     assert ex.status.container_id != ""
+
+
+async def test_a_manager_view_that_ends_the_task_mid_step_is_not_undone(
+    driver, clock, task_factory
+) -> None:
+    task = task_factory(state=TaskState.PREPARING)
+    ex = executor(task, driver, clock)
+    await ex.step()
+    orphaned = msgspec.structs.replace(
+        task, desired_state=TaskState.SHUTDOWN, status=TaskStatus(state=TaskState.ORPHANED)
+    )
+    starting = asyncio.create_task(ex.step())
+    await asyncio.sleep(0)  # the step is inside driver.start now
+    assert driver.names()[-1] == "start" and not starting.done()
+    ex.update(orphaned)  # arrives while the container is being started
+    status = await starting
+    assert status is not None and status.state is TaskState.ORPHANED
+    assert await ex.step() is None  # the container that started is stopped again
+    assert ex.finished
+    assert driver.container(ex.container_id).status == "exited"

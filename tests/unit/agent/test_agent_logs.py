@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from swarmlite.agent.driver import ContainerRequest
 from swarmlite.agent.logs import LogServer, LogSource
 from swarmlite.api.control import LogChunk, LogsQuery
 from swarmlite.errors import Unavailable
@@ -35,11 +36,15 @@ class Session:
 @pytest.fixture
 async def setup(driver, task_factory):
     session = Session()
-    web1 = driver.add_container(task_factory("t1"))
-    web2 = driver.add_container(task_factory("t2"))
+    web1 = await driver.run_container(
+        ContainerRequest(task=task_factory("t1"), name="shop_web.1.t1", labels={})
+    )
+    web2 = await driver.run_container(
+        ContainerRequest(task=task_factory("t2", slot=2), name="shop_web.2.t2", labels={})
+    )
     sources = {
-        "t1": LogSource(container_id=web1.id, task_name="shop_web.1"),
-        "t2": LogSource(container_id=web2.id, task_name="shop_web.2"),
+        "t1": LogSource(container_id=web1, task_name="shop_web.1"),
+        "t2": LogSource(container_id=web2, task_name="shop_web.2"),
     }
     server = LogServer("n1", driver, session.send, sources.get)
     running = asyncio.create_task(server.run())
@@ -55,9 +60,9 @@ async def settle() -> None:
 
 async def test_a_query_gets_every_tasks_lines_then_done(driver, setup) -> None:
     session, server, web1, web2 = setup
-    driver.write_log(web1.id, "GET /")
-    driver.write_log(web1.id, "oops", stream="stderr")
-    driver.write_log(web2.id, "GET /health")
+    driver.write_log(web1, "stdout", "GET /")
+    driver.write_log(web1, "stderr", "oops")
+    driver.write_log(web2, "stdout", "GET /health")
     server.handle(LogsQuery(query_id="q1", task_ids=["t1", "t2", "elsewhere"]))
     await settle()
     assert sorted(session.lines("q1")) == [
@@ -74,20 +79,20 @@ async def test_a_query_gets_every_tasks_lines_then_done(driver, setup) -> None:
 async def test_tail_limits_the_lines_of_each_task(driver, setup) -> None:
     session, server, web1, _ = setup
     for i in range(5):
-        driver.write_log(web1.id, f"line {i}")
+        driver.write_log(web1, "stdout", f"line {i}")
     server.handle(LogsQuery(query_id="q1", task_ids=["t1"], tail=2))
     await settle()
     assert [line for _, _, line in session.lines("q1")] == ["line 3", "line 4"]
-    assert ("logs", web1.id, False, 2) in driver.calls
+    assert ("logs", web1, False, 2) in driver.calls
 
 
 async def test_a_follow_streams_new_lines_until_cancelled(driver, setup) -> None:
     session, server, web1, _ = setup
-    driver.write_log(web1.id, "before")
+    driver.write_log(web1, "stdout", "before")
     server.handle(LogsQuery(query_id="q1", task_ids=["t1"], follow=True))
     await settle()
     assert session.lines("q1") == [("shop_web.1", "stdout", "before")]
-    driver.write_log(web1.id, "after")
+    driver.write_log(web1, "stdout", "after")
     await settle()
     assert session.lines("q1")[-1] == ("shop_web.1", "stdout", "after")
     assert server.streaming == ["q1"] and not session.done("q1")
@@ -95,7 +100,7 @@ async def test_a_follow_streams_new_lines_until_cancelled(driver, setup) -> None
     server.handle(LogsQuery(query_id="q1", task_ids=[], cancel=True))
     await settle()
     assert server.streaming == []
-    driver.write_log(web1.id, "unseen")
+    driver.write_log(web1, "stdout", "unseen")
     await settle()
     assert ("shop_web.1", "stdout", "unseen") not in session.lines("q1")
 
@@ -104,8 +109,8 @@ async def test_a_follow_ends_when_the_container_exits(driver, setup) -> None:
     session, server, web1, _ = setup
     server.handle(LogsQuery(query_id="q1", task_ids=["t1"], follow=True))
     await settle()
-    driver.write_log(web1.id, "bye")
-    driver.exit(web1.id, 0)
+    driver.write_log(web1, "stdout", "bye")
+    driver.exit(web1, 0)
     await settle()
     assert session.lines("q1") == [("shop_web.1", "stdout", "bye")]
     assert session.done("q1")
@@ -123,6 +128,6 @@ async def test_a_lost_session_ends_the_stream(driver, setup) -> None:
     server.handle(LogsQuery(query_id="q1", task_ids=["t1"], follow=True))
     await settle()
     session.up = False
-    driver.write_log(web1.id, "nobody listens")
+    driver.write_log(web1, "stdout", "nobody listens")
     await settle()
     assert server.streaming == []

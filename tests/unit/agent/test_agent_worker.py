@@ -5,7 +5,7 @@ import asyncio
 import msgspec
 import pytest
 
-from swarmlite.agent.driver import LABEL_CLUSTER, LABEL_NODE, LABEL_TASK
+from swarmlite.agent.driver import LABEL_CLUSTER, LABEL_NODE, LABEL_TASK, ContainerRequest
 from swarmlite.agent.worker import Worker
 from swarmlite.api import TaskState
 from swarmlite.api.control import Assignments, StatusReport
@@ -72,7 +72,7 @@ async def test_an_assigned_task_runs_and_every_state_is_reported_in_order(
     ]
     assert len(worker.manager.reports) == 1  # the quick states travelled together
     cid = worker.manager.last("t1").container_id
-    assert driver.containers[cid].status == "running"
+    assert driver.container(cid).status == "running"
 
     driver.exit(cid, 1)
     await pump(clock)
@@ -81,36 +81,48 @@ async def test_an_assigned_task_runs_and_every_state_is_reported_in_order(
 
 async def test_a_restarted_agent_adopts_the_running_container(driver, clock, task_factory) -> None:
     task = task_factory()
-    container = driver.add_container(task, labels=ours(task))
-    running_task = msgspec.structs.replace(
-        task, status=TaskStatus(state=TaskState.RUNNING, container_id=container.id)
-    )
-    manager = Manager()
-    worker = Worker("n1", "cl1", driver, clock, manager.send)
-    run = asyncio.create_task(worker.run())
-    await worker.on_message(Assignments(tasks=[running_task]))
+    before = Manager()
+    first = Worker("n1", "cl1", driver, clock, before.send)
+    run = asyncio.create_task(first.run())
+    await first.on_message(Assignments(tasks=[task]))
+    await pump(clock)
+    running = before.last("t1")
+    assert running.state is TaskState.RUNNING
+    first.stop()  # the agent goes away; its container runs on
+    await run
+    assert driver.container(running.container_id).status == "running"
+
+    driver.calls.clear()
+    after = Manager()
+    second = Worker("n1", "cl1", driver, clock, after.send)
+    run = asyncio.create_task(second.run())
+    # The manager's view: RUNNING, as reported before the restart.
+    await second.on_message(Assignments(tasks=[msgspec.structs.replace(task, status=running)]))
     await pump(clock)
     assert "create" not in driver.names() and "start" not in driver.names()
-    assert manager.reports == []  # it was RUNNING and still is
-    assert worker.tasks["t1"].status.state is TaskState.RUNNING
+    assert "stop" not in driver.names()
+    assert after.reports == []  # it was RUNNING and still is
+    assert second.tasks["t1"].status.container_id == running.container_id
 
-    driver.exit(container.id, 0)  # and it is watched like any other
+    driver.exit(running.container_id, 0)  # and it is watched like any other
     await pump(clock)
-    assert manager.last("t1").state is TaskState.COMPLETE
-    worker.stop()
+    assert after.last("t1").state is TaskState.COMPLETE
+    second.stop()
     await run
 
 
 async def test_an_adopted_container_skips_the_states_it_passed(driver, clock, task_factory) -> None:
     task = task_factory(state=TaskState.PREPARING)  # our STARTING/RUNNING reports were lost
-    container = driver.add_container(task, labels=ours(task))
+    cid = await driver.run_container(
+        ContainerRequest(task=task, name="shop_web.1.t1", labels=ours(task))
+    )
     manager = Manager()
     worker = Worker("n1", "cl1", driver, clock, manager.send)
     run = asyncio.create_task(worker.run())
     await worker.on_message(Assignments(tasks=[task]))
     await pump(clock)
     assert manager.states("t1") == [TaskState.RUNNING]
-    assert manager.last("t1").container_id == container.id
+    assert manager.last("t1").container_id == cid
     assert "create" not in driver.names()
     worker.stop()
     await run
@@ -119,21 +131,25 @@ async def test_an_adopted_container_skips_the_states_it_passed(driver, clock, ta
 async def test_unknown_containers_are_removed_only_after_the_first_assignments(
     driver, clock, task_factory
 ) -> None:
-    old = task_factory("old")
-    stray = driver.add_container(old, labels=ours(old))
-    foreign = driver.add_container(old, labels={LABEL_CLUSTER: "other", LABEL_TASK: "x"})
+    old = task_factory("old", slot=2)
+    stray = await driver.run_container(
+        ContainerRequest(task=old, name="shop_web.2.old", labels=ours(old))
+    )
+    foreign = await driver.run_container(
+        ContainerRequest(task=old, name="x", labels={LABEL_CLUSTER: "other", LABEL_TASK: "x"})
+    )
     manager = Manager()
     worker = Worker("n1", "cl1", driver, clock, manager.send)
     run = asyncio.create_task(worker.run())
     await pump(clock, 30.0)  # the manager is slow to send anything
-    assert stray.id in driver.containers
+    assert driver.exists(stray)
     assert not worker.ready
 
     await worker.on_message(Assignments(tasks=[task_factory("t1")]))
     await pump(clock)
-    assert stray.id not in driver.containers
-    assert ("stop", stray.id, "", 10.0) in driver.calls
-    assert foreign.id in driver.containers  # not this cluster's: never touched
+    assert not driver.exists(stray)
+    assert ("stop", stray, "", 10.0) in driver.calls
+    assert driver.exists(foreign)  # not this cluster's: never touched
     assert worker.ready
     worker.stop()
     await run
@@ -142,17 +158,16 @@ async def test_unknown_containers_are_removed_only_after_the_first_assignments(
 async def test_a_task_no_longer_assigned_is_stopped_then_removed(
     worker, driver, clock, task_factory
 ) -> None:
-    task = task_factory(stop_grace_period=4.0)
+    task = task_factory(command=["deaf"], stop_grace_period=4.0)  # ignores SIGTERM
     await worker.on_message(Assignments(tasks=[task]))
     await pump(clock)
     cid = worker.manager.last("t1").container_id
-    driver.containers[cid].ignores_signal = True
 
     await worker.on_message(Assignments(tasks=[]))
     await pump(clock, 1.0)
-    assert cid in driver.containers  # still in its grace period
+    assert driver.exists(cid)  # still in its grace period
     await pump(clock, 3.5)
-    assert cid not in driver.containers
+    assert not driver.exists(cid)
     assert driver.names()[-2:] == ["stop", "remove"]
     assert "t1" not in worker.tasks
 
@@ -167,7 +182,7 @@ async def test_desired_shutdown_stops_the_task_and_reports_it(
     await pump(clock)
     assert worker.manager.last("t1").state is TaskState.SHUTDOWN
     cid = worker.manager.last("t1").container_id
-    assert driver.containers[cid].status == "exited"  # kept until the task is unassigned
+    assert driver.container(cid).status == "exited"  # kept until the task is unassigned
 
 
 async def test_an_unavailable_runtime_is_retried_until_it_is_back(
@@ -207,5 +222,5 @@ async def test_secrets_from_the_assignments_reach_the_task(
     await worker.on_message(Assignments(tasks=[task], secrets=[secret]))
     await pump(clock)
     cid = worker.manager.last("t1").container_id
-    files = driver.containers[cid].request.files
+    files = driver.container(cid).request.files
     assert [(f.target, f.data) for f in files] == [("/run/secrets/pw", b"hunter2")]
