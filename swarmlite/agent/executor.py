@@ -41,6 +41,7 @@ from swarmlite.agent.driver import (
     ContainerRequest,
     ContainerState,
     FileData,
+    NetworkDriver,
     RuntimeDriver,
 )
 from swarmlite.api import FileRef, Task, TaskState
@@ -131,10 +132,13 @@ class Executor:
         secrets: Mapping[str, bytes] | None = None,
         configs: Mapping[str, bytes] | None = None,
         adopted: ContainerState | None = None,
+        network: NetworkDriver | None = None,
     ) -> None:
-        """`adopted` is the task's container found on the node (after an agent restart)."""
+        """`adopted` is the task's container found on the node (after an agent restart);
+        `network` attaches the container to the task's networks once it runs."""
         self._task = task
         self._driver = driver
+        self._network = network
         self._clock = clock
         self._cluster_id = cluster_id
         self._node_id = node_id
@@ -287,6 +291,14 @@ class Executor:
             raise InvalidArgument("the task has no image")
         if not self.container_id:
             await self._driver.pull(task.spec.container.image)
+            if self._network is not None and task.networks:
+                # The node's DNS server on the task's networks answers service names.
+                container = task.spec.container
+                servers = [*self._network.dns_servers(task), *container.dns]
+                spec = msgspec.structs.replace(
+                    task.spec, container=msgspec.structs.replace(container, dns=servers)
+                )
+                task = msgspec.structs.replace(task, spec=spec)
             request = ContainerRequest(
                 task=task,
                 name=container_name(task),
@@ -300,6 +312,9 @@ class Executor:
     async def _start(self) -> TaskStatus:
         await self._driver.start(self.container_id)
         state = await self._driver.inspect(self.container_id)
+        if self._network is not None and self._task.networks and state.pid:
+            # Created without networking (any runtime can): now give it its interfaces.
+            await self._network.attach(self._task, state.pid)
         self._health = state.health
         return self._move(TaskState.RUNNING, "started", health=state.health)
 

@@ -31,13 +31,21 @@ from swarmlite.agent.driver import (
     LABEL_NODE,
     LABEL_TASK,
     ContainerState,
+    NetworkDriver,
     RuntimeDriver,
 )
 from swarmlite.agent.executor import Executor
 from swarmlite.agent.logs import LogServer, LogSource
 from swarmlite.agent.reporter import Reporter
 from swarmlite.api import Task
-from swarmlite.api.control import AgentMessage, Assignments, LogsQuery, ManagerMessage
+from swarmlite.api.control import (
+    AgentMessage,
+    Assignments,
+    LogsQuery,
+    ManagerMessage,
+    MeshState,
+    NetworkState,
+)
 from swarmlite.api.task import TaskStatus
 from swarmlite.clock import Clock
 from swarmlite.errors import InternalError, SwarmliteError
@@ -57,8 +65,13 @@ class Worker:
         driver: RuntimeDriver,
         clock: Clock,
         send: Callable[[AgentMessage], Awaitable[None]],
+        *,
+        network: NetworkDriver | None = None,
     ) -> None:
         self.node_id = node_id
+        self._network = network
+        self._network_lock = asyncio.Lock()
+        self._early: dict[type, MeshState | NetworkState] = {}
         self.cluster_id = cluster_id
         self._driver = driver
         self._clock = clock
@@ -88,6 +101,24 @@ class Worker:
             self.reporter.wake()  # a message came, so the session is up again
         elif isinstance(message, LogsQuery):
             self.logs.handle(message)
+        elif isinstance(message, MeshState | NetworkState) and self._network is not None:
+            # Applied in order, one at a time, without holding up the session; before
+            # `run` started, only the latest of each kind is kept for it.
+            if self._group is None:
+                self._early[type(message)] = message
+            else:
+                _ = self._spawn(self._apply_network(message))
+
+    async def _apply_network(self, message: MeshState | NetworkState) -> None:
+        assert self._network is not None
+        async with self._network_lock:
+            try:
+                if isinstance(message, MeshState):
+                    await self._network.apply_mesh(message)
+                else:
+                    await self._network.apply_networks(message)
+            except SwarmliteError as exc:
+                log.error("could not set up the node's networking %s", kv(error=exc.message))
 
     def stop(self) -> None:
         """Make `run` return; the containers are left running, to be adopted next time."""
@@ -111,6 +142,9 @@ class Worker:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
+            for early in (self._early.pop(MeshState, None), self._early.pop(NetworkState, None)):
+                if early is not None:
+                    _ = self._spawn(self._apply_network(early))
             reporting = group.create_task(self.reporter.run())
             serving = group.create_task(self.logs.run())
             try:
@@ -178,6 +212,7 @@ class Worker:
                     secrets=secrets,
                     configs=configs,
                     adopted=found,
+                    network=self._network,
                 )
                 self._executors[task.id] = ex
                 self._supervisors[task.id] = self._spawn(self._supervise(ex))
