@@ -217,6 +217,9 @@ class Dispatcher:
                     arch=hello.arch,
                     nano_cpus=hello.nano_cpus,
                     memory_bytes=hello.memory_bytes,
+                    mesh_public_key=hello.mesh_public_key,
+                    mesh_next_key=hello.mesh_next_key,
+                    mesh_endpoint=hello.mesh_endpoint,
                 )
                 changed = changed or reported != status
                 status = reported
