@@ -1,0 +1,284 @@
+"""Stacks on a real cluster: `stack deploy` to `stack rm`, through the CLI, on real dockerds.
+
+One manager (m1) and two workers (w1, w2), each a real daemon started with the CLI and each
+with its own private dockerd (the `stacks` fixture, shared by this module). The stack is
+shop.yml: `web` (2 replicas, only on workers, start-first updates that roll back on
+failure), `agent` (global) and `migrate` (a replicated job). Every test starts by
+restarting what an earlier one left down and deploying shop.yml again, so a failure in one
+test does not hide what the next one checks. What a test asserts is what a user sees: the
+CLI's JSON output, and the containers on each node's dockerd, by the labels swarmlite sets.
+
+Not marked `integration`: the module runs in about two minutes, so it belongs to the
+default run. It needs root, docker.io and busybox-static (as tests/contract does).
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SHOP = HERE / "shop.yml"
+BAD_WEB = HERE / "bad-web.yml"
+STACK = "shop"
+WEB, AGENT, MIGRATE = f"{STACK}_web", f"{STACK}_agent", f"{STACK}_migrate"
+WORKERS = {"w1", "w2"}
+WAIT = 60.0
+
+pytestmark = pytest.mark.timeout(240)
+
+StackCluster = Any  # conftest.StackCluster, reached through the `stacks` fixture
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _deployed(stacks: StackCluster) -> None:
+    """Every node up again and shop.yml deployed and converged."""
+    stacks.cluster.heal()
+    done = stacks.deploy(STACK, SHOP)
+    assert done.returncode == 0, f"stack deploy exited {done.returncode}: {done.stderr}"
+
+
+def _current(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks that should run (desired running), the way `service ps` lists them first."""
+    return [t for t in tasks if t["desired_state"] == "running"]
+
+
+def _state(task: dict[str, Any]) -> str:
+    state: str = task["status"]["state"]
+    return state
+
+
+def _service_id(stacks: StackCluster, service: str) -> str:
+    sid: str = stacks.inspect(service)["id"]
+    return sid
+
+
+def _running_web(stacks: StackCluster, hosts: dict[str, str]) -> list[dict[str, Any]] | None:
+    """The running web tasks, if there are exactly the 2 wanted and all run on workers."""
+    current = _current(stacks.tasks(WEB))
+    if len(current) != 2 or any(_state(t) != "running" for t in current):
+        return None
+    assert {hosts[t["node_id"]] for t in current} <= WORKERS, current
+    return current
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_deploy_places_each_service_where_its_mode_and_constraints_say(
+    stacks: StackCluster,
+) -> None:
+    _deployed(stacks)
+    hosts = stacks.node_names()
+    assert sorted(hosts.values()) == ["m1", "w1", "w2"]
+
+    web = _current(stacks.tasks(WEB))
+    assert sorted(t["slot"] for t in web) == [1, 2]
+    assert all(_state(t) == "running" for t in web), web
+    assert {hosts[t["node_id"]] for t in web} <= WORKERS  # node.role == worker
+
+    agent = _current(stacks.tasks(AGENT))
+    assert sorted(hosts[t["node_id"]] for t in agent) == ["m1", "w1", "w2"]  # one per node
+    assert all(_state(t) == "running" for t in agent), agent
+
+    migrate = stacks.tasks(MIGRATE)
+    assert [_state(t) for t in migrate] == ["complete"], migrate
+    assert migrate[0]["status"]["exit_code"] == 0
+
+    # what the dockerds run is what the cluster says
+    for service, tasks in ((WEB, web), (AGENT, agent)):
+        sid = _service_id(stacks, service)
+        running = stacks.running(**{"swarmlite.service": sid})
+        assert sorted(c.task for c in running) == sorted(t["id"] for t in tasks)
+        for c in running:
+            assert hosts[next(t for t in tasks if t["id"] == c.task)["node_id"]] == c.node
+    assert stacks.running(**{"swarmlite.service": _service_id(stacks, MIGRATE)}) == []
+
+
+@pytest.mark.parametrize("replicas", [6, 1])
+def test_service_scale_changes_the_containers_on_the_workers(
+    stacks: StackCluster, replicas: int
+) -> None:
+    stacks.cluster.heal()
+    if replicas == 6:
+        _deployed(stacks)  # from 2
+    stacks.ok("service", "scale", f"{WEB}={replicas}")
+    sid = _service_id(stacks, WEB)
+
+    current = _current(stacks.tasks(WEB))
+    assert len(current) == replicas
+    assert all(_state(t) == "running" for t in current), current
+    # the scaled-down containers are stopped by the time they are counted (a short wait:
+    # `service scale` returns once the tasks' states say so)
+    running = stacks.cluster.wait(
+        f"{replicas} running containers of {WEB}",
+        lambda: (r := stacks.running(**{"swarmlite.service": sid})) and len(r) == replicas and r,
+        WAIT,
+    )
+    assert sorted(c.task for c in running) == sorted(t["id"] for t in current)
+    assert {c.node for c in running} <= WORKERS
+    assert all(c.image == "swl/web:1" for c in running)
+
+
+def test_failed_start_first_update_rolls_back_to_the_old_image(stacks: StackCluster) -> None:
+    _deployed(stacks)
+    sid = _service_id(stacks, WEB)
+    before = {t["id"] for t in _current(stacks.tasks(WEB))}
+
+    done = stacks.deploy(STACK, SHOP, BAD_WEB)
+    assert done.returncode != 0, f"deploy of a failing update exited 0: {done.stdout}"
+
+    assert "rolled back" in done.stderr and "unhealthy" in done.stderr, done.stderr
+
+    # The CLI gives up once the rollback has started (`docker stack deploy` waits until it
+    # completed): the end state is waited for.
+    def rolled_back() -> dict[str, Any] | None:
+        service: dict[str, Any] = stacks.inspect(WEB)
+        status = service["update_status"] or {}
+        return service if status.get("state") == "rollback_completed" else None
+
+    service = stacks.cluster.wait("update_status rollback_completed", rolled_back, WAIT)
+    assert service["spec"]["task"]["container"]["image"] == "swl/web:1"
+
+    def settled() -> list[dict[str, Any]] | None:
+        current = _current(stacks.tasks(WEB))
+        ok = len(current) == 2 and all(
+            _state(t) == "running" and t["spec"]["container"]["image"] == "swl/web:1"
+            for t in current
+        )
+        return current if ok else None
+
+    current = stacks.cluster.wait("2 running web tasks on swl/web:1", settled, WAIT)
+    # start-first: the old tasks kept running while the new ones failed their health check
+    assert {t["id"] for t in current} == before
+    running = stacks.cluster.wait(
+        "only swl/web:1 containers running",
+        lambda: (r := stacks.running(**{"swarmlite.service": sid})) and len(r) == 2 and r,
+        WAIT,
+    )
+    assert {c.image for c in running} == {"swl/web:1"}
+    assert {c.task for c in running} == before
+    bad = [t for t in stacks.tasks(WEB) if t["spec"]["container"]["image"] == "swl/web:bad"]
+    assert bad, "no task of swl/web:bad was ever started"
+    assert all(t["desired_state"] != "running" for t in bad), bad
+
+
+def test_killed_container_is_replaced_in_its_slot(stacks: StackCluster) -> None:
+    _deployed(stacks)
+    hosts = stacks.node_names()
+    victim = _current(stacks.tasks(WEB))[0]
+    [container] = stacks.containers(hosts[victim["node_id"]], **{"swarmlite.task": victim["id"]})
+    assert container.state == "running"
+
+    stacks.kill_container(container)
+
+    def replaced() -> dict[str, Any] | None:
+        tasks = stacks.tasks(WEB)
+        for t in _current(tasks):
+            if t["slot"] == victim["slot"] and t["id"] != victim["id"] and _state(t) == "running":
+                return t
+        return None
+
+    new = stacks.cluster.wait(f"a new running task in slot {victim['slot']}", replaced, WAIT)
+    old = next(t for t in stacks.tasks(WEB) if t["id"] == victim["id"])
+    assert _state(old) == "failed", old["status"]
+    assert old["desired_state"] == "shutdown"
+    assert old["status"]["exit_code"] not in (None, 0)
+    [fresh] = stacks.containers(hosts[new["node_id"]], **{"swarmlite.task": new["id"]})
+    assert fresh.state == "running"
+
+
+def test_crashed_worker_tasks_are_rescheduled_on_the_other_worker(stacks: StackCluster) -> None:
+    _deployed(stacks)
+    hosts = stacks.node_names()
+    web = _current(stacks.tasks(WEB))
+    victim_name = hosts[web[0]["node_id"]]
+    survivor_name = ({"w1", "w2"} - {victim_name}).pop()
+    victim = stacks.cluster.nodes[victim_name]
+    moved = {t["id"] for t in web if hosts[t["node_id"]] == victim_name}
+
+    stacks.cluster.kill(victim)  # SIGKILL of the daemon ...
+    for container in stacks.containers(victim_name):  # ... and of what it ran
+        if container.state == "running":
+            stacks.kill_container(container)
+
+    stacks.cluster.wait(
+        f"{victim_name} DOWN",
+        lambda: any(
+            r.hostname == victim_name and r.state == "down"
+            for r in stacks.cluster.try_node_ls() or []
+        ),
+        WAIT,
+    )
+    current = stacks.cluster.wait(
+        "2 running web tasks, none on the dead worker",
+        lambda: (
+            (c := _running_web(stacks, hosts))
+            and all(hosts[t["node_id"]] == survivor_name for t in c)
+            and c
+        ),
+        WAIT,
+    )
+    assert not moved & {t["id"] for t in current}  # replacements, not the same tasks
+    sid = _service_id(stacks, WEB)
+    running = stacks.running(**{"swarmlite.service": sid})
+    assert sorted(c.task for c in running) == sorted(t["id"] for t in current)
+    assert {c.node for c in running} == {survivor_name}
+
+
+def test_restarted_agent_adopts_its_running_containers(stacks: StackCluster) -> None:
+    _deployed(stacks)
+    hosts = stacks.node_names()
+    # the worker with the most running tasks of the stack
+    per_node = collections.Counter(
+        c.node for c in stacks.running(**{"com.docker.stack.namespace": STACK})
+    )
+    name = max(sorted(WORKERS), key=lambda n: per_node[n])
+    node = stacks.cluster.nodes[name]
+    before = {
+        c.task: c.id
+        for c in stacks.running(**{"com.docker.stack.namespace": STACK})
+        if c.node == name
+    }
+    assert before, f"no task runs on {name}"
+
+    stacks.cluster.kill(node)  # the daemon only: its containers keep running
+    stacks.cluster.start(node)
+    stacks.cluster.heal()
+
+    def adopted() -> dict[str, dict[str, Any]] | None:
+        tasks = {t["id"]: t for t in stacks.tasks(WEB, AGENT)}
+        if all(tid in tasks and _state(tasks[tid]) == "running" for tid in before):
+            return tasks
+        return None
+
+    tasks = stacks.cluster.wait(f"the tasks of {name} RUNNING again", adopted, WAIT)
+    for tid, container_id in before.items():
+        assert hosts[tasks[tid]["node_id"]] == name
+        assert tasks[tid]["desired_state"] == "running"
+        on_node = stacks.containers(name, **{"swarmlite.task": tid})
+        assert [(c.id, c.state) for c in on_node] == [(container_id, "running")], on_node
+    # and nothing was started twice anywhere
+    every = stacks.all_containers(**{"com.docker.stack.namespace": STACK})
+    counts = collections.Counter(c.task for c in every)
+    assert max(counts.values()) == 1, counts
+
+
+def test_stack_rm_leaves_no_container_on_any_node(stacks: StackCluster) -> None:
+    _deployed(stacks)
+    assert stacks.all_containers(**{"com.docker.stack.namespace": STACK})
+
+    stacks.ok("stack", "rm", STACK)
+
+    assert stacks.ok("stack", "ls", "--format", "json").strip() in ("[]", "")
+    stacks.cluster.wait(
+        "no container of the stack on any dockerd",
+        lambda: not stacks.all_containers(**{"com.docker.stack.namespace": STACK}),
+        WAIT,
+    )
+    assert stacks.all_containers() == []  # nor any other container: the job's, the killed ones
