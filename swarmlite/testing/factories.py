@@ -1,8 +1,10 @@
 """Factories for api objects in tests: short calls, sensible defaults, every field reachable.
 
-Owns ``make_node``, ``make_service`` and ``make_task``; each stands alone (none calls
-another), takes keyword arguments for what a test cares about and builds a frozen object
-that was never written to a store (``version`` 0). Ids are random unless given.
+Owns ``make_node``, ``make_service``, ``make_task`` and ``make_network`` (with
+``with_networks``/``with_ports`` to give a service networks and published ports); each
+stands alone (none calls another), takes keyword arguments for what a test cares about
+and builds a frozen object that was never written to a store (``version`` 0).
+Ids are random unless given.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ import re
 import msgspec
 
 from swarmlite.api import (
+    STACK_LABEL,
     ContainerSpec,
+    EndpointSpec,
     FailureAction,
     HealthCheck,
     JobSpec,
+    Network,
+    NetworkAttachment,
+    NetworkSpec,
     Node,
     NodeAvailability,
     NodeRole,
@@ -23,6 +30,7 @@ from swarmlite.api import (
     NodeState,
     NodeStatus,
     Placement,
+    PortConfig,
     ResourceRequirements,
     Resources,
     RestartCondition,
@@ -196,3 +204,49 @@ def make_task(
             state=TaskState(state), timestamp=timestamp, exit_code=exit_code, health=health
         ),
     )
+
+
+def make_network(
+    name: str = "net",
+    *,
+    id: str | None = None,
+    subnet: str = "",
+    gateway: str = "",
+    ingress: bool = False,
+    stack: str | None = None,
+    labels: dict[str, str] | None = None,
+    created_at: float = 0.0,
+) -> Network:
+    """An overlay network, not yet allocated (``make_network("shop_default", stack="shop")``)."""
+    all_labels = dict(labels or {})
+    if stack is not None:
+        all_labels[STACK_LABEL] = stack
+    return Network(
+        id=id or new_id(),
+        created_at=created_at,
+        updated_at=created_at,
+        spec=NetworkSpec(
+            name=name, subnet=subnet, gateway=gateway, ingress=ingress, labels=all_labels
+        ),
+    )
+
+
+def with_networks(
+    service: Service, *targets: str, aliases: dict[str, list[str]] | None = None
+) -> Service:
+    """``service`` attached to the networks named ``targets`` (aliases per network name)."""
+    nets = [
+        NetworkAttachment(target=target, aliases=list((aliases or {}).get(target, [])))
+        for target in targets
+    ]
+    task = msgspec.structs.replace(service.spec.task, networks=nets)
+    return msgspec.structs.replace(service, spec=msgspec.structs.replace(service.spec, task=task))
+
+
+def with_ports(service: Service, *ports: PortConfig | int, endpoint_mode: str = "vip") -> Service:
+    """``service`` publishing ``ports``; an int ``n`` is target ``n`` in ingress mode, published
+    as 0 (the allocator chooses); ``PortConfig(target=80, published=8080)`` says more."""
+    configs = [p if isinstance(p, PortConfig) else PortConfig(target=p) for p in ports]
+    endpoint = EndpointSpec(mode=endpoint_mode, ports=configs)
+    spec = msgspec.structs.replace(service.spec, endpoint=endpoint)
+    return msgspec.structs.replace(service, spec=spec)

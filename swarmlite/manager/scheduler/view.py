@@ -44,8 +44,16 @@ def occupies_node(task: Task) -> bool:
 
 
 def is_schedulable(task: Task) -> bool:
-    """Whether the task waits for the scheduler: PENDING and still meant to run."""
-    return task.status.state == TaskState.PENDING and meant_to_run(task)
+    """Whether the task waits for the scheduler: PENDING, still meant to run, and allocated.
+
+    Allocated: the allocator has given it an attachment for every network its spec names.
+    It writes all of a task's attachments at once (the ingress one included), so a task
+    with one attachment per named network has them all; a task on no network needs none.
+    """
+    if task.status.state != TaskState.PENDING or not meant_to_run(task):
+        return False
+    wanted = {net.target.lower() for net in task.spec.networks}
+    return len({att.network_id for att in task.networks}) >= len(wanted)
 
 
 def host_ports(service: Service | None) -> frozenset[HostPort]:

@@ -1,0 +1,507 @@
+"""What the allocator writes next, computed from one store snapshot.
+
+Owns the allocation rules. ``plan_step(read, pools)`` looks at the whole state and returns
+the next batch of writes, in this order (each phase runs only once every earlier one has
+nothing left to write, so a later phase always sees the earlier ones committed):
+
+1. the ingress network, created when the cluster has none (named "ingress", no stack);
+2. networks without a status get a VNI (4096 and up) and a subnet: the user's
+   ``spec.subnet`` when it overlaps nothing, else the first free block of the default
+   pool; never overlapping another network, the mesh pool, a node's own address, or the
+   subnet of a network that was removed while live tasks still hold addresses in it;
+3. nodes without a mesh address get the lowest free one of the mesh pool, stored with
+   the pool's prefix ("100.96.0.3/16");
+4. services get their endpoint: a VIP on each network they use (endpoint mode vip), and
+   their published ports, a free one of 30000-32767 for an ingress port published as 0;
+   an ingress port another service already publishes blocks the service (its tasks say so);
+5. live tasks without attachments get one address on each network their spec names, plus
+   the ingress network when their service publishes ingress ports, all in one write (so a
+   task with any attachment has all of them: the scheduler relies on it); a task that cannot
+   get them gets ``status.pending_reason`` saying why.
+
+Nothing is ever freed by a write: what is taken is recomputed from the store each time.
+A task's addresses are free once its status is terminal (Docker does the same; it keeps
+long-lived clusters from running out), or once it is deleted; a VIP or port once its
+service no longer has it; a subnet and VNI once the network is deleted; a mesh address once
+the node is removed. The record of a finished task still shows the address it had.
+
+Invariants: a pure function of the snapshot (plus the ids of a created ingress network),
+so a new leader continues where the last one stopped and nothing is assigned twice (each
+batch is committed compare-and-set against the snapshot it was computed from); a step that
+has nothing to do returns no writes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+import msgspec
+
+from swarmlite.api import (
+    Attachment,
+    Cluster,
+    EndpointStatus,
+    Network,
+    NetworkSpec,
+    NetworkStatus,
+    Node,
+    PortConfig,
+    Service,
+    Task,
+    TaskState,
+    VirtualIP,
+    new_id,
+)
+from swarmlite.errors import InvalidArgument
+from swarmlite.manager.allocator.ipam import (
+    PORT_FIRST,
+    PORT_LAST,
+    VNI_FIRST,
+    VNI_LAST,
+    Pools,
+    first_host,
+    free_address,
+    free_number,
+    free_subnet,
+    interface,
+    parse_address,
+    parse_interface,
+    parse_network,
+)
+from swarmlite.store import ReadTx, Tx
+
+replace = msgspec.structs.replace
+
+INGRESS_NAME = "ingress"
+MAX_TX_OBJECTS = 200  # objects per transaction: keeps one raft entry small
+
+PortKey = tuple[str, int]  # (protocol, published)
+
+
+@dataclass
+class Step:
+    """One batch of writes and what it is about (for logs)."""
+
+    phase: str = ""
+    tx: Tx = field(default_factory=Tx)
+    # Problems found on the way, by object id: logged by the loop when they change.
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def cluster_pools(read: ReadTx, base: Pools) -> Pools:
+    """``base`` overridden by the cluster object's labels, when it has any."""
+    clusters = read.list(Cluster)
+    if not clusters:
+        return base
+    labels = getattr(clusters[0].spec, "labels", None)  # a field the cluster may grow
+    return base.with_labels(labels) if isinstance(labels, dict) else base
+
+
+def is_live(task: Task) -> bool:
+    """Still meant to run and not finished: worth giving addresses to."""
+    meant = task.desired_state <= TaskState.RUNNING or task.desired_state is TaskState.COMPLETE
+    return meant and not task.status.state.terminal
+
+
+def holds_addresses(task: Task) -> bool:
+    """A task keeps its addresses until its status is terminal (or it is deleted)."""
+    return not task.status.state.terminal
+
+
+def ingress_ports(service: Service) -> list[PortConfig]:
+    return [p for p in service.spec.endpoint.ports if p.mode == "ingress"]
+
+
+def find_ingress(read: ReadTx) -> Network | None:
+    """The cluster's ingress network: the oldest network with ``spec.ingress``."""
+    found = read.find(Network, lambda n: n.spec.ingress)
+    return min(found, key=lambda n: (n.created_at, n.id)) if found else None
+
+
+def is_allocated(network: Network) -> bool:
+    return network.status.vni > 0 and bool(network.status.subnet)
+
+
+def _by_age(obj: Network | Service | Task | Node) -> tuple[float, str]:
+    return (obj.created_at, obj.id)
+
+
+class Planner:
+    """The taken resources of one snapshot, and the phases that allocate from them."""
+
+    def __init__(self, read: ReadTx, pools: Pools, rng: random.Random | None = None) -> None:
+        self.read = read
+        self.pools = pools
+        self.rng = rng
+        self.networks = {n.id: n for n in read.list(Network)}
+        self.by_name = {n.spec.name.lower(): n for n in self.networks.values()}
+        self.ingress = find_ingress(read)
+        self.services = {s.id: s for s in read.list(Service)}
+        self.tasks = read.list(Task)
+        self.nodes = read.list(Node)
+        # Networks whose spec cannot be honoured: id -> why.
+        self.refused: dict[str, str] = {}
+        self.step = Step()
+
+    # ------------------------------------------------------------------ phases
+
+    def plan(self) -> Step:
+        for phase in (self.plan_ingress, self.plan_networks, self.plan_nodes):
+            phase()
+            if self.step.tx:
+                return self.step
+        # Services, then tasks: both need the refusals of the network phase.
+        blocked = self.plan_services()
+        if self.step.tx:
+            return self.step
+        self.plan_tasks(blocked)
+        return self.step
+
+    def _begin(self, phase: str) -> None:
+        self.step.phase = phase
+
+    def plan_ingress(self) -> None:
+        self._begin("ingress")
+        if self.ingress is not None:
+            return
+        if INGRESS_NAME in self.by_name:
+            self.step.problems[INGRESS_NAME] = (
+                f"a network named {INGRESS_NAME!r} exists but is not the ingress network; "
+                "ingress ports cannot be published"
+            )
+            return
+        spec = NetworkSpec(name=INGRESS_NAME, driver="overlay", ingress=True)
+        self.step.tx.create(Network(id=new_id(self.rng), spec=spec))
+
+    def plan_networks(self) -> None:
+        self._begin("networks")
+        taken = self._taken_subnets()
+        vnis = {n.status.vni for n in self.networks.values() if is_allocated(n)}
+        # Networks that name their subnet first: a chosen one must not take it from them.
+        order = sorted(self.networks.values(), key=lambda n: (not n.spec.subnet, *_by_age(n)))
+        for network in order:
+            if is_allocated(network):
+                continue
+            subnet, why = self._subnet_for(network, taken)
+            vni = free_number(VNI_FIRST, VNI_LAST, vnis)
+            if subnet is None or vni is None:
+                reason = why or "no VXLAN id left"
+                self.refused[network.id] = f"network {network.spec.name}: {reason}"
+                continue
+            gateway = self._gateway_for(network, subnet)
+            if gateway is None:
+                self.refused[network.id] = (
+                    f"network {network.spec.name}: gateway {network.spec.gateway} "
+                    f"is not a host address of {subnet}"
+                )
+                continue
+            taken.append((subnet, f"network {network.spec.name}"))
+            vnis.add(vni)
+            status = NetworkStatus(vni=vni, subnet=str(subnet), gateway=str(gateway))
+            self.step.tx.update(replace(network, status=status))
+            if len(self.step.tx) >= MAX_TX_OBJECTS:
+                return
+        for network_id, why in self.refused.items():
+            self.step.problems[network_id] = why
+
+    def _taken_subnets(self) -> list[tuple[IPv4Network, str]]:
+        """Every subnet a new network must not overlap, with what holds it."""
+        taken: list[tuple[IPv4Network, str]] = [(self.pools.mesh_pool, "the mesh pool")]
+        for network in self.networks.values():
+            if is_allocated(network):
+                taken.append((parse_network(network.status.subnet), f"network {network.spec.name}"))
+        for task in self.tasks:
+            if not holds_addresses(task):
+                continue
+            for att in task.networks:
+                iface = parse_interface(att.address)
+                if att.network_id not in self.networks and iface is not None:
+                    taken.append((iface.network, "a removed network still in use"))
+        for node in self.nodes:
+            for text in (node.status.addr, *node.status.addresses):
+                address = parse_address(text)
+                if address is not None:
+                    taken.append((IPv4Network(address), f"node {node.status.hostname}'s address"))
+        return taken
+
+    def _subnet_for(
+        self, network: Network, taken: list[tuple[IPv4Network, str]]
+    ) -> tuple[IPv4Network | None, str]:
+        nets = [net for net, _ in taken]
+        if not network.spec.subnet:
+            chosen = free_subnet(self.pools.default_pool, self.pools.subnet_size, nets)
+            if chosen is None:
+                return None, f"no free /{self.pools.subnet_size} left in {self.pools.default_pool}"
+            return chosen, ""
+        try:
+            wanted = parse_network(network.spec.subnet)
+        except InvalidArgument as exc:
+            return None, exc.message
+        if wanted.prefixlen > 30:
+            return None, f"subnet {wanted} is too small for tasks"
+        for net, holder in taken:
+            if wanted.overlaps(net):
+                return None, f"subnet {wanted} overlaps {holder} ({net})"
+        return wanted, ""
+
+    def _gateway_for(self, network: Network, subnet: IPv4Network) -> IPv4Address | None:
+        if not network.spec.gateway:
+            return first_host(subnet)
+        gateway = parse_address(network.spec.gateway.split("/")[0])
+        hosts_ok = gateway is not None and gateway in subnet
+        if not hosts_ok or gateway in (subnet.network_address, subnet.broadcast_address):
+            return None
+        return gateway
+
+    def plan_nodes(self) -> None:
+        self._begin("nodes")
+        pool = self.pools.mesh_pool
+        taken: set[IPv4Address] = set()
+        for node in self.nodes:
+            iface = parse_interface(node.mesh_address)
+            if iface is not None:
+                taken.add(iface.ip)
+        for node in sorted(self.nodes, key=_by_age):
+            if node.mesh_address:
+                continue
+            address = free_address(pool, taken)
+            if address is None:
+                self.step.problems[node.id] = f"no mesh address left in {pool}"
+                continue
+            taken.add(address)
+            self.step.tx.update(replace(node, mesh_address=interface(address, pool)))
+            if len(self.step.tx) >= MAX_TX_OBJECTS:
+                return
+
+    # ------------------------------------------------------------------ addresses
+
+    def _used_addresses(self) -> dict[str, set[IPv4Address]]:
+        """network id -> addresses taken in it: gateway, task addresses, VIPs."""
+        used: dict[str, set[IPv4Address]] = {}
+        for network in self.networks.values():
+            if is_allocated(network):
+                gateway = parse_address(network.status.gateway)
+                used[network.id] = {gateway} if gateway is not None else set()
+        for task in self.tasks:
+            if holds_addresses(task):
+                self._mark(used, ((a.network_id, a.address) for a in task.networks))
+        for service in self.services.values():
+            self._mark(used, ((v.network_id, v.address) for v in service.endpoint.vips))
+        return used
+
+    @staticmethod
+    def _mark(used: dict[str, set[IPv4Address]], pairs: Iterable[tuple[str, str]]) -> None:
+        for network_id, address in pairs:
+            iface = parse_interface(address)
+            if iface is not None and network_id in used:
+                used[network_id].add(iface.ip)
+
+    def _resolve(self, target: str) -> tuple[Network | None, str]:
+        """The allocated network named ``target``; else None with why ("" = not yet)."""
+        network = self.by_name.get(target.lower())
+        if network is None:
+            return None, f"network {target} not found"
+        if network.id in self.refused:
+            return None, self.refused[network.id]
+        if not is_allocated(network):
+            return None, ""
+        return network, ""
+
+    def _allocate(
+        self, network: Network, used: dict[str, set[IPv4Address]]
+    ) -> tuple[str | None, str]:
+        subnet = parse_network(network.status.subnet)
+        taken = used.setdefault(network.id, set())
+        address = free_address(subnet, taken)
+        if address is None:
+            return None, f"no free address left in network {network.spec.name} ({subnet})"
+        taken.add(address)
+        return interface(address, subnet), ""
+
+    # ------------------------------------------------------------------ services
+
+    def plan_services(self) -> dict[str, str]:
+        """Write endpoints that changed; return the services that cannot have theirs (why)."""
+        self._begin("services")
+        used = self._used_addresses()
+        owners = self._port_owners()
+        blocked: dict[str, str] = {}
+        for service in sorted(self.services.values(), key=_by_age):
+            endpoint, why = self._endpoint_for(service, used, owners)
+            if endpoint is None:
+                if why:
+                    blocked[service.id] = why
+                    self.step.problems[service.id] = f"service {service.spec.name}: {why}"
+                else:
+                    blocked[service.id] = ""  # waiting for a network's allocation
+                continue
+            if endpoint != service.endpoint:
+                self.step.tx.update(replace(service, endpoint=endpoint))
+                if len(self.step.tx) >= MAX_TX_OBJECTS:
+                    break
+        return blocked
+
+    def _port_owners(self) -> dict[PortKey, str]:
+        """Ingress ports held now, by the services whose spec still asks for them."""
+        owners: dict[PortKey, str] = {}
+        for service in sorted(self.services.values(), key=_by_age):
+            wanted = ingress_ports(service)
+            for port in service.endpoint.ports:
+                still = any(
+                    (p.protocol, p.target) == (port.protocol, port.target)
+                    and p.published in (0, port.published)
+                    for p in wanted
+                )
+                if port.mode == "ingress" and port.published and still:
+                    owners.setdefault((port.protocol, port.published), service.id)
+        return owners
+
+    def _endpoint_for(
+        self,
+        service: Service,
+        used: dict[str, set[IPv4Address]],
+        owners: dict[PortKey, str],
+    ) -> tuple[EndpointStatus | None, str]:
+        ports, why = self._ports_for(service, owners)
+        if ports is None:
+            return None, why
+        vips: list[VirtualIP] = []
+        if service.spec.endpoint.mode == "vip":
+            current = {v.network_id: v for v in service.endpoint.vips}
+            targets = sorted({n.target for n in service.spec.task.networks}, key=str.lower)
+            fresh: list[Network] = []
+            for target in targets:
+                network, why = self._resolve(target)
+                if network is None:
+                    return None, why
+                if network.id in current:
+                    vips.append(current[network.id])
+                else:
+                    fresh.append(network)
+            for network in fresh:
+                address, why = self._allocate(network, used)
+                if address is None:
+                    return None, why
+                vips.append(VirtualIP(network_id=network.id, address=address))
+            vips.sort(key=lambda v: v.network_id)
+        for port in ports:
+            if port.mode == "ingress":
+                owners[(port.protocol, port.published)] = service.id
+        return EndpointStatus(vips=vips, ports=ports), ""
+
+    def _ports_for(
+        self, service: Service, owners: dict[PortKey, str]
+    ) -> tuple[list[PortConfig] | None, str]:
+        ports: list[PortConfig] = []
+        claimed: set[PortKey] = set()
+        for port in service.spec.endpoint.ports:
+            if port.mode != "ingress":
+                ports.append(port)
+                continue
+            published = port.published or self._kept_port(service, port, owners, claimed)
+            if not published:
+                taken = {n for (proto, n) in (*owners, *claimed) if proto == port.protocol}
+                found = free_number(PORT_FIRST, PORT_LAST, taken)
+                if found is None:
+                    return None, f"no free port left in {PORT_FIRST}-{PORT_LAST}"
+                published = found
+            key = (port.protocol, published)
+            holder = owners.get(key)
+            if key in claimed or (holder is not None and holder != service.id):
+                other = self.services.get(holder or "")
+                by = f"service {other.spec.name}" if other is not None else "this service"
+                return None, f"port {published}/{port.protocol} is already published by {by}"
+            claimed.add(key)
+            ports.append(replace(port, published=published))
+        return ports, ""
+
+    @staticmethod
+    def _kept_port(
+        service: Service, port: PortConfig, owners: dict[PortKey, str], claimed: set[PortKey]
+    ) -> int:
+        """The port this service was given before for ``port`` (published 0), or 0."""
+        for had in service.endpoint.ports:
+            key = (had.protocol, had.published)
+            if (
+                had.mode == "ingress"
+                and had.protocol == port.protocol
+                and had.target == port.target
+                and had.published
+                and owners.get(key) == service.id
+                and key not in claimed
+            ):
+                return had.published
+        return 0
+
+    # ------------------------------------------------------------------ tasks
+
+    def plan_tasks(self, blocked: dict[str, str]) -> None:
+        self._begin("tasks")
+        used = self._used_addresses()
+        for task in sorted(self.tasks, key=_by_age):
+            if task.networks or not is_live(task):
+                continue
+            service = self.services.get(task.service_id)
+            if service is None:
+                continue  # its service is gone: the reaper stops it
+            if service.id in blocked:
+                if blocked[service.id]:
+                    self._pending(task, blocked[service.id])
+                continue
+            attachments, why = self._attachments_for(task, service, used)
+            if attachments is None:
+                if why:
+                    self._pending(task, why)
+                continue
+            if not attachments:
+                continue  # on no network at all: nothing to allocate
+            status = task.status
+            if status.pending_reason:
+                message = "pending" if status.message == status.pending_reason else status.message
+                status = replace(status, pending_reason="", message=message)
+            self.step.tx.update(replace(task, networks=attachments, status=status))
+            if len(self.step.tx) >= MAX_TX_OBJECTS:
+                return
+
+    def _attachments_for(
+        self, task: Task, service: Service, used: dict[str, set[IPv4Address]]
+    ) -> tuple[list[Attachment] | None, str]:
+        wanted: dict[str, list[str]] = {}
+        for net in task.spec.networks:
+            wanted.setdefault(net.target, [])
+            wanted[net.target].extend(a for a in net.aliases if a not in wanted[net.target])
+        networks: list[tuple[Network, list[str]]] = []
+        for target, aliases in wanted.items():
+            network, why = self._resolve(target)
+            if network is None:
+                return None, why
+            networks.append((network, aliases))
+        if ingress_ports(service):
+            ingress = self.ingress
+            if ingress is None or not is_allocated(ingress):
+                return None, self.refused.get(ingress.id, "") if ingress is not None else ""
+            if all(n.id != ingress.id for n, _ in networks):
+                networks.append((ingress, []))
+        attachments: list[Attachment] = []
+        for network, aliases in networks:
+            address, why = self._allocate(network, used)
+            if address is None:
+                return None, why
+            attachments.append(
+                Attachment(network_id=network.id, address=address, aliases=list(aliases))
+            )
+        return attachments, ""
+
+    def _pending(self, task: Task, reason: str) -> None:
+        if task.status.pending_reason == reason:
+            return
+        status = replace(task.status, pending_reason=reason, message=reason)
+        self.step.tx.update(replace(task, status=status))
+
+
+def plan_step(read: ReadTx, pools: Pools, rng: random.Random | None = None) -> Step:
+    """The next batch of allocation writes for ``read`` (an empty Tx when all is done)."""
+    return Planner(read, cluster_pools(read, pools), rng).plan()
