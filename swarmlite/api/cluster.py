@@ -19,6 +19,9 @@ class ClusterSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class ClusterSpec(msgspec.Struct, frozen=True, kw_only=True):
     name: str = "default"
+    # swarmlite.default-addr-pool, swarmlite.default-addr-size, swarmlite.mesh-pool
+    # (see manager.allocator) and any operator's labels
+    labels: dict[str, str] = {}
     settings: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
 
 

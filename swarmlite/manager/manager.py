@@ -19,6 +19,7 @@ from typing import Any
 from swarmlite.api import Cluster, Node
 from swarmlite.clock import Clock
 from swarmlite.log import kv
+from swarmlite.manager.allocator import Allocator
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.join import JoinAPI, is_removed
 from swarmlite.manager.controlapi.nodes import NodeAPI
@@ -144,9 +145,10 @@ class Manager:
                 return
 
     async def _run_control_loops(self) -> None:
-        """The orchestrator's loops and the scheduler, fresh for every term of leadership."""
+        """The orchestrator's loops, the allocator and the scheduler, fresh for every term."""
         loops: list[ReconcileLoop] = [
             *orchestrator_loops(self.store, self.ctx.clock),
+            Allocator(self.store, self.ctx.clock),
             Scheduler(self.store, self.ctx.clock),
         ]
         async with asyncio.TaskGroup() as tasks:

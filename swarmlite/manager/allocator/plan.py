@@ -96,8 +96,7 @@ def cluster_pools(read: ReadTx, base: Pools) -> Pools:
     clusters = read.list(Cluster)
     if not clusters:
         return base
-    labels = getattr(clusters[0].spec, "labels", None)  # a field the cluster may grow
-    return base.with_labels(labels) if isinstance(labels, dict) else base
+    return base.with_labels(clusters[0].spec.labels)
 
 
 def is_live(task: Task) -> bool:

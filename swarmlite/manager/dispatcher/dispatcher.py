@@ -18,13 +18,25 @@ import logging
 
 import msgspec
 
-from swarmlite.api import Config, Node, NodeState, Secret, Task, TaskState, TaskStatus
+from swarmlite.api import (
+    Config,
+    Network,
+    Node,
+    NodeState,
+    Secret,
+    Service,
+    Task,
+    TaskState,
+    TaskStatus,
+)
 from swarmlite.api.control import (
     SESSION,
     AgentMessage,
     Assignments,
     LogChunk,
     ManagerMessage,
+    MeshState,
+    NetworkState,
     SessionHello,
     SessionInfo,
     StatusReport,
@@ -40,6 +52,7 @@ from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.manager.netstate import mesh_state, network_state
 from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
 
@@ -55,6 +68,8 @@ class _Session:
         self.stream = stream
         self.last_info: SessionInfo | None = None
         self.last_assigned: frozenset[tuple[str, TaskState]] | None = None
+        self.last_mesh: MeshState | None = None
+        self.last_networks: NetworkState | None = None
         self.lock = asyncio.Lock()  # one writer at a time on the stream
 
     async def send(self, message: ManagerMessage) -> None:
@@ -183,6 +198,18 @@ class Dispatcher:
         await session.send(message)
         session.last_assigned = key
 
+    async def push_network(self, session: _Session) -> None:
+        """Tell the node its mesh peers and its networks' state when they changed."""
+        memory = self.ctx.store.memory
+        mesh = mesh_state(memory, session.node_id)
+        if mesh is not None and mesh != session.last_mesh:
+            await session.send(mesh)
+            session.last_mesh = mesh
+        networks = network_state(memory, session.node_id)
+        if networks != session.last_networks:
+            await session.send(networks)
+            session.last_networks = networks
+
     async def _take_report(self, node_id: str, report: StatusReport) -> None:
         updates = {u.task_id: u.status for u in report.updates}
 
@@ -271,12 +298,13 @@ class _Pusher(ReconcileLoop):
     """The dispatcher's leader loop: nodes whose tasks changed get their assignments."""
 
     name = "dispatcher"
-    kinds = ("task", "secret", "config", "node", "cluster")
+    kinds = ("task", "secret", "config", "node", "cluster", "service", "network")
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         super().__init__(dispatcher.ctx.store, dispatcher.ctx.clock)
         self.dispatcher = dispatcher
         self.dirty: set[str] = set()
+        self.network_dirty = True
         self.next_check = 0.0
 
     def changed(self, events: list[Event]) -> None:
@@ -286,6 +314,10 @@ class _Pusher(ReconcileLoop):
                     self.dirty.add(obj.node_id)
                 elif isinstance(obj, Secret | Config):
                     self.dirty.update(self.dispatcher.sessions)  # rare: recompute for all
+            # Addresses, backends and peers depend on every node's tasks: recompute for all
+            # (each node is sent its state only when it changed).
+            if isinstance(event.new or event.old, Task | Service | Network | Node):
+                self.network_dirty = True
 
     async def reconcile(self) -> None:
         sessions = self.dispatcher.sessions
@@ -297,6 +329,12 @@ class _Pusher(ReconcileLoop):
             if session is not None:
                 with contextlib.suppress(SwarmliteError):
                     await self.dispatcher.push_assignments(session)
+        fresh = {n for n, s in sessions.items() if s.last_networks is None}
+        if self.network_dirty or fresh:
+            self.network_dirty = False
+            for session in list(sessions.values()):
+                with contextlib.suppress(SwarmliteError):
+                    await self.dispatcher.push_network(session)
         now = self.clock.monotonic()
         if now >= self.next_check:
             period = self.dispatcher.ctx.heartbeat_period()
