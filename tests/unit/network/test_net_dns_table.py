@@ -83,7 +83,8 @@ def test_a_service_attached_to_two_networks_answers_each_networks_vip() -> None:
 
 def test_vip_answers_carry_the_vip_ttl_and_tasks_answers_are_not_cached() -> None:
     tables = build_tables(
-        [endpoint("nf", ["web"], vip="198.19.1.2", tasks=["198.19.1.11/24", "198.19.1.10"])], [FRONT]
+        [endpoint("nf", ["web"], vip="198.19.1.2", tasks=["198.19.1.11/24", "198.19.1.10"])],
+        [FRONT],
     )
     vip = ask(tables["nf"], "web.")
     assert vip is not None and [rr.ttl for rr in vip.rr] == [VIP_TTL]
