@@ -325,6 +325,7 @@ class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
     subnet: str  # "10.0.1.0/24"
     gateway: str  # "10.0.1.1" (this node's bridge address and DNS server)
     ingress: bool = False
+    address: str = ""  # ingress only: this node's own address on it, "10.0.0.3/24"
     vteps: list[str] = []  # mesh addresses of the other nodes on this network (flooding)
     fdb: list[FdbEntry] = []  # every remote task MAC on this network
 

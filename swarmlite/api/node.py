@@ -42,7 +42,10 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
 class Node(Meta, frozen=True, kw_only=True, tag="node"):
     KIND: ClassVar[str] = "node"
 
-    mesh_address: str = ""  # its address inside the mesh (allocated by the managers)
+    mesh_address: str = ""  # its address inside the mesh, with the pool's prefix
+    # Its own address on the ingress network (the routing mesh's replies come back to it);
+    # every node's bridge also carries the network's gateway, so that one cannot serve.
+    ingress_address: str = ""
 
     spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
     status: NodeStatus = msgspec.field(default_factory=NodeStatus)

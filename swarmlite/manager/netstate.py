@@ -140,6 +140,10 @@ class _Snapshot:
         for task in self.present:
             self.by_service.setdefault(task.service_id, []).append(task)
 
+    def ingress_address(self, node_id: str) -> str:
+        node = self.nodes.get(node_id)
+        return node.ingress_address if node is not None else ""
+
     def vtep(self, node_id: str) -> str:
         node = self.nodes.get(node_id)
         return _mesh_ip(node) if node is not None else ""
@@ -185,6 +189,7 @@ def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInf
         subnet=network.status.subnet,
         gateway=network.status.gateway,
         ingress=network.spec.ingress,
+        address=snap.ingress_address(node_id) if network.spec.ingress else "",
         vteps=_sorted_ips(vteps),
         fdb=[FdbEntry(mac=mac, vtep=vtep) for mac, vtep in sorted(fdb)],
     )

@@ -148,7 +148,12 @@ class Planner:
     # ------------------------------------------------------------------ phases
 
     def plan(self) -> Step:
-        for phase in (self.plan_ingress, self.plan_networks, self.plan_nodes):
+        for phase in (
+            self.plan_ingress,
+            self.plan_networks,
+            self.plan_nodes,
+            self.plan_node_ingress,
+        ):
             phase()
             if self.step.tx:
                 return self.step
@@ -275,6 +280,25 @@ class Planner:
             if len(self.step.tx) >= MAX_TX_OBJECTS:
                 return
 
+    def plan_node_ingress(self) -> None:
+        """Every node gets its own address on the ingress network (for the routing mesh)."""
+        self._begin("node ingress")
+        ingress = self.ingress
+        if ingress is None or not is_allocated(ingress):
+            return
+        used = self._used_addresses()
+        for node in sorted(self.nodes, key=_by_age):
+            iface = parse_interface(node.ingress_address)
+            if iface is not None and iface.network == parse_network(ingress.status.subnet):
+                continue
+            address, why = self._allocate(ingress, used)
+            if address is None:
+                self.step.problems[node.id] = why
+                continue
+            self.step.tx.update(replace(node, ingress_address=address))
+            if len(self.step.tx) >= MAX_TX_OBJECTS:
+                return
+
     # ------------------------------------------------------------------ addresses
 
     def _used_addresses(self) -> dict[str, set[IPv4Address]]:
@@ -289,6 +313,9 @@ class Planner:
                 self._mark(used, ((a.network_id, a.address) for a in task.networks))
         for service in self.services.values():
             self._mark(used, ((v.network_id, v.address) for v in service.endpoint.vips))
+        if self.ingress is not None:
+            ingress_id = self.ingress.id
+            self._mark(used, ((ingress_id, n.ingress_address) for n in self.nodes))
         return used
 
     @staticmethod

@@ -255,3 +255,16 @@ def test_equal_states_give_equal_messages_whatever_the_store_order(world: World)
     for name in ("n1", "n2", "n3", "n4"):
         assert network_state(copy, name) == network_state(world.memory, name)
         assert mesh_state(copy, name) == mesh_state(world.memory, name)
+
+
+def test_each_node_is_told_its_own_address_on_ingress_only(world: World) -> None:
+    seen = {}
+    for name in ("n1", "n2", "n3"):
+        state = network_state(world.memory, name)
+        ingress = next(n for n in state.networks if n.ingress)
+        stored = world.memory.get(Node, name)
+        assert stored is not None
+        assert ingress.address == stored.ingress_address != ""
+        assert all(n.address == "" for n in state.networks if not n.ingress)
+        seen[name] = ingress.address
+    assert len(set(seen.values())) == 3

@@ -120,3 +120,14 @@ async def test_a_new_leader_writes_nothing_when_all_is_allocated(net: Any) -> No
     assert net.memory.applied_index == index
     after = {obj.id: obj for kind in (Network, Node) for obj in net.memory.list(kind)}
     assert after == before
+
+
+async def test_every_node_gets_its_own_address_on_the_ingress_network(net: Any) -> None:
+    nodes = [make_node(f"n{i}") for i in range(3)]
+    await net.put(*nodes)
+    ingress = net.ingress()
+    subnet = IPv4Interface(f"{ingress.status.gateway}/24").network
+    addresses = [IPv4Interface(net.node(n.id).ingress_address) for n in nodes]
+    assert len({a.ip for a in addresses}) == 3
+    assert all(a.network == subnet for a in addresses)
+    assert all(str(a.ip) != ingress.status.gateway for a in addresses)
