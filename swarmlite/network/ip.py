@@ -103,7 +103,7 @@ def mac_for(address: str) -> str:
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """("10.0.1.5", 24) from "10.0.1.5/24"; InvalidArgument-free: raises ValueError."""
+    """("10.0.1.5", 24) from "10.0.1.5/24"; ValueError when it is not IPv4."""
     iface = ipaddress.IPv4Interface(address)
     return str(iface.ip), iface.network.prefixlen
 
