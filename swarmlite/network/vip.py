@@ -51,9 +51,8 @@ client's node, meets that node's conntrack there (br_netfilter: net.bridge.bridg
 iptables=1, which RoutingMesh turns on in its namespace) and is rewritten back to the VIP.
 
 The packet mark bit REFUSE (0x00200000) is set only on the first packet of a connection, in
-our own chains. Foreign errors come from nft.py as
-NetworkSetupFailure; a malformed endpoint or port is logged and skipped, so one bad entry
-does not stop the others from being served.
+our own chains. Foreign errors come from nft.py as NetworkSetupFailure; a malformed endpoint
+or port is logged and skipped, so one bad entry does not stop the others from being served.
 """
 
 from __future__ import annotations
