@@ -454,6 +454,11 @@ class WireGuard:
                 if first:
                     wg.set(self.ifname, **first)
                 for update in peers:
+                    if update.handshake_now:  # a keepalive goes out on a change from 0
+                        wg.set(
+                            self.ifname,
+                            peer={"public_key": update.public_key, "persistent_keepalive": 0},
+                        )
                     wg.set(self.ifname, peer=_genl_peer(update))
 
         with self._translate("configure the kernel interface"):
