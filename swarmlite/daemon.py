@@ -36,6 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -123,12 +124,16 @@ from swarmlite.runtime.docker import DockerDriver
 from swarmlite.runtime.none import NoRuntime
 from swarmlite.store import Tx
 
+if TYPE_CHECKING:
+    from swarmlite.network.node import NodeNetwork
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2377
 DEFAULT_DATA_DIR = "/var/lib/swarmlite"
 DEFAULT_SOCKET = "/run/swarmlite/swarmlite.sock"
 _RESTART = 75  # run() asks its caller to start the daemon again (role changed)
+_KERNEL_WIREGUARD = "/sys/module/wireguard"
 
 
 @dataclass(frozen=True)
@@ -571,6 +576,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._rng = random.Random()
         self._leaving = False
+        self._net: NodeNetwork | None = None
 
     def client_ssl(self) -> ssl.SSLContext:
         return self._client_ssl
@@ -621,6 +627,7 @@ class Daemon:
             )
             async with asyncio.TaskGroup() as tasks:
                 driver, runtime = await self._runtime()
+                network = await self._network()
                 worker: Worker | None = None
 
                 async def on_message(message: ManagerMessage) -> None:
@@ -638,6 +645,9 @@ class Daemon:
                         arch=runtime.arch if runtime else "",
                         nano_cpus=runtime.nano_cpus if runtime else 0,
                         memory_bytes=runtime.memory_bytes if runtime else 0,
+                        mesh_public_key=network.public_key if network else "",
+                        mesh_next_key=network.next_key if network else "",
+                        mesh_endpoint=network.endpoint if network else "",
                     ),
                     self.state.managers,
                     self.client_ssl,
@@ -647,7 +657,12 @@ class Daemon:
                     on_message=on_message,
                 )
                 worker = Worker(
-                    self.state.node_id, self.state.cluster_id, driver, self.clock, session.send
+                    self.state.node_id,
+                    self.state.cluster_id,
+                    driver,
+                    self.clock,
+                    session.send,
+                    network=network,
                 )
                 helpers = [
                     tasks.create_task(session.run()),
@@ -665,6 +680,9 @@ class Daemon:
                     await self.manager.shutdown()  # hands leadership over, then raft stops
                     await running
         finally:
+            if self._net is not None:
+                with contextlib.suppress(SwarmliteError):
+                    await self._net.close()
             if cluster_server is not None:
                 await cluster_server.stop()
             await local.stop()
@@ -692,6 +710,23 @@ class Daemon:
             return NoRuntime(self.state.docker_host), None
         log.info("container runtime %s", kv(name=info.name, version=info.version))
         return driver, info
+
+    async def _network(self) -> NodeNetwork | None:
+        """This node's mesh and overlays, when it can have them: a node on a loopback
+        address shares its host with the others (tests, benchmarks), and a mesh needs root
+        and WireGuard (the kernel's, or wireguard-go)."""
+        host = _split(self.state.advertise_addr)[0]
+        why = _no_overlay_because(host)
+        if why:
+            log.info("overlay networking is off %s", kv(reason=why))
+            return None
+        from swarmlite.network.node import NodeNetwork  # loaded only where it can run
+
+        network = NodeNetwork(self.state.node_id, self.opts.data_dir, underlay_addr=host)
+        await network.start()
+        self._net = network
+        log.info("overlay networking is on %s", kv(endpoint=network.endpoint))
+        return network
 
     def _authorize(self, identity: Identity) -> None:
         if self.manager is not None and self.manager.removed(identity.node_id):
@@ -845,6 +880,17 @@ class Daemon:
     def _leave_now(self) -> None:
         self._leaving = True
         self._stop.set()
+
+
+def _no_overlay_because(host: str) -> str:
+    """Why this node cannot run the mesh and overlays ("" when it can)."""
+    if host.startswith("127.") or host == "::1":
+        return "the node advertises a loopback address"
+    if os.geteuid() != 0:
+        return "the daemon does not run as root"
+    if shutil.which("wireguard-go") is None and not os.path.exists(_KERNEL_WIREGUARD):
+        return "neither kernel WireGuard nor wireguard-go is available"
+    return ""
 
 
 MANAGER_ONLY = (
