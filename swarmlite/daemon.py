@@ -697,7 +697,14 @@ class Daemon:
     async def _runtime(self) -> tuple[RuntimeDriver, RuntimeInfo | None]:
         """This node's container runtime, or one that refuses every task if there is none."""
         path = self.state.docker_host.removeprefix("unix://")
-        driver = DockerDriver(path, cluster_id=self.state.cluster_id, node_id=self.state.node_id)
+        # Secrets and configs are bind-mounted from beside the socket: /run/swarmlite (a
+        # tmpfs: never on disk) in production, the node's own directory in a lab.
+        driver = DockerDriver(
+            path,
+            cluster_id=self.state.cluster_id,
+            node_id=self.state.node_id,
+            files_dir=self.opts.socket_path.parent / "files",
+        )
         try:
             async with asyncio.timeout(10):
                 info = await driver.info()

@@ -38,6 +38,7 @@ from swarmlite.cli.client import Client
 from swarmlite.errors import (
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     SwarmliteError,
     Unavailable,
@@ -447,6 +448,27 @@ def down(directory: Path) -> DownReport:
     # 8. Files.
     report.files = _remove_files(directory, state, report)
     return report
+
+
+def kill_host(directory: Path, name: str) -> int:
+    """A host dies: SIGKILL its swarmlite daemon, dockerd, containerd, WireGuard and every
+    container, at once (nothing gets to stop cleanly). Returns how many processes died.
+    Its namespace and files stay, so `down` still removes them."""
+    state = require(directory)
+    host = next((h for h in state.hosts if h.name == name), None)
+    if host is None:
+        raise NotFound(
+            f"the lab has no host {name!r}",
+            hint=f"its hosts are {', '.join(h.name for h in state.hosts)}",
+        )
+    containers = procs.cgroup_dirs(host.cgroup_parent.__eq__)
+    pids = netns.pids_in([host.netns]) | procs.pids_in_cgroups(containers)
+
+    def belongs(pid: int) -> bool:
+        own = host.cgroup_parent
+        return netns.same_netns(pid, [host.netns]) or procs.in_cgroup(pid, own.__eq__)
+
+    return len(procs.end(pids, belongs, grace=0))
 
 
 def _remove_files(directory: Path, state: LabState | None, report: DownReport) -> list[str]:

@@ -110,6 +110,17 @@ def down(directory: Path) -> None:
     )
 
 
+@lab.command("kill")
+@_dir_option
+@click.argument("node", metavar="NODE")
+def kill(directory: Path, node: str) -> None:
+    """Make one host die at once: SIGKILL its daemon, dockerd and containers."""
+    labs = _lab()
+    labs.require_root()
+    killed = labs.kill_host(labs.resolve_dir(directory), node)
+    click.echo(f"{node}: {killed} processes killed (its namespace stays until `lab down`).")
+
+
 @lab.command("status")
 @_dir_option
 def status(directory: Path) -> None:
