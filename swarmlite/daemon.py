@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import datetime
 import errno
+import ipaddress
 import logging
 import os
 import random
@@ -117,6 +118,7 @@ from swarmlite.errors import (
     Unavailable,
 )
 from swarmlite.log import kv
+from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL
 from swarmlite.manager.manager import Manager
 from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
 from swarmlite.rpc import Peer, RpcClient, RpcServer
@@ -146,6 +148,10 @@ class NodeOptions:
     heartbeat_period: float = 1.0
     hostname: str | None = None  # default: $SWARMLITE_HOSTNAME, else the host's name
     docker_host: str = "unix:///var/run/docker.sock"  # the runtime's Engine API socket
+    # init only: where overlay subnets (and their size) and nodes' mesh addresses come from
+    default_addr_pool: str | None = None  # default 10.0.0.0/8
+    default_addr_pool_mask_length: int | None = None  # default 24
+    mesh_pool: str | None = None  # default 100.96.0.0/16
 
     @property
     def socket_path(self) -> Path:
@@ -338,6 +344,7 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
                 settings=msgspec.structs.replace(
                     cluster.spec.settings, heartbeat_period=opts.heartbeat_period
                 ),
+                labels=_pool_labels(opts),
             ),
         )
         node = Node(
@@ -374,6 +381,28 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
         raise
     log.info("cluster initialised %s", kv(node=node_id, cluster=cluster_id, addr=advertise))
     return InitResult(node_id=node_id, cluster_id=cluster_id, advertise_addr=advertise)
+
+
+def _pool_labels(opts: NodeOptions) -> dict[str, str]:
+    """The cluster labels the allocator reads its pools from (checked here, at init)."""
+    labels: dict[str, str] = {}
+    for label, value in (
+        (POOL_LABEL, opts.default_addr_pool),
+        (MESH_LABEL, opts.mesh_pool),
+    ):
+        if value is None:
+            continue
+        try:
+            ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise InvalidArgument(f"{value!r} is not an IPv4 network (CIDR): {exc}") from exc
+        labels[label] = value
+    size = opts.default_addr_pool_mask_length
+    if size is not None:
+        if not 8 <= size <= 29:
+            raise InvalidArgument(f"--default-addr-pool-mask-length {size} must be 8 to 29")
+        labels[SIZE_LABEL] = str(size)
+    return labels
 
 
 def _force_new_cluster(opts: NodeOptions) -> InitResult:

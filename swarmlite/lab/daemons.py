@@ -254,8 +254,15 @@ def node_flags(host: Host) -> list[str]:
     ]
 
 
+# Every address a lab uses stays inside 198.18.0.0/15, the range for simulated hosts: the
+# underlays take 198.18.X.0/24, overlays and the mesh take these.
+LAB_ADDR_POOL = "198.19.0.0/17"
+LAB_MESH_POOL = "198.19.240.0/20"
+
+
 def init_node(host: Host, cgroup: Path | None) -> None:
-    swarmlite(host, ["init", *node_flags(host)], cgroup=cgroup)
+    pools = ["--default-addr-pool", LAB_ADDR_POOL, "--mesh-pool", LAB_MESH_POOL]
+    swarmlite(host, ["init", *node_flags(host), *pools], cgroup=cgroup)
 
 
 def join_token(first: Host, role: str) -> str:

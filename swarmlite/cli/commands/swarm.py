@@ -9,6 +9,7 @@ start one, so that listing nodes does not load every layer.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -145,6 +146,22 @@ def _local(opts: NodeOptions) -> Client:
 @click.command("init")
 @_node_flags
 @click.option(
+    "--default-addr-pool",
+    metavar="CIDR",
+    help="Address pool of overlay networks' subnets [default: 10.0.0.0/8].",
+)
+@click.option(
+    "--default-addr-pool-mask-length",
+    type=int,
+    metavar="N",
+    help="Prefix length of each overlay subnet taken from the pool [default: 24].",
+)
+@click.option(
+    "--mesh-pool",
+    metavar="CIDR",
+    help="Addresses of the nodes inside the encrypted mesh [default: 100.96.0.0/16].",
+)
+@click.option(
     "--force-new-cluster",
     is_flag=True,
     help="Start a new cluster from this node's current state, forgetting the other managers.",
@@ -159,12 +176,20 @@ def init(
     foreground: bool,
     cert_expiry: float | None,
     docker_host: str | None,
+    default_addr_pool: str | None,
+    default_addr_pool_mask_length: int | None,
+    mesh_pool: str | None,
     force_new_cluster: bool,
 ) -> None:
     """Initialize a cluster, with this node as its first manager."""
     from swarmlite import daemon
 
-    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry, docker_host)
+    opts = dataclasses.replace(
+        _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry, docker_host),
+        default_addr_pool=default_addr_pool,
+        default_addr_pool_mask_length=default_addr_pool_mask_length,
+        mesh_pool=mesh_pool,
+    )
     result = daemon.init_cluster(opts, force_new_cluster=force_new_cluster)
     if foreground:
         click.echo(render.init_message(result.node_id, None))
