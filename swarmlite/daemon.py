@@ -136,6 +136,8 @@ DEFAULT_DATA_DIR = "/var/lib/swarmlite"
 DEFAULT_SOCKET = "/run/swarmlite/swarmlite.sock"
 _RESTART = 75  # run() asks its caller to start the daemon again (role changed)
 _KERNEL_WIREGUARD = "/sys/module/wireguard"
+MESH_KEY_ROTATION = 24 * 3600.0  # seconds between mesh key pairs ($SWARMLITE_MESH_KEY_ROTATION)
+MESH_KEY_SPREAD = 5.0  # seconds for a next key to reach every peer before the switch
 
 
 @dataclass(frozen=True)
@@ -698,6 +700,8 @@ class Daemon:
                     tasks.create_task(self._renew_loop()),
                     tasks.create_task(worker.run()),
                 ]
+                if network is not None:
+                    helpers.append(tasks.create_task(self._rotate_mesh_keys(network, session)))
                 if self.manager is not None:
                     running = tasks.create_task(self.manager.run())
                     if not self.manager.has_raft_state:
@@ -763,6 +767,29 @@ class Daemon:
         self._net = network
         log.info("overlay networking is on %s", kv(endpoint=network.endpoint))
         return network
+
+    async def _rotate_mesh_keys(self, network: NodeNetwork, session: Session) -> None:
+        """Give the mesh a new key pair every MESH_KEY_ROTATION seconds, without a gap:
+        peers learn the next key first (through the leader), then this node switches."""
+        interval = float(os.environ.get("SWARMLITE_MESH_KEY_ROTATION", MESH_KEY_ROTATION))
+        while True:
+            await self.clock.sleep(interval)
+            try:
+                next_key = network.mesh.begin_rotation()
+                await session.rehello(
+                    msgspec.structs.replace(session.hello, mesh_next_key=next_key)
+                )
+                await self.clock.sleep(MESH_KEY_SPREAD)  # every peer gets the next key
+                key = await network.mesh.finish_rotation()
+                hello = msgspec.structs.replace(
+                    session.hello, mesh_public_key=key, mesh_next_key=""
+                )
+                await session.rehello(hello)
+                log.info("mesh key rotated %s", kv(public_key=key))
+            except SwarmliteError as exc:
+                log.warning(
+                    "mesh key rotation failed; trying again later %s", kv(error=exc.message)
+                )
 
     def _authorize(self, identity: Identity) -> None:
         if self.manager is not None and self.manager.removed(identity.node_id):

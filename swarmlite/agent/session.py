@@ -140,6 +140,14 @@ class Session:
             self.managers = list(message.managers)
         await self._on_info(message)
 
+    async def rehello(self, hello: SessionHello) -> None:
+        """Say who this node is again (e.g. new mesh keys): the session starts over."""
+        self.hello = hello
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(SwarmliteError):
+                await stream.close()  # run() reconnects at once, with the new hello
+
     async def send(self, message: AgentMessage) -> None:
         """Send on the current session; Unavailable when there is none right now."""
         stream = self._stream
