@@ -227,7 +227,17 @@ class Swarm:
         return _popen(argv, _env())
 
     def rm(self, stack: str) -> None:
-        _finish(_popen([*self._docker(), "stack", "rm", stack], _env()), f"docker stack rm {stack}")
+        """`docker stack rm`, again while it fails: it removes the stack's network while the
+        tasks on it are still stopping ("network ... is in use by task ..."), and says so."""
+        deadline = time.monotonic() + LIMIT
+        while True:
+            try:
+                _finish(_popen([*self._docker(), "stack", "rm", stack], _env()), "stack rm")
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
