@@ -94,7 +94,8 @@ COMPLETED = "service_completed_successfully"
 
 _FAILED = (TaskState.FAILED, TaskState.REJECTED)
 _IN_PROGRESS = (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
-_ROLLED_BACK = (UpdateState.ROLLBACK_STARTED, UpdateState.ROLLBACK_COMPLETED)
+# A rollback is waited for (ROLLBACK_STARTED is in progress), then reported as a failure.
+_ROLLED_BACK = (UpdateState.ROLLBACK_COMPLETED,)
 _GOOD_HEALTH = ("", "healthy")  # "": no healthcheck
 
 

@@ -512,10 +512,6 @@ def test_update_waits_for_the_rolling_update_to_converge(daemon, run) -> None:
     [
         (UpdateState.PAUSED, "error: update of shop_web paused: update paused: task failed"),
         (
-            UpdateState.ROLLBACK_STARTED,
-            "error: update of shop_web failed and is rolled back: update paused: task failed",
-        ),
-        (
             UpdateState.ROLLBACK_COMPLETED,
             "error: update of shop_web failed and is rolled back: update paused: task failed",
         ),
@@ -531,6 +527,24 @@ def test_update_that_pauses_or_rolls_back_exits_1(daemon, run, state, words) -> 
 
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == words
+
+
+def test_an_update_that_rolls_back_is_waited_for_until_the_rollback_completes(daemon, run) -> None:
+    web = make_service()
+    daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
+    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    started = updated(web, UpdateState.ROLLBACK_STARTED, "task failed: unhealthy container")
+    done = updated(web, UpdateState.ROLLBACK_COMPLETED, "task failed: unhealthy container")
+    script(daemon, [(web, running(web)), (started, running(web, 1)), (done, running(web))])
+
+    result = run("service", "update", "--image", "shop/web:bad", "shop_web")
+
+    assert result.exit_code == 1
+    # It showed the rollback going on, and only then failed.
+    assert any(line.startswith("shop_web: rolling back") for line in result.stdout.splitlines())
+    assert result.stderr.splitlines()[0] == (
+        "error: update of shop_web failed and is rolled back: task failed: unhealthy container"
+    )
 
 
 def test_a_pause_from_before_the_command_is_not_blamed_on_it(daemon, run) -> None:

@@ -334,8 +334,8 @@ def web_service(image: str, status: UpdateStatus | None = None) -> Service:
 @pytest.mark.parametrize(
     ("state", "expected"),
     [
-        (UpdateState.ROLLBACK_STARTED, "error: update of shop_web failed and is rolled back"),
         (UpdateState.PAUSED, "error: update of shop_web paused"),
+        (UpdateState.ROLLBACK_COMPLETED, "error: update of shop_web failed and is rolled back"),
     ],
 )
 def test_deploy_exits_1_when_its_update_rolls_back_or_pauses(
