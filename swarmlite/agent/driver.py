@@ -141,8 +141,9 @@ class NetworkDriver(Protocol):
         """Forget the task's interfaces (the kernel removes them with the container)."""
         ...
 
-    def dns_servers(self, task: Task) -> list[str]:
-        """The addresses the task's resolv.conf must name (this node's DNS on its networks)."""
+    async def prepare(self, task: Task) -> list[str]:
+        """Before the task's container is created: wait until this node serves the task's
+        networks, and return the addresses its resolv.conf must name (this node's DNS)."""
         ...
 
     async def close(self) -> None: ...

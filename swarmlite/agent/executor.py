@@ -3,7 +3,8 @@
 Owns the order of a task's states on the node and what the runtime is asked at each:
 
     ASSIGNED -> ACCEPTED -> PREPARING (pull, create) -> STARTING (start) -> RUNNING
-    RUNNING -> COMPLETE (exit 0) | FAILED (non-zero exit, or unhealthy: stopped first)
+    RUNNING -> COMPLETE (exit 0) | FAILED (non-zero exit, or unhealthy: reported as RUNNING
+               with health "unhealthy" first, so it leaves rotation, then stopped)
     any live state, desired SHUTDOWN -> stop (signal, grace) -> SHUTDOWN
 
 Does not own reporting (the worker reports every status `step` returns), the session, or
@@ -47,7 +48,7 @@ from swarmlite.agent.driver import (
 from swarmlite.api import FileRef, Task, TaskState
 from swarmlite.api.task import TaskStatus
 from swarmlite.clock import Clock
-from swarmlite.errors import ContainerFailed, InvalidArgument, SwarmliteError
+from swarmlite.errors import ContainerFailed, InvalidArgument, SwarmliteError, Unavailable
 from swarmlite.log import kv
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ HEALTH_POLL_SECONDS = 1.0
 """How often a running container with a healthcheck is inspected for its health."""
 
 UNHEALTHY = "unhealthy container"
+UNHEALTHY_DRAIN_SECONDS = 1.0  # from "unhealthy" reported to the container stopped
 SECRETS_DIR = "/run/secrets"
 
 
@@ -294,7 +296,13 @@ class Executor:
             if self._network is not None and task.networks:
                 # The node's DNS server on the task's networks answers service names.
                 container = task.spec.container
-                servers = [*self._network.dns_servers(task), *container.dns]
+                try:
+                    servers = [*await self._network.prepare(task), *container.dns]
+                except TimeoutError as exc:
+                    raise Unavailable(
+                        "this node's networks for the task are not set up yet",
+                        hint="the manager has not sent them; the task is retried",
+                    ) from exc
                 spec = msgspec.structs.replace(
                     task.spec, container=msgspec.structs.replace(container, dns=servers)
                 )
@@ -320,6 +328,12 @@ class Executor:
 
     async def _watch(self) -> TaskStatus | None:
         """RUNNING: wait for the exit, a health change or a new desired state."""
+        if self._health == "unhealthy":
+            # Reported last step, so the managers take it out of rotation; give that a
+            # moment to reach every node before the container stops answering.
+            await self._clock.sleep(UNHEALTHY_DRAIN_SECONDS)
+            await self._stop()
+            return self._move(TaskState.FAILED, "failed", err=UNHEALTHY, health="unhealthy")
         if self._exit is None:
             self._exit = asyncio.ensure_future(self._driver.wait(self.container_id))
         changed = asyncio.ensure_future(self._changed.wait())
@@ -341,9 +355,6 @@ class Executor:
         if state.health == self._health or not state.health:
             return None
         self._health = state.health
-        if state.health == "unhealthy":
-            await self._stop()
-            return self._move(TaskState.FAILED, "failed", err=UNHEALTHY, health="unhealthy")
         return self._move(TaskState.RUNNING, self.status.message, health=state.health)
 
     def _exited(self) -> TaskStatus:

@@ -36,7 +36,8 @@ OVERLAY_MTU = 1370  # WireGuard's 1420 minus VXLAN over IPv4's 50 bytes
 VXLAN_PORT = 4789
 NETNS_RUN_DIR = "/run/netns"
 _CLONE_NEWNET = 0x40000000
-_BRIDGE_PREFIX = "swlbr"
+BRIDGE_PREFIX = "swlbr"
+_BRIDGE_PREFIX = BRIDGE_PREFIX
 _VXLAN_PREFIX = "swlvx"
 _VETH_PREFIX = "swlv"  # host end; the container end starts as "swlc..." until renamed
 

@@ -28,11 +28,14 @@ from swarmlite.log import kv
 from swarmlite.network import attach as attaching
 from swarmlite.network import ip
 from swarmlite.network.dns import DnsServer
+from swarmlite.network.isolation import apply_isolation, remove_isolation
 from swarmlite.network.mesh import Mesh
 from swarmlite.network.overlay import Overlays
 from swarmlite.network.vip import RoutingMesh
 
 log = logging.getLogger(__name__)
+
+PREPARE_TIMEOUT = 30.0  # seconds a task waits for its networks before it is retried
 
 
 class NodeNetwork:
@@ -54,6 +57,7 @@ class NodeNetwork:
         self._endpoints: list[EndpointInfo] = []
         self._containers: dict[str, tuple[Task, RoutingMesh]] = {}  # task id -> its VIP table
         self._lock = asyncio.Lock()
+        self._applied = asyncio.Event()
 
     # ------------------------------------------------------------------ what the hello says
 
@@ -92,6 +96,8 @@ class NodeNetwork:
                 return
             networks = [_as_bridged(n) for n in state.networks]
             await self._overlays.apply(networks)
+            ingress_vni = next((n.vni for n in networks if n.ingress), None)
+            await apply_isolation([n.vni for n in networks], ingress_vni)
             self._networks = networks
             await self.dns.update(state.endpoints, [n for n in state.networks if not n.ingress])
             ingress = next((n for n in networks if n.ingress and n.gateway), None)
@@ -100,6 +106,8 @@ class NodeNetwork:
                 self._routing = RoutingMesh(ingress_addrs=[], ingress_bridge=bridge)
             await self._routing.apply(state.endpoints, state.ports)
             self._endpoints = state.endpoints
+            self._applied.set()
+            self._applied = asyncio.Event()  # the next apply wakes the next waiters
             for task_id, (task, table) in list(self._containers.items()):
                 try:
                     await table.apply(_visible(self._endpoints, task), [])
@@ -121,14 +129,20 @@ class NodeNetwork:
         self._containers.pop(task.id, None)  # its table goes with its namespace
         await attaching.detach(task)
 
-    def dns_servers(self, task: Task) -> list[str]:
+    async def prepare(self, task: Task) -> list[str]:
+        """Wait until this node serves every network of the task (bridges, DNS), then name
+        the DNS server of its first one. The network state may come after the task."""
+        wanted = {a.network_id for a in task.networks}
+        async with asyncio.timeout(PREPARE_TIMEOUT):
+            while not wanted <= {n.network_id for n in self._networks}:
+                await self._applied.wait()
         gateways = {n.network_id: n.gateway for n in self._networks if not n.ingress}
-        return [ip.bare(gateways[a.network_id]) for a in task.networks if a.network_id in gateways][
-            :1
-        ]
+        servers = [gateways[a.network_id] for a in task.networks if a.network_id in gateways]
+        return [ip.bare(g) for g in servers[:1]]
 
     async def close(self) -> None:
         await self.dns.close()
+        await remove_isolation()
         if self._routing is not None:
             await self._routing.remove()
         if self._overlays is not None:

@@ -78,7 +78,10 @@ class _Session:
 
 
 def assigned(task: Task) -> bool:
-    """A node is told of a task while it should run, or while it still has to stop it."""
+    """A node is told of a task once the scheduler assigned it there (its networks are
+    allocated by then), while it should run or while it still has to stop it."""
+    if task.status.state < TaskState.ASSIGNED:
+        return False  # a global task is created with its node, before it is placed
     return not (task.desired_state.terminal and task.status.state.terminal)
 
 

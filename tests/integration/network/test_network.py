@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 NetLab = Any  # conftest.NetLab, reached through the `netlab` fixture
 Container = Any  # conftest.Container
 
@@ -89,29 +87,6 @@ class Prober:
         self._thread.join(timeout=10)
 
 
-# Known bugs in swarmlite/ (reported with the test that shows them); each assertion stays as
-# it should be, and the marker goes when the fix lands.
-DNS_RACE = pytest.mark.xfail(
-    reason="bug: a task created before its node applied the NetworkState naming its network "
-    "gets no DNS server (NodeNetwork.dns_servers reads the last applied state: []), so Docker "
-    "writes the machine's resolv.conf; h1 has the images and wins that race",
-    strict=False,
-)
-ISOLATION = pytest.mark.xfail(
-    reason="bug: a node forwards between its bridges of different networks and serves every "
-    "VIP in its own nat_prerouting, so a container reaches another stack's tasks and VIP "
-    "through its gateway",
-    strict=True,
-)
-GLOBAL_PENDING = pytest.mark.xfail(
-    reason="bug: a global service's task can reach its agent while PENDING, before the "
-    "allocator gave it attachments (log: old=pending new=accepted); it then runs with no "
-    "network at all",
-    strict=False,
-)
-
-
-@DNS_RACE
 def test_a_container_reaches_a_service_by_name_on_other_hosts(netlab: NetLab) -> None:
     probe = _probe(netlab)
     webs = _on_workers(netlab, "net_web")
@@ -221,7 +196,6 @@ def test_an_unhealthy_task_leaves_rotation_within_one_interval_and_a_second(
         assert survivor.hostname in {h.body for h in after}, after
 
 
-@ISOLATION
 def test_stacks_on_separate_networks_cannot_reach_each_other(netlab: NetLab) -> None:
     probe = _probe(netlab)
     hidden = netlab.containers("other_hidden")
@@ -262,7 +236,6 @@ def test_stacks_on_separate_networks_cannot_reach_each_other(netlab: NetLab) -> 
     assert got == [], f"stack net (probe on h1) reached stack other: {got}"
 
 
-@GLOBAL_PENDING
 def test_a_global_service_answers_through_its_vip_from_every_host(netlab: NetLab) -> None:
     everywhere = netlab.containers("other_everywhere")
     assert [c.host for c in everywhere] == ["h1", "h2", "h3"], everywhere

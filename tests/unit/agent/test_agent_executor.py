@@ -6,7 +6,12 @@ import msgspec
 import pytest
 
 from swarmlite.agent.driver import LABEL_CLUSTER, LABEL_NODE, LABEL_SERVICE, LABEL_SLOT, LABEL_TASK
-from swarmlite.agent.executor import HEALTH_POLL_SECONDS, UNHEALTHY, Executor
+from swarmlite.agent.executor import (
+    HEALTH_POLL_SECONDS,
+    UNHEALTHY,
+    UNHEALTHY_DRAIN_SECONDS,
+    Executor,
+)
 from swarmlite.api import FileRef, HealthCheck, TaskState
 from swarmlite.api.task import TaskStatus
 from swarmlite.errors import InvalidArgument, RuntimeUnavailable
@@ -140,8 +145,16 @@ async def test_health_is_tracked_and_unhealthy_fails_the_task(driver, clock, tas
     assert (healthy.state, healthy.health) == (TaskState.RUNNING, "healthy")
     assert clock.monotonic() - started == pytest.approx(2.0)  # the first probe passed
 
-    failed = await next_status(ex, clock)  # the second passes too: nothing until the third
+    # The second probe passes too: nothing until the third. Unhealthy is reported while
+    # the container still runs (so it leaves rotation), and it is stopped a moment later.
+    unhealthy = await next_status(ex, clock)
     assert clock.monotonic() - started == pytest.approx(6.0)
+    assert (unhealthy.state, unhealthy.health) == (TaskState.RUNNING, "unhealthy")
+    assert driver.container(cid).status == "running"
+    assert not any(call[0] == "stop" for call in driver.calls)
+
+    failed = await next_status(ex, clock)
+    assert clock.monotonic() - started == pytest.approx(6.0 + UNHEALTHY_DRAIN_SECONDS)
     assert failed.state is TaskState.FAILED
     assert failed.err == UNHEALTHY and failed.health == "unhealthy"
     assert ("stop", cid, "SIGINT", 3) in driver.calls

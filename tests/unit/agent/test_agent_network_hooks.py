@@ -33,7 +33,7 @@ class RecordingNetwork:
     async def detach(self, task: Task) -> None:
         self.calls.append(("detach", task.id))
 
-    def dns_servers(self, task: Task) -> list[str]:
+    async def prepare(self, task: Task) -> list[str]:
         return ["10.0.1.1"]
 
     async def close(self) -> None:
