@@ -176,7 +176,11 @@ def advance_update(
         plan.wake_at(done_at)
         return
     final = UpdateState.ROLLBACK_COMPLETED if rolling_back else UpdateState.COMPLETED
-    message = "rollback completed" if rolling_back else "update completed"
+    message = "update completed"
+    if rolling_back:
+        # Keep why it rolled back: that is what the user of `stack deploy` needs to read.
+        why = status.message if status.message != "rollback started" else ""
+        message = f"rollback completed ({why})" if why else "rollback completed"
     plan.set_service(
         replace(
             service,

@@ -126,6 +126,8 @@ async def test_failed_new_tasks_roll_back_to_the_old_spec(sim: Sim) -> None:
     await sim.advance(1)
     status = sim.service(svc.id).update_status
     assert status.state is UpdateState.ROLLBACK_COMPLETED
+    # The reason for the rollback outlives it: `stack deploy` reports it once it is over.
+    assert status.message.startswith("rollback completed (") and "failure" in status.message
     assert sim.service(svc.id).spec.task.container.image == "app:1"
 
 
