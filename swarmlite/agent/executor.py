@@ -53,7 +53,7 @@ from swarmlite.log import kv
 
 log = logging.getLogger(__name__)
 
-HEALTH_POLL_SECONDS = 1.0
+HEALTH_POLL_SECONDS = 0.25  # a health change reaches the managers within this (plus a report)
 """How often a running container with a healthcheck is inspected for its health."""
 
 UNHEALTHY = "unhealthy container"
