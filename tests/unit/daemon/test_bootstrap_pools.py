@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmlite.daemon import NodeOptions, _pool_labels, init_cluster
+from swarmlite.bootstrap import NodeOptions, _pool_labels, init_cluster
 from swarmlite.errors import InvalidArgument
 from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL, Pools
 

@@ -1,0 +1,447 @@
+"""A node's state on disk: what `init`, `join` and `leave` write, and what a restart reads.
+
+Owns the data dir's layout (see `daemon`), the options a node keeps (`NodeOptions`, saved
+in `node.json`), and the first state of a node: `init_cluster` (a new cluster: CA, node
+certificate, raft log with the cluster's first objects), `join_cluster` (the CA pinned by the
+token, a certificate signed by the leader) and `leave_local`. All or nothing: everything is
+made in a staging directory and moved in place, `node.json` last; its presence means "this
+data dir holds a cluster". Runs nothing: `daemon.start_daemon` runs the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import msgspec
+
+from swarmlite import __version__
+from swarmlite.api import (
+    Cluster,
+    ClusterSpec,
+    JoinSecrets,
+    Node,
+    NodeRole,
+    NodeSpec,
+    NodeState,
+    NodeStatus,
+    RootCAMaterial,
+    new_id,
+)
+from swarmlite.api.control import JOIN, JoinReply, JoinRequest
+from swarmlite.ca import (
+    NodeCredentials,
+    RootCA,
+    fetch_pinned_ca,
+    issue_node_cert,
+    new_key_and_csr,
+    new_secret,
+    parse_token,
+    write_credentials,
+)
+from swarmlite.errors import FailedPrecondition, InvalidArgument
+from swarmlite.log import kv
+from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL
+from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
+from swarmlite.rpc import RpcClient
+from swarmlite.store import Tx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 2377
+DEFAULT_DATA_DIR = "/var/lib/swarmlite"
+DEFAULT_SOCKET = "/run/swarmlite/swarmlite.sock"
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    socket: Path | None = None
+    listen_addr: str = f"0.0.0.0:{DEFAULT_PORT}"
+    advertise_addr: str | None = None
+    cert_expiry: float = 90 * 86400.0
+    heartbeat_period: float = 1.0
+    hostname: str | None = None  # default: $SWARMLITE_HOSTNAME, else the host's name
+    docker_host: str = "unix:///var/run/docker.sock"  # the runtime's Engine API socket
+    # init only: where overlay subnets (and their size) and nodes' mesh addresses come from
+    default_addr_pool: str | None = None  # default 10.0.0.0/8
+    default_addr_pool_mask_length: int | None = None  # default 24
+    mesh_pool: str | None = None  # default 100.96.0.0/16
+
+    @property
+    def socket_path(self) -> Path:
+        if self.socket is not None:
+            return self.socket
+        if str(self.data_dir) == DEFAULT_DATA_DIR:
+            return Path(DEFAULT_SOCKET)
+        return self.data_dir / "swarmlite.sock"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    node_id: str
+    cluster_id: str
+    advertise_addr: str
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    node_id: str
+    cluster_id: str
+    role: NodeRole
+    managers: list[str]
+
+
+class NodeFile(msgspec.Struct, kw_only=True):
+    """node.json: what a node needs to start again after a restart."""
+
+    node_id: str
+    cluster_id: str
+    role: NodeRole
+    hostname: str
+    listen_addr: str
+    advertise_addr: str
+    socket: str
+    managers: list[str]
+    cert_expiry: float
+    heartbeat_period: float
+    docker_host: str = "unix:///var/run/docker.sock"
+
+
+# --------------------------------------------------------------------------- state on disk
+
+
+def _node_file(data_dir: Path) -> Path:
+    return data_dir / "node.json"
+
+
+def read_node(data_dir: Path) -> NodeFile:
+    path = _node_file(data_dir)
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=NodeFile)
+    except FileNotFoundError as exc:
+        raise FailedPrecondition(
+            f"{data_dir} holds no swarmlite node",
+            hint="run `swarmlite init` or `swarmlite join` first",
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument(f"{path} is malformed: {exc}") from exc
+
+
+def write_node(data_dir: Path, state: NodeFile) -> None:
+    path = _node_file(data_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(state)))
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_options(data_dir: Path, socket: Path | None = None) -> NodeOptions:
+    """The options saved at init/join, for `swarmlite daemon --data-dir`."""
+    state = read_node(data_dir)
+    return NodeOptions(
+        data_dir=data_dir,
+        socket=socket or Path(state.socket),
+        listen_addr=state.listen_addr,
+        advertise_addr=state.advertise_addr,
+        cert_expiry=state.cert_expiry,
+        heartbeat_period=state.heartbeat_period,
+        hostname=state.hostname,
+        docker_host=state.docker_host,
+    )
+
+
+def _check_fresh(opts: NodeOptions) -> None:
+    if _node_file(opts.data_dir).exists():
+        state = read_node(opts.data_dir)
+        raise FailedPrecondition(
+            f"{opts.data_dir} already holds a cluster (node {state.node_id}, cluster "
+            f"{state.cluster_id})",
+            hint=f"`swarmlite daemon --data-dir {opts.data_dir}` starts it again; "
+            "`swarmlite leave --force` leaves that cluster",
+        )
+
+
+def split_addr(addr: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        return addr, default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError as exc:
+        raise InvalidArgument(f"address {addr!r} has a malformed port") from exc
+
+
+def _check_listen(addr: str) -> None:
+    host, port = split_addr(addr)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise FailedPrecondition(
+                    f"listen address {addr} is already in use",
+                    hint="another swarmlite (or other program) listens there; "
+                    "choose another with --listen-addr",
+                ) from exc
+            raise InvalidArgument(f"cannot listen on {addr}: {exc.strerror}") from exc
+
+
+def _hostname(opts: NodeOptions) -> str:
+    return opts.hostname or os.environ.get("SWARMLITE_HOSTNAME") or socket.gethostname()
+
+
+def _advertise(opts: NodeOptions) -> str:
+    listen_host, listen_port = split_addr(opts.listen_addr)
+    if opts.advertise_addr:
+        host, port = split_addr(opts.advertise_addr, listen_port)
+        return f"{host}:{port}"
+    if listen_host not in ("0.0.0.0", "", "::"):
+        return f"{listen_host}:{listen_port}"
+    try:
+        host = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        host = "127.0.0.1"
+    return f"{host}:{listen_port}"
+
+
+def _staging(data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Path(tempfile.mkdtemp(prefix=".staging-", dir=data_dir))
+
+
+def _commit_staging(staging: Path, data_dir: Path, state: NodeFile) -> None:
+    for item in staging.iterdir():
+        target = data_dir / item.name
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        item.replace(target)
+    staging.rmdir()
+    write_node(data_dir, state)
+
+
+def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitResult:
+    """Write a new cluster's first state into opts.data_dir; the daemon is not started."""
+    if force_new_cluster and _node_file(opts.data_dir).exists():
+        return _force_new_cluster(opts)
+    _check_fresh(opts)
+    _check_listen(opts.listen_addr)
+    advertise = _advertise(opts)
+    node_id, cluster_id = new_id(), new_id()
+    ca = RootCA.create(cluster_id)
+    creds = issue_node_cert(
+        ca,
+        node_id,
+        NodeRole.MANAGER.value,
+        cluster_id,
+        expiry_days=max(1, round(opts.cert_expiry / 86400)),
+        addresses=[split_addr(advertise)[0]],
+    )
+    hostname = _hostname(opts)
+    staging = _staging(opts.data_dir)
+    try:
+        write_credentials(staging / "certs", creds)
+        storage = RaftStorage.open(staging / "raft")
+        storage.recover()
+        hard_state, entries = RaftCore.bootstrap([Member(node_id, advertise, True)])
+        cluster = Cluster(
+            id=cluster_id,
+            spec=ClusterSpec(),
+            root_ca=RootCAMaterial(cert_pem=ca.cert_pem, key_pem=ca.key_pem),
+            join=JoinSecrets(worker=new_secret(), manager=new_secret()),
+        )
+        cluster = msgspec.structs.replace(
+            cluster,
+            spec=msgspec.structs.replace(
+                cluster.spec,
+                settings=msgspec.structs.replace(
+                    cluster.spec.settings, heartbeat_period=opts.heartbeat_period
+                ),
+                labels=_pool_labels(opts),
+            ),
+        )
+        node = Node(
+            id=node_id,
+            spec=NodeSpec(role=NodeRole.MANAGER),
+            status=NodeStatus(
+                state=NodeState.UNKNOWN,
+                hostname=hostname,
+                addresses=(split_addr(advertise)[0],),
+                addr=advertise,
+                version=__version__,
+            ),
+        )
+        tx = Tx().create(cluster).create(node)
+        entries.append(Entry(1, 2, EntryKind.NORMAL, tx.encode(now=time.time())))
+        storage.write(hard_state, entries)
+        storage.close()
+        state = NodeFile(
+            node_id=node_id,
+            cluster_id=cluster_id,
+            role=NodeRole.MANAGER,
+            hostname=hostname,
+            listen_addr=opts.listen_addr,
+            advertise_addr=advertise,
+            socket=str(opts.socket_path),
+            managers=[advertise],
+            cert_expiry=opts.cert_expiry,
+            heartbeat_period=opts.heartbeat_period,
+            docker_host=opts.docker_host,
+        )
+        _commit_staging(staging, opts.data_dir, state)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("cluster initialised %s", kv(node=node_id, cluster=cluster_id, addr=advertise))
+    return InitResult(node_id=node_id, cluster_id=cluster_id, advertise_addr=advertise)
+
+
+def _pool_labels(opts: NodeOptions) -> dict[str, str]:
+    """The cluster labels the allocator reads its pools from (checked here, at init)."""
+    labels: dict[str, str] = {}
+    for label, value in (
+        (POOL_LABEL, opts.default_addr_pool),
+        (MESH_LABEL, opts.mesh_pool),
+    ):
+        if value is None:
+            continue
+        try:
+            ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise InvalidArgument(f"{value!r} is not an IPv4 network (CIDR): {exc}") from exc
+        labels[label] = value
+    size = opts.default_addr_pool_mask_length
+    if size is not None:
+        if not 8 <= size <= 29:
+            raise InvalidArgument(f"--default-addr-pool-mask-length {size} must be 8 to 29")
+        labels[SIZE_LABEL] = str(size)
+    return labels
+
+
+def _force_new_cluster(opts: NodeOptions) -> InitResult:
+    """Lost quorum: restart this manager's raft as a one-member cluster, keeping the store."""
+    from swarmlite.store import MemoryStore
+
+    state = read_node(opts.data_dir)
+    if state.role is not NodeRole.MANAGER:
+        raise FailedPrecondition("--force-new-cluster needs a manager's data dir")
+    raft_dir = opts.data_dir / "raft"
+    storage = RaftStorage.open(raft_dir)
+    recovered = storage.recover()
+    storage.close()
+    memory = MemoryStore()
+    index = term = 0
+    if recovered.snapshot is not None:
+        memory.restore(recovered.snapshot.data, recovered.snapshot.meta.index)
+        index, term = recovered.snapshot.meta.index, recovered.snapshot.meta.term
+    for entry in recovered.entries:
+        if entry.kind is EntryKind.NORMAL:
+            memory.apply(entry.index, entry.data)
+        index, term = entry.index, entry.term
+    from swarmlite.raft import HardState, Membership, Snapshot, SnapshotMeta
+
+    advertise = _advertise(
+        replace(opts, advertise_addr=opts.advertise_addr or state.advertise_addr)
+    )
+    membership = Membership((Member(state.node_id, advertise, True),))
+    staging = _staging(opts.data_dir)
+    try:
+        fresh = RaftStorage.open(staging / "raft")
+        fresh.recover()
+        fresh.save_snapshot(Snapshot(SnapshotMeta(index, term, membership), memory.snapshot()))
+        fresh.write(HardState(term=recovered.hard_state.term + 1), [])
+        fresh.close()
+        state.managers = [advertise]
+        state.advertise_addr = advertise
+        _commit_staging(staging, opts.data_dir, state)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.warning("forced a new one-manager cluster %s", kv(node=state.node_id, index=index))
+    return InitResult(node_id=state.node_id, cluster_id=state.cluster_id, advertise_addr=advertise)
+
+
+def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
+    """Join through `manager` with `token`; writes this node's state, does not start it."""
+    _check_fresh(opts)
+    parsed = parse_token(token)
+    host, port = split_addr(manager)
+    manager_addr = f"{host}:{port}"
+    advertise = _advertise(opts)
+    hostname = _hostname(opts)
+
+    async def contact() -> tuple[bytes, JoinReply]:
+        ca_pem = await fetch_pinned_ca(manager_addr, parsed.ca_digest_hex)
+        key_pem, csr_pem = new_key_and_csr()
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem.decode())
+        context.check_hostname = False
+        client = RpcClient(f"https://{manager_addr}", context, timeout=30.0)
+        try:
+            reply = await client.call(
+                JOIN,
+                JoinRequest(
+                    token=token,
+                    csr_pem=csr_pem,
+                    hostname=hostname,
+                    addr=advertise,
+                    version=__version__,
+                ),
+                JoinReply,
+            )
+        finally:
+            await client.close()
+        return key_pem, reply
+
+    key_pem, reply = asyncio.run(contact())
+    if reply.role is NodeRole.MANAGER:
+        _check_listen(opts.listen_addr)
+    staging = _staging(opts.data_dir)
+    try:
+        write_credentials(
+            staging / "certs",
+            NodeCredentials(
+                cert_pem=reply.cert_pem, key_pem=key_pem, ca_cert_pem=reply.ca_cert_pem
+            ),
+        )
+        state = NodeFile(
+            node_id=reply.node_id,
+            cluster_id=reply.cluster_id,
+            role=reply.role,
+            hostname=hostname,
+            listen_addr=opts.listen_addr,
+            advertise_addr=advertise,
+            socket=str(opts.socket_path),
+            managers=reply.managers or [manager_addr],
+            cert_expiry=opts.cert_expiry,
+            heartbeat_period=opts.heartbeat_period,
+            docker_host=opts.docker_host,
+        )
+        _commit_staging(staging, opts.data_dir, state)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return JoinResult(
+        node_id=reply.node_id, cluster_id=reply.cluster_id, role=reply.role, managers=state.managers
+    )
+
+
+def leave_local(opts: NodeOptions) -> None:
+    """After the daemon stopped: forget the cluster (the data dir can init or join again)."""
+    for name in ("node.json", "certs", "raft", "swarmlite.pid"):
+        path = opts.data_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
