@@ -302,7 +302,6 @@ class Daemon:
                     self.client_ssl,
                     self.clock,
                     self._on_info,
-                    on_refused=self._on_refused,
                     on_message=on_message,
                 )
                 worker = Worker(
@@ -458,9 +457,6 @@ class Daemon:
             write_node(self.opts.data_dir, self.state)
             self._exit_code = _RESTART
             self._stop.set()
-
-    async def _on_refused(self, exc: PermissionDenied) -> None:
-        log.error("this node was refused by the cluster %s", kv(error=exc.message))
 
     # ------------------------------------------------------------------ certificates
 

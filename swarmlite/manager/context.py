@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import msgspec
 
-from swarmlite.api import Cluster, Node, NodeRole
+from swarmlite.api import Cluster, Node
 from swarmlite.api.control import ManagerStatus
 from swarmlite.clock import Clock
 from swarmlite.errors import InvalidArgument, NotFound, NotLeader, Unavailable
@@ -89,9 +89,6 @@ class ManagerContext:
             f"node reference {ref!r} is ambiguous: it matches {len(matches)} nodes",
             hint="use more characters of the node id",
         )
-
-    def managers_by_role(self) -> list[Node]:
-        return [n for n in self.store.memory.list(Node) if n.spec.role is NodeRole.MANAGER]
 
     async def forward(self, path: str, request: msgspec.Struct, reply: type[T]) -> T:
         """Send a call this manager cannot answer to the leader, as this node."""

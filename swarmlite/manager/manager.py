@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from swarmlite.api import Cluster, Node
+from swarmlite.api import Cluster
 from swarmlite.clock import Clock
 from swarmlite.log import kv
 from swarmlite.manager.allocator import Allocator
@@ -103,9 +103,6 @@ class Manager:
     def removed(self, node_id: str) -> bool:
         clusters = self.memory.list(Cluster)
         return is_removed(clusters[0] if clusters else None, node_id)
-
-    def node(self, node_id: str) -> Node | None:
-        return self.memory.get(Node, node_id)
 
     async def run(self) -> None:
         self.raft.on_leader_change = self._on_leader_change

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -82,6 +81,7 @@ class ProcCluster:
         self.bootstrap = ",".join(f"{m.node_id}={m.address}" for m in founders)
         self.founders = {m.node_id for m in founders}
         self._clients: dict[str, RpcClient] = {}
+        self._dead_clients: list[RpcClient] = []
         self._client_ssl = client_context(
             issue_node_cert(self.ca, "test-client", "manager", CLUSTER_ID)
         )
@@ -143,17 +143,17 @@ class ProcCluster:
         m.proc = None
         client = self._clients.pop(node_id, None)
         if client is not None:
-            task = asyncio.get_event_loop().create_task(client.close())
-            task.add_done_callback(lambda _: None)
+            self._dead_clients.append(client)  # closed by close(): kill() is synchronous
 
     def alive(self) -> list[str]:
         return [i for i, m in self.members.items() if m.proc is not None and m.proc.poll() is None]
 
     async def close(self) -> None:
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *self._dead_clients]:
             with contextlib.suppress(Exception):
                 await client.close()
         self._clients.clear()
+        self._dead_clients.clear()
         for m in self.members.values():
             if m.proc is not None and m.proc.poll() is None:
                 m.proc.send_signal(signal.SIGKILL)
@@ -223,11 +223,3 @@ class ProcCluster:
     async def transfer(self, node_id: str) -> str | None:
         reply = await self.call(node_id, "/test/v1/transfer", Empty(), TransferReply)
         return reply.leader
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
