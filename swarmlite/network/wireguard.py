@@ -17,7 +17,9 @@ unique per machine, not only per namespace: `interface_name` derives one from th
 wireguard-go (bookworm's 2022-03 build) leaves its UDP sockets at the kernel's default
 buffer (208 KiB), which overflows under load; `fix_buffers` duplicates those sockets out
 of the child with pidfd_getfd(2) and forces 7 MiB, and runs again after every listen-port
-change (a new port means new sockets).
+change (a new port means new sockets). It also writes each decrypted packet into its TUN
+device one write(2) at a time, with the kernel's receive path inside that write, so the
+device gets receive packet steering over every CPU (rps.py).
 
 Invariants: at most one child per interface (a child left by an earlier run of this node,
 named in the pid file in `run_dir`, is stopped before a new one starts); `stop` kills only
@@ -48,7 +50,7 @@ from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from swarmlite.errors import NetworkSetupFailure
-from swarmlite.network import keys
+from swarmlite.network import keys, rps
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,10 @@ class WireGuard:
                     raise
             await asyncio.sleep(_POLL)
         log.info("wireguard started ifname=%s mode=userspace pid=%d", self.ifname, proc.pid)
+        try:
+            await rps.spread_receive(self.ifname)
+        except NetworkSetupFailure as exc:  # slower, still correct
+            log.warning("wireguard receive not spread ifname=%s reason=%s", self.ifname, exc)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         """Fork wireguard-go from this thread, so that it starts in this thread's netns."""

@@ -26,7 +26,7 @@ import pytest
 
 from swarmlite.api.control import MeshPeer, MeshState
 from swarmlite.errors import FailedPrecondition, InvalidArgument
-from swarmlite.network import keys
+from swarmlite.network import keys, rps
 from swarmlite.network.mesh import Mesh
 from swarmlite.network.wireguard import BUFFER_BYTES, DEFAULT_PORT, interface_name
 
@@ -372,6 +372,20 @@ async def test_udp_buffers_are_seven_mib_also_after_a_port_change(nodes: list[No
     for s in sockets:
         assert (s.rcvbuf, s.sndbuf) == (2 * BUFFER_BYTES, 2 * BUFFER_BYTES)
     assert pings(a, b)  # b follows a to its new port
+
+
+@needs_netns
+async def test_received_packets_are_steered_to_every_cpu(nodes: list[Node]) -> None:
+    # Read through `ip netns exec`, which mounts a sysfs of the host's own namespace.
+    def shown(node: Node) -> str:
+        path = f"/sys/class/net/{node.mesh.ifname}/queues/rx-0/rps_cpus"
+        argv = ["ip", "netns", "exec", node.host.name, "cat", path]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    everyone = os.sched_getaffinity(0)
+    for node in nodes:
+        mask = await asyncio.to_thread(shown, node)
+        assert rps.mask_cpus(mask) == everyone, (node.mesh.ifname, mask)
 
 
 @needs_netns
