@@ -16,7 +16,8 @@ other node that has a WireGuard public key, an endpoint and a mesh address.
 ``network_state``: the networks the node needs (those its present tasks are attached to,
 plus the ingress network always), each with the VXLAN endpoints of the other nodes that
 have tasks on it (ingress: every other node) and a forwarding entry (MAC, VTEP) per remote
-task address; the endpoint of every service on those networks (DNS names, VIP, backends
+task address (ingress: also per other node's own ingress address, where the routing mesh's
+replies go); the endpoint of every service on those networks (DNS names, VIP, backends
 in rotation, all running task addresses); and every published port (ingress ports on every
 node, reaching the tasks' ingress addresses; host ports only where a task of the service
 is, reaching the local tasks).
@@ -172,6 +173,11 @@ def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInf
     fdb: set[tuple[str, str]] = set()
     if network.spec.ingress:
         vteps = {snap.vtep(n) for n in snap.nodes if n != node_id}
+        # The routing mesh's replies go to the node that masqueraded the request: its own
+        # ingress address, which without an entry here would be flooded to every node.
+        for other in snap.nodes.values():
+            if other.id != node_id and other.ingress_address and snap.vtep(other.id):
+                fdb.add((mac_of(other.ingress_address), snap.vtep(other.id)))
     for task in snap.present:
         if task.node_id == node_id:
             continue

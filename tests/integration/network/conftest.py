@@ -239,6 +239,10 @@ class NetLab:
     def capture(self, out: Path) -> contextlib.AbstractContextManager[Path]:
         return underlay_capture(self.state, out)
 
+    def capture_on(self, host: str, out: Path) -> contextlib.AbstractContextManager[Path]:
+        """Every interface of lab host `host` (its underlay, mesh, VXLAN and bridges)."""
+        return capture_in(self.host_netns(host), out)
+
     def read_capture(self, path: Path) -> list[Frame]:
         return read_capture(path)
 
@@ -383,11 +387,19 @@ def underlay_capture(state: LabState, out: Path) -> Iterator[Path]:
     """tcpdump on every interface of the lab's switch namespace while the block runs.
 
     `-i any` sees the frames the bridge forwards between host ports (a capture on the bridge
-    device alone misses forwarded unicast); `-Z root` lets it write where root can.
+    device alone misses forwarded unicast).
     """
+    with capture_in(f"/run/netns/{state.switch_netns}", out) as path:
+        yield path
+
+
+@contextlib.contextmanager
+def capture_in(netns: str, out: Path) -> Iterator[Path]:
+    """tcpdump on every interface of network namespace `netns` while the block runs; `-Z
+    root` lets it write where root can."""
     argv = [
         "nsenter",
-        f"--net=/run/netns/{state.switch_netns}",
+        f"--net={netns}",
         "tcpdump",
         "-i",
         "any",

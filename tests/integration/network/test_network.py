@@ -156,6 +156,28 @@ def test_the_underlay_carries_only_wireguard(netlab: NetLab, tmp_path: Path) -> 
         assert plain not in raw, f"{plain!r} in plaintext on the underlay"
 
 
+def test_routing_mesh_replies_go_only_to_the_host_that_forwarded_the_request(
+    netlab: NetLab, tmp_path: Path
+) -> None:
+    """h1 forwards requests to its published port to the tasks on h2 and h3; the replies of
+    h3's task go back to h1 alone. A reply the ingress network has no forwarding entry for
+    would be flooded to every host, and h2 would see h3's traffic."""
+    web2, web3 = _on_workers(netlab, "net_web")
+    shown = netlab.docker_exec(web3, "ip -4 -o addr").stdout
+    web3_addrs = set(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", shown)) - {"127.0.0.1"}
+    assert len(web3_addrs) >= 2, shown  # the stack's network and ingress
+    h1 = netlab.addr("h1")
+    with netlab.capture_on("h2", tmp_path / "h2.pcap") as pcap:
+        seen = netlab.answers(netlab.host_netns("h1"), h1, WEB_PORT, 40)
+    assert set(seen) == {web2.hostname, web3.hostname}, seen
+
+    frames = netlab.read_capture(pcap)
+    own = [f for f in frames if f.sport == 80 or f.dport == 80]
+    assert own, "the capture on h2 holds none of h2's own HTTP traffic"
+    strays = [f for f in frames if f.src in web3_addrs or f.dst in web3_addrs]
+    assert strays == [], "\n".join(f.line for f in strays[:20])
+
+
 def test_an_unhealthy_task_leaves_rotation_within_one_interval_and_a_second(
     netlab: NetLab,
 ) -> None:

@@ -205,6 +205,25 @@ def test_vteps_and_fdb_name_every_remote_task_on_the_network(world: World) -> No
     assert mac_of("10.0.1.5/24") == "02:42:0a:00:01:05"
 
 
+def test_ingress_fdb_names_remote_tasks_and_every_other_node_s_own_address(
+    world: World,
+) -> None:
+    # Without the nodes' own addresses, replies to a node that masqueraded a routing-mesh
+    # request would be flooded to every node of the cluster.
+    n1 = network_state(world.memory, "n1")
+    ingress = next(n for n in n1.networks if n.ingress)
+    tasks = {
+        FdbEntry(mac=mac_of(world.addr(t, "ingress")), vtep=world.mesh(where))
+        for t, where in (("web2", "n2"), ("web3", "n3"))
+    }
+    nodes = set()
+    for name in ("n2", "n3", "n4"):
+        stored = world.memory.get(Node, world.nodes[name].id)
+        assert stored is not None and stored.ingress_address
+        nodes.add(FdbEntry(mac=mac_of(stored.ingress_address), vtep=world.mesh(name)))
+    assert set(ingress.fdb) == tasks | nodes
+
+
 def test_endpoints_of_the_two_stacks_never_mix_and_exclude_unhealthy_and_stopping_tasks(
     world: World,
 ) -> None:
