@@ -50,6 +50,10 @@ from swarmlite.api.control import (
     INFO,
     JOIN_TOKEN,
     LEAVE,
+    NETWORK_CREATE,
+    NETWORK_INSPECT,
+    NETWORK_LS,
+    NETWORK_RM,
     NODE_INSPECT,
     NODE_LS,
     NODE_PS,
@@ -586,6 +590,10 @@ MANAGER_ONLY = (
     SERVICE_ROLLBACK,
     SERVICE_RM,
     TASK_LS,
+    NETWORK_CREATE,
+    NETWORK_LS,
+    NETWORK_INSPECT,
+    NETWORK_RM,
 )
 
 

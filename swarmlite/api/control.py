@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from swarmlite.api.network import Network
+from swarmlite.api.network import Network, NetworkSpec
 from swarmlite.api.node import Node
 from swarmlite.api.secret import Config, Secret
 from swarmlite.api.service import Service, ServiceSpec
@@ -38,6 +38,10 @@ SERVICE_ROLLBACK = f"{CONTROL}/service/rollback"
 SERVICE_RM = f"{CONTROL}/service/rm"
 TASK_LS = f"{CONTROL}/task/ls"
 SERVICE_LOGS = f"{CONTROL}/service/logs"  # a stream
+NETWORK_CREATE = f"{CONTROL}/network/create"
+NETWORK_LS = f"{CONTROL}/network/ls"
+NETWORK_INSPECT = f"{CONTROL}/network/inspect"
+NETWORK_RM = f"{CONTROL}/network/rm"
 
 JOIN_CA = "/join/v1/ca"  # public: no client certificate needed
 JOIN = "/join/v1/join"  # public: the token is the credential
@@ -110,6 +114,7 @@ class StackDeployReply(msgspec.Struct, frozen=True, kw_only=True):
     updated: list[str] = []
     unchanged: list[str] = []
     removed: list[str] = []
+    kept: list[str] = []  # stack rm: "network <name>: in use by <service>, ..."
 
 
 class StackInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,6 +128,21 @@ class StackList(msgspec.Struct, frozen=True, kw_only=True):
 
 class NameRef(msgspec.Struct, frozen=True, kw_only=True):
     ref: str  # a name, an id, or a unique id prefix
+
+
+class NetworkCreate(msgspec.Struct, frozen=True, kw_only=True):
+    spec: NetworkSpec
+
+
+class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
+    """A network as `network ls`/`inspect` show it: the stored object and who uses it."""
+
+    network: Network
+    services: list[str] = []  # names of the services attached to it, sorted
+
+
+class NetworkList(msgspec.Struct, frozen=True, kw_only=True):
+    networks: list[NetworkView]
 
 
 class ServiceFilter(msgspec.Struct, frozen=True, kw_only=True):

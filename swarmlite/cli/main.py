@@ -21,6 +21,7 @@ from swarmlite.cli import render
 from swarmlite.cli.client import CERT_DIR_ENV, HOST_ENV, SOCKET_ENV, Settings
 from swarmlite.cli.commands.daemon import daemon
 from swarmlite.cli.commands.lab import lab
+from swarmlite.cli.commands.network import network
 from swarmlite.cli.commands.node import node
 from swarmlite.cli.commands.service import service
 from swarmlite.cli.commands.stack import stack
@@ -148,6 +149,7 @@ cli.add_command(leave)
 cli.add_command(node)
 cli.add_command(stack)
 cli.add_command(service)
+cli.add_command(network)
 cli.add_command(daemon)
 cli.add_command(lab)
 

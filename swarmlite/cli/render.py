@@ -35,6 +35,7 @@ from swarmlite.api.control import (
     JoinTokenReply,
     LogLine,
     ManagerStatus,
+    NetworkView,
     NodeView,
     ServiceView,
     StackDeployReply,
@@ -357,6 +358,24 @@ def service_task_table(
 def stack_table(stacks: Iterable[StackInfo]) -> str:
     rows = [[info.name, str(info.services)] for info in sorted(stacks, key=lambda s: s.name)]
     return table(STACK_COLUMNS, rows)
+
+
+NETWORK_COLUMNS = ("NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET")
+
+
+def network_table(views: Iterable[NetworkView], *, no_trunc: bool = False) -> str:
+    """``network ls``: docker's columns, plus the subnet the cluster gave each network."""
+    rows = [
+        [
+            short_id(v.network.id, no_trunc=no_trunc),
+            v.network.spec.name,
+            v.network.spec.driver,
+            "swarm",
+            v.network.status.subnet or "(not allocated yet)",
+        ]
+        for v in sorted(views, key=lambda v: (v.network.spec.name, v.network.id))
+    ]
+    return table(NETWORK_COLUMNS, rows)
 
 
 def seconds(value: float) -> str:

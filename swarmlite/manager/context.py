@@ -1,7 +1,8 @@
 """What every manager component may use: the store, the raft member, this node's identity.
 
 Owns `ManagerContext` and the helpers that several loops need in the same words: finding
-the Cluster object, resolving a node reference, forwarding a call to the leader. Holds no
+the Cluster object, resolving a node or named-object reference, telling whether a control
+call is answered here or forwarded to the leader, and forwarding it. Holds no
 state of its own beyond what it is given.
 """
 
@@ -14,13 +15,13 @@ from typing import TypeVar
 
 import msgspec
 
-from swarmlite.api import Cluster, Node
+from swarmlite.api import Cluster, Node, ObjectT
 from swarmlite.api.control import ManagerStatus
 from swarmlite.clock import Clock
 from swarmlite.errors import InvalidArgument, NotFound, NotLeader, Unavailable
 from swarmlite.raft import RaftNode
 from swarmlite.rpc import RpcClient
-from swarmlite.store import Store
+from swarmlite.store import ReadTx, Store
 
 T = TypeVar("T")
 
@@ -89,6 +90,27 @@ class ManagerContext:
             f"node reference {ref!r} is ambiguous: it matches {len(matches)} nodes",
             hint="use more characters of the node id",
         )
+
+    def resolve_named(self, state: ReadTx, kind: type[ObjectT], ref: str) -> ObjectT:
+        """An object of a named kind (service, network) by id, name or unique id prefix."""
+        found = state.get(kind, ref) or state.get_by_name(kind, ref)
+        if found is not None:
+            return found
+        prefix = [o for o in state.list(kind) if ref and o.id.startswith(ref)]
+        if len(prefix) == 1:
+            return prefix[0]
+        raise NotFound(
+            f"{kind.KIND} {ref!r} not found",
+            hint=f"`swarmlite {kind.KIND} ls` lists the {kind.KIND}s of this cluster",
+        )
+
+    async def answers_here(self) -> bool:
+        """True when this manager answers a control call (it leads, and has applied what
+        it committed); False when the call must be forwarded to the leader."""
+        if not self.raft.is_leader:
+            return False
+        await self.raft.read_barrier()
+        return True
 
     async def forward(self, path: str, request: msgspec.Struct, reply: type[T]) -> T:
         """Send a call this manager cannot answer to the leader, as this node."""

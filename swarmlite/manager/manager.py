@@ -19,9 +19,10 @@ from typing import Any
 from swarmlite.api import Cluster
 from swarmlite.clock import Clock
 from swarmlite.log import kv
-from swarmlite.manager.allocator import Allocator
+from swarmlite.manager.allocator import Allocator, Pools, network_refusal
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.join import JoinAPI, is_removed
+from swarmlite.manager.controlapi.networks import NetworkAPI
 from swarmlite.manager.controlapi.nodes import NodeAPI
 from swarmlite.manager.controlapi.services import ServiceAPI
 from swarmlite.manager.dispatcher.dispatcher import Dispatcher
@@ -78,6 +79,9 @@ class Manager:
         self.logs = LogBroker()
         self.nodes = NodeAPI(self.ctx)
         self.services = ServiceAPI(self.ctx, self.logs)
+        self.networks = NetworkAPI(
+            self.ctx, lambda read, network: network_refusal(read, Pools(), network)
+        )
         self.join = JoinAPI(self.ctx, cert_expiry_days)
         self.dispatcher = Dispatcher(self.ctx, self.logs)
         self._leader_loops: list[LeaderLoop] = [self.dispatcher.run, self._run_control_loops]
@@ -95,6 +99,7 @@ class Manager:
         """The control API (also served to the local CLI on the unix socket)."""
         self.nodes.register(server)
         self.services.register(server)
+        self.networks.register(server)
 
     @property
     def has_raft_state(self) -> bool:

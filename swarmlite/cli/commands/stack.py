@@ -256,8 +256,9 @@ def rm(names: tuple[str, ...]) -> None:
 
     def one(name: str) -> None:
         views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
+        reply = StackDeployReply()
         try:
-            rpc.call(STACK_RM, NameRef(ref=name), msgspec.Raw)
+            reply = rpc.call(STACK_RM, NameRef(ref=name), StackDeployReply)
         except NotFound:
             if views:
                 raise
@@ -265,5 +266,7 @@ def rm(names: tuple[str, ...]) -> None:
             click.echo(f"Nothing found in stack: {name}", err=True)
         for view in render.sort_services(views):
             click.echo(f"Removing service {view.service.spec.name}")
+        for kept in reply.kept:  # shared with another stack, which still uses it
+            click.echo(f"Keeping {kept}", err=True)
 
     each(names, one)

@@ -3,7 +3,8 @@
 ``Allocator`` is a ``ReconcileLoop`` (run it beside the orchestrator and the scheduler);
 ``plan`` holds the rules and ``ipam`` the address arithmetic. Nothing here is imported by
 another loop: the scheduler waits for a task's ``networks`` in the store, the dispatcher
-reads the results through ``swarmlite.manager.netstate``.
+reads the results through ``swarmlite.manager.netstate``; manager.py hands
+``network_refusal`` to the control API, which asks it before storing a network a user made.
 """
 
 from swarmlite.manager.allocator.allocator import Allocator
@@ -19,7 +20,13 @@ from swarmlite.manager.allocator.ipam import (
     VNI_FIRST,
     Pools,
 )
-from swarmlite.manager.allocator.plan import INGRESS_NAME, Step, find_ingress, plan_step
+from swarmlite.manager.allocator.plan import (
+    INGRESS_NAME,
+    Step,
+    find_ingress,
+    network_refusal,
+    plan_step,
+)
 
 __all__ = [
     "DEFAULT_POOL",
@@ -36,5 +43,6 @@ __all__ = [
     "Pools",
     "Step",
     "find_ingress",
+    "network_refusal",
     "plan_step",
 ]

@@ -33,6 +33,7 @@ has nothing to do returns no writes.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -182,20 +183,20 @@ class Planner:
 
     def plan_networks(self) -> None:
         self._begin("networks")
-        taken = self._taken_subnets()
+        taken = self.taken_subnets()
         vnis = {n.status.vni for n in self.networks.values() if is_allocated(n)}
         # Networks that name their subnet first: a chosen one must not take it from them.
         order = sorted(self.networks.values(), key=lambda n: (not n.spec.subnet, *_by_age(n)))
         for network in order:
             if is_allocated(network):
                 continue
-            subnet, why = self._subnet_for(network, taken)
+            subnet, why = self.subnet_for(network, taken)
             vni = free_number(VNI_FIRST, VNI_LAST, vnis)
             if subnet is None or vni is None:
                 reason = why or "no VXLAN id left"
                 self.refused[network.id] = f"network {network.spec.name}: {reason}"
                 continue
-            gateway = self._gateway_for(network, subnet)
+            gateway = self.gateway_for(network, subnet)
             if gateway is None:
                 self.refused[network.id] = (
                     f"network {network.spec.name}: gateway {network.spec.gateway} "
@@ -211,7 +212,7 @@ class Planner:
         for network_id, why in self.refused.items():
             self.step.problems[network_id] = why
 
-    def _taken_subnets(self) -> list[tuple[IPv4Network, str]]:
+    def taken_subnets(self) -> list[tuple[IPv4Network, str]]:
         """Every subnet a new network must not overlap, with what holds it."""
         taken: list[tuple[IPv4Network, str]] = [(self.pools.mesh_pool, "the mesh pool")]
         for network in self.networks.values():
@@ -231,7 +232,7 @@ class Planner:
                     taken.append((IPv4Network(address), f"node {node.status.hostname}'s address"))
         return taken
 
-    def _subnet_for(
+    def subnet_for(
         self, network: Network, taken: list[tuple[IPv4Network, str]]
     ) -> tuple[IPv4Network | None, str]:
         nets = [net for net, _ in taken]
@@ -251,7 +252,7 @@ class Planner:
                 return None, f"subnet {wanted} overlaps {holder} ({net})"
         return wanted, ""
 
-    def _gateway_for(self, network: Network, subnet: IPv4Network) -> IPv4Address | None:
+    def gateway_for(self, network: Network, subnet: IPv4Network) -> IPv4Address | None:
         if not network.spec.gateway:
             return first_host(subnet)
         gateway = parse_address(network.spec.gateway.split("/")[0])
@@ -531,3 +532,20 @@ class Planner:
 def plan_step(read: ReadTx, pools: Pools, rng: random.Random | None = None) -> Step:
     """The next batch of allocation writes for ``read`` (an empty Tx when all is done)."""
     return Planner(read, cluster_pools(read, pools), rng).plan()
+
+
+def network_refusal(read: ReadTx, pools: Pools, network: Network) -> str:
+    """Why the allocator could not give ``network`` (not yet stored) its subnet and gateway
+    in this snapshot ("" when it could): for the control API to refuse it at once."""
+    planner = Planner(read, cluster_pools(read, pools))
+    taken = planner.taken_subnets()
+    for other in planner.networks.values():  # named, not allocated yet: theirs come first
+        if not is_allocated(other) and other.spec.subnet:
+            with contextlib.suppress(InvalidArgument):
+                taken.append((parse_network(other.spec.subnet), f"network {other.spec.name}"))
+    subnet, why = planner.subnet_for(network, taken)
+    if subnet is None:
+        return why
+    if planner.gateway_for(network, subnet) is None:
+        return f"gateway {network.spec.gateway} is not a host address of {subnet}"
+    return ""

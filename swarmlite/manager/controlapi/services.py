@@ -63,6 +63,7 @@ from swarmlite.errors import (
 )
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.controlapi.networks import users
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.rpc import Peer, RpcClient, RpcServer, ServerStream, require_role
 from swarmlite.store import ReadTx, Tx
@@ -142,23 +143,10 @@ class ServiceAPI:
     # ------------------------------------------------------------------ lookups
 
     def resolve(self, state: ReadTx, ref: str) -> Service:
-        found = state.get(Service, ref) or state.get_by_name(Service, ref)
-        if found is not None:
-            return found
-        prefix = [s for s in state.list(Service) if ref and s.id.startswith(ref)]
-        if len(prefix) == 1:
-            return prefix[0]
-        raise NotFound(
-            f"service {ref!r} not found",
-            hint="`swarmlite service ls` lists the services of this cluster",
-        )
+        return self.ctx.resolve_named(state, Service, ref)
 
     async def _lead(self) -> bool:
-        """True when this node answers; False when the call must go to the leader."""
-        if not self.ctx.raft.is_leader:
-            return False
-        await self.ctx.raft.read_barrier()
-        return True
+        return await self.ctx.answers_here()
 
     # ------------------------------------------------------------------ stacks
 
@@ -241,9 +229,11 @@ class ServiceAPI:
         if not await self._lead():
             return await self.ctx.forward(STACK_RM, req, StackDeployReply)
         removed: list[str] = []
+        kept: list[str] = []
 
         def write(state: ReadTx) -> Tx:
             removed.clear()
+            kept.clear()
             tx = Tx()
             services = [s for s in state.list(Service) if s.spec.stack == req.ref]
             others: list[Network | Secret | Config] = [
@@ -254,16 +244,23 @@ class ServiceAPI:
             mine = [o for o in others if o.spec.labels.get(STACK_LABEL) == req.ref]
             if not services and not mine:
                 raise NotFound(f"nothing found in stack {req.ref}")
+            leaving = {s.spec.name for s in services}
             for service in services:
                 tx.delete(service)
                 removed.append(service.spec.name)
             for obj in mine:
+                # Another stack may use this one's network, secret or config as an external
+                # one: it stays until that stack is gone too.
+                staying = [u for u in _users(state, obj) if u not in leaving]
+                if staying:
+                    kept.append(f"{obj.KIND} {obj.spec.name}: in use by {', '.join(staying)}")
+                    continue
                 tx.delete(obj)
                 removed.append(obj.spec.name)
             return tx
 
         await self.ctx.store.update(write)
-        return StackDeployReply(removed=removed)
+        return StackDeployReply(removed=removed, kept=kept)
 
     # ------------------------------------------------------------------ services
 
@@ -423,6 +420,19 @@ def _check_stack(req: StackDeploy) -> None:
             raise InvalidArgument(f"service {spec.name}: replicas must not be negative")
 
 
+def _users(state: ReadTx, obj: Network | Secret | Config) -> list[str]:
+    """The services that use ``obj``, by name, sorted."""
+    if isinstance(obj, Network):
+        return users(state, obj)
+    found = set()
+    for service in state.list(Service):
+        container = service.spec.task.container
+        refs = container.secrets if isinstance(obj, Secret) else container.configs
+        if any(ref.name == obj.spec.name for ref in refs):
+            found.add(service.spec.name)
+    return sorted(found)
+
+
 def _check_refs(spec: ServiceSpec, secrets: set[str], configs: set[str], nets: set[str]) -> None:
     for ref in spec.task.container.secrets:
         if ref.name not in secrets:
@@ -432,4 +442,7 @@ def _check_refs(spec: ServiceSpec, secrets: set[str], configs: set[str], nets: s
             raise NotFound(f"service {spec.name} uses config {ref.name}, which does not exist")
     for net in spec.task.networks:
         if net.target not in nets:
-            raise NotFound(f"service {spec.name} uses network {net.target}, which does not exist")
+            raise NotFound(
+                f"service {spec.name} uses network {net.target}, which does not exist",
+                hint=f"an external network is made first: `swarmlite network create {net.target}`",
+            )

@@ -164,6 +164,10 @@ class NetLab:
         """`swarmlite args...` against the manager (h1)."""
         return self.exec("h1", "swarmlite", *args)
 
+    def cli_result(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`swarmlite args...` against the manager (h1), failed or not."""
+        return swarmlite("lab", "exec", "--dir", str(self.dir), "h1", "--", "swarmlite", *args)
+
     def deploy(self, compose: Path, stack: str) -> str:
         """`stack deploy` on h1, which returns once the stack converged; the compose files
         name images as ${REGISTRY}/..., the lab's registry (`lab exec` passes env on)."""

@@ -13,6 +13,7 @@ and runs in about two minutes.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+HERE = Path(__file__).parent
 NetLab = Any  # conftest.NetLab, reached through the `netlab` fixture
 Container = Any  # conftest.Container
 
@@ -271,6 +273,41 @@ def test_a_global_service_answers_through_its_vip_from_every_host(netlab: NetLab
             for c in everywhere
         )
     )
+
+
+def test_stacks_share_a_network_made_with_network_create(netlab: NetLab) -> None:
+    """`network create shared`; stack b (client) and stack a (api) name it as external, and a
+    also uses b's own network b_back. Names resolve across the stacks; a network in use is
+    not removed, neither by `network rm` nor with the stack that made it."""
+    made = netlab.cli("network", "create", "--subnet", "198.19.200.0/24", "shared").strip()
+    row = re.compile(r"^" + made[:12] + r"\s+shared\s+overlay\s+swarm\s+198.19.200.0/24$", re.M)
+    netlab.wait("shared allocated", lambda: row.search(netlab.cli("network", "ls")))
+    netlab.deploy(HERE / "shared-b.yml", "b")
+    netlab.deploy(HERE / "shared-a.yml", "a")
+    [client] = netlab.containers("b_client")
+    [api] = netlab.containers("a_api")
+    for name in ("api", "a_api"):
+        got = netlab.docker_exec(
+            client, r"printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 " + name + " 80 | tail -n 1"
+        )
+        assert got.stdout.strip() == api.hostname, (name, got.stdout, got.stderr)
+
+    refused = netlab.cli_result("network", "rm", "shared")
+    assert refused.returncode != 0
+    assert "network shared is in use by service a_api, b_client" in refused.stderr, refused
+
+    removed = netlab.cli_result("stack", "rm", "b")
+    assert removed.returncode == 0, removed
+    assert "Removing service b_client" in removed.stdout, removed
+    assert "Keeping network b_back: in use by a_api" in removed.stderr, removed
+    back = json.loads(netlab.cli("network", "inspect", "b_back"))
+    assert [v["services"] for v in back] == [["a_api"]], back
+
+    netlab.cli("stack", "rm", "a")
+    assert netlab.cli("network", "rm", "shared", "b_back").split() == ["shared", "b_back"]
+    names = [row.split()[1] for row in netlab.cli("network", "ls").splitlines()[1:]]
+    assert "shared" not in names and "b_back" not in names, names
+    assert "ingress" in names and "net_default" in names, names
 
 
 def test_the_published_port_keeps_answering_after_a_host_is_killed(netlab: NetLab) -> None:

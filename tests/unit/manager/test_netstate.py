@@ -7,8 +7,6 @@ n2. blog (network blog_default): blog_web on n3, publishing 9090 in host mode.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -25,7 +23,6 @@ from swarmlite.api import (
     TaskState,
 )
 from swarmlite.api.control import FdbEntry, PublishedPort
-from swarmlite.manager.allocator import Allocator
 from swarmlite.manager.netstate import mac_of, mesh_state, network_state
 from swarmlite.store import LocalProposer, MemoryStore, ReadTx, Store, Tx
 from swarmlite.testing.clock import FakeClock
@@ -37,6 +34,7 @@ from swarmlite.testing.factories import (
     with_networks,
     with_ports,
 )
+from swarmlite.testing.store import allocate
 
 replace = msgspec.structs.replace
 
@@ -72,17 +70,6 @@ def node(name: str, *, key: bool = True) -> Node:
         status = replace(n.status, mesh_public_key=f"key-{name}", mesh_endpoint=f"{name}:51820")
         n = replace(n, status=status)
     return n
-
-
-async def settle(memory: MemoryStore) -> None:
-    last, quiet = -1, 0
-    for _ in range(20_000):
-        await asyncio.sleep(0)
-        quiet = quiet + 1 if memory.applied_index == last else 0
-        last = memory.applied_index
-        if quiet >= 30:
-            return
-    raise AssertionError("the store kept changing")
 
 
 @pytest.fixture
@@ -133,13 +120,7 @@ async def world() -> AsyncIterator[World]:
     ):
         tx.create(obj)
     await store.propose(tx)
-    allocator = Allocator(store, clock)
-    run = asyncio.create_task(allocator.run())
-    await settle(memory)
-    allocator.stop()
-    run.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await run
+    await allocate(store, clock)
 
     where = {"web1": "n1", "web2": "n2", "web3": "n3", "db1": "n2", "blog1": "n3"}
 

@@ -1,0 +1,129 @@
+"""`swarmlite network`: create, ls, inspect, rm, as `docker network` has them for overlays.
+
+Owns the network commands' flags and what each prints. A network made here is what a
+compose file names with ``external: true``, so that several stacks share it. A network is
+named by id, unique id prefix or name; the server resolves the reference. There is no
+``--attachable``: swarmlite runs no standalone containers that could join a network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from swarmlite.api import NetworkSpec
+from swarmlite.api.control import (
+    NETWORK_CREATE,
+    NETWORK_INSPECT,
+    NETWORK_LS,
+    NETWORK_RM,
+    Empty,
+    NameRef,
+    NetworkCreate,
+    NetworkList,
+    NetworkView,
+)
+from swarmlite.cli import render
+from swarmlite.cli.commands import client, each, format_option, parse_labels
+
+
+def _subnet(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as exc:
+        message = f"{value!r} is not an IPv4 subnet like 10.20.0.0/24 ({exc})"
+        raise click.BadParameter(message) from None
+
+
+def _gateway(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IPv4 address") from None
+
+
+@click.group("network")
+def network() -> None:
+    """Manage the overlay networks of the cluster."""
+
+
+@network.command("create")
+@click.option(
+    "-d",
+    "--driver",
+    default="overlay",
+    show_default=True,
+    help="Driver (overlay is the only one: every network spans the cluster).",
+)
+@click.option("--subnet", callback=_subnet, help="Subnet in CIDR form (default: from the pool).")
+@click.option("--gateway", callback=_gateway, help="Gateway address (default: the first).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Set a label.")
+@click.argument("name")
+def create(
+    driver: str,
+    subnet: str | None,
+    gateway: str | None,
+    labels: tuple[str, ...],
+    name: str,
+) -> None:
+    """Create an overlay network; prints its ID."""
+    spec = NetworkSpec(
+        name=name,
+        driver=driver,
+        subnet=subnet or "",
+        gateway=gateway or "",
+        labels=parse_labels(labels),
+    )
+    view = client().call(NETWORK_CREATE, NetworkCreate(spec=spec), NetworkView)
+    click.echo(view.network.id)
+
+
+@network.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+@format_option()
+def ls(quiet: bool, no_trunc: bool, output: str) -> None:
+    """List the networks of the cluster."""
+    views = client().call(NETWORK_LS, Empty(), NetworkList).networks
+    if quiet:
+        for view in views:
+            click.echo(render.short_id(view.network.id, no_trunc=no_trunc))
+    elif output == "json":
+        click.echo(render.to_json(views))
+    else:
+        click.echo(render.network_table(views, no_trunc=no_trunc))
+
+
+@network.command("inspect")
+@format_option(default=None)
+@click.argument("networks", nargs=-1, required=True, metavar="NETWORK...")
+def inspect(output: str | None, networks: tuple[str, ...]) -> None:
+    """Display detailed information on one or more networks (JSON)."""
+    rpc = client()
+    found: list[NetworkView] = []
+
+    def one(ref: str) -> None:
+        found.append(rpc.call(NETWORK_INSPECT, NameRef(ref=ref), NetworkView))
+
+    try:
+        each(networks, one)
+    finally:  # the networks that were found are shown even when another one was not
+        click.echo(render.to_json(found))
+
+
+@network.command("rm")
+@click.argument("networks", nargs=-1, required=True, metavar="NETWORK...")
+def rm(networks: tuple[str, ...]) -> None:
+    """Remove one or more networks (none that a service still uses)."""
+    rpc = client()
+
+    def one(ref: str) -> None:
+        rpc.call(NETWORK_RM, NameRef(ref=ref), NetworkView)
+        click.echo(ref)
+
+    each(networks, one)
