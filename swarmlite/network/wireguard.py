@@ -17,7 +17,8 @@ unique per machine, not only per namespace: `interface_name` derives one from th
 wireguard-go (bookworm's 2022-03 build) leaves its UDP sockets at the kernel's default
 buffer (208 KiB), which overflows under load; `fix_buffers` duplicates those sockets out
 of the child with pidfd_getfd(2) and forces 7 MiB, and runs again after every listen-port
-change (a new port means new sockets). It also writes each decrypted packet into its TUN
+change (a new port means new sockets). Its TUN queue overflows too: `set_address` makes it
+TXQUEUE packets long. It also writes each decrypted packet into its TUN
 device one write(2) at a time, with the kernel's receive path inside that write, so the
 device gets receive packet steering over every CPU (rps.py).
 
@@ -58,6 +59,9 @@ DEFAULT_PORT = 51820
 MTU = 1420
 KEEPALIVE = 25  # seconds: keeps NAT mappings and stateful firewalls open
 BUFFER_BYTES = 7 * 1024 * 1024  # what later wireguard-go versions ask for themselves
+# wireguard-go's TUN queue, in packets: the kernel's 500 overflows (and TCP retransmits)
+# whenever wireguard-go is scheduled out under bulk load; kernel WireGuard queues 1024.
+TXQUEUE = 1000
 IFNAME_PREFIX = "swlwg"
 UAPI_DIR = "/run/wireguard"
 
@@ -333,7 +337,8 @@ class WireGuard:
         return _parse_get(await self._uapi("get=1\n\n"))
 
     async def set_address(self, address: str, *, mtu: int = MTU) -> None:
-        """Give the interface exactly this address ("198.18.128.1/20"), this MTU, and up."""
+        """Give the interface exactly this address ("198.18.128.1/20"), this MTU (and, for
+        wireguard-go, a TUN queue of TXQUEUE packets), and up."""
         wanted = ipaddress.IPv4Interface(address)
         async with AsyncIPRoute() as ipr:
             with self._translate("set the address"):
@@ -356,7 +361,10 @@ class WireGuard:
                         address=str(wanted.ip),
                         prefixlen=wanted.network.prefixlen,
                     )
-                await ipr.link("set", index=index, mtu=mtu, state="up")
+                if self._kernel:
+                    await ipr.link("set", index=index, mtu=mtu, state="up")
+                else:
+                    await ipr.link("set", index=index, mtu=mtu, txqlen=TXQUEUE, state="up")
 
     # ------------------------------------------------------------------ UDP buffers
 

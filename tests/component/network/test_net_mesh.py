@@ -28,7 +28,7 @@ from swarmlite.api.control import MeshPeer, MeshState
 from swarmlite.errors import FailedPrecondition, InvalidArgument
 from swarmlite.network import keys, rps
 from swarmlite.network.mesh import Mesh
-from swarmlite.network.wireguard import BUFFER_BYTES, DEFAULT_PORT, interface_name
+from swarmlite.network.wireguard import BUFFER_BYTES, DEFAULT_PORT, TXQUEUE, interface_name
 
 MESH_NET = "198.18.128"
 
@@ -398,7 +398,8 @@ async def test_close_leaves_nothing_behind(netns_factory: Any, tmp_path: Path) -
         assert pid is not None
         shows = host.sh(["ip", "-br", "addr", "show", mesh.ifname])
         assert f"{MESH_NET}.9/24" in shows.stdout, shows.stdout
-        assert "mtu 1420" in host.sh(["ip", "link", "show", mesh.ifname]).stdout
+        link = host.sh(["ip", "link", "show", mesh.ifname]).stdout
+        assert "mtu 1420" in link and f"qlen {TXQUEUE}" in link, link
         assert ",UP" in host.sh(["ip", "link", "show", mesh.ifname]).stdout
     finally:
         await host.call(mesh.close())
