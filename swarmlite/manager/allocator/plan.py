@@ -199,8 +199,7 @@ class Planner:
             gateway = self.gateway_for(network, subnet)
             if gateway is None:
                 self.refused[network.id] = (
-                    f"network {network.spec.name}: gateway {network.spec.gateway} "
-                    f"is not a host address of {subnet}"
+                    f"network {network.spec.name}: {_bad_gateway(network, subnet)}"
                 )
                 continue
             taken.append((subnet, f"network {network.spec.name}"))
@@ -529,6 +528,10 @@ class Planner:
         self.step.tx.update(replace(task, status=status))
 
 
+def _bad_gateway(network: Network, subnet: IPv4Network) -> str:
+    return f"gateway {network.spec.gateway} is not a host address of {subnet}"
+
+
 def plan_step(read: ReadTx, pools: Pools, rng: random.Random | None = None) -> Step:
     """The next batch of allocation writes for ``read`` (an empty Tx when all is done)."""
     return Planner(read, cluster_pools(read, pools), rng).plan()
@@ -547,5 +550,5 @@ def network_refusal(read: ReadTx, pools: Pools, network: Network) -> str:
     if subnet is None:
         return why
     if planner.gateway_for(network, subnet) is None:
-        return f"gateway {network.spec.gateway} is not a host address of {subnet}"
+        return _bad_gateway(network, subnet)
     return ""
