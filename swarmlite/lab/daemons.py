@@ -35,7 +35,7 @@ from swarmlite.errors import RuntimeFailure, RuntimeUnavailable, Unavailable
 from swarmlite.lab import netns, procs
 from swarmlite.lab.state import REGISTRY_PORT, Host, LabState
 from swarmlite.log import kv
-from swarmlite.testing.dockerd import engine_request
+from swarmlite.testing.dockerd import engine_request, private_dockerd_argv
 from swarmlite.testing.images import ensure_test_images
 
 log = logging.getLogger(__name__)
@@ -51,24 +51,16 @@ _ENV_DROP = ("SWARMLITE_HOST", "SWARMLITE_SOCKET", "SWARMLITE_CERT_DIR", "SWARML
 def dockerd_argv(host: Host, registry: str) -> list[str]:
     hdir = Path(host.dir)
     return [
-        "dockerd",
+        *private_dockerd_argv(
+            "dockerd",
+            host_url=host.docker_host,
+            data_root=hdir / "docker",
+            exec_root=hdir / "exec",
+            pidfile=hdir / "docker.pid",
+            cgroup_parent=host.cgroup_parent,
+        ),
         "--config-file",  # our own, so the machine's /etc/docker/daemon.json never applies
         str(hdir / "daemon.json"),
-        "--host",
-        host.docker_host,
-        "--data-root",
-        str(hdir / "docker"),
-        "--exec-root",
-        str(hdir / "exec"),
-        "--pidfile",
-        str(hdir / "docker.pid"),
-        "--bridge",
-        "none",
-        "--iptables=false",
-        "--ip-forward=false",
-        "--ip-masq=false",
-        "--cgroup-parent",
-        "/" + host.cgroup_parent,
         "--insecure-registry",
         registry,
     ]

@@ -61,6 +61,7 @@ from swarmlite.lab.state import (
     remove_state,
 )
 from swarmlite.log import kv
+from swarmlite.testing.cleanup import mounts_under, remove_cgroup_tree, unmount_under
 from swarmlite.testing.images import busybox_path
 
 log = logging.getLogger(__name__)
@@ -434,7 +435,7 @@ def down(directory: Path) -> DownReport:
             break
         report.processes += len(procs.end(left, belongs, grace=0))
     # 5. Mounts under the lab dir (none when every dockerd had its own mount namespace).
-    report.mounts = procs.unmount_under(directory)
+    report.mounts = unmount_under(directory)
     # 6. Namespaces, the switch last (its veth ends go with their peers).
     switch = prefix + "sw"
     for name in sorted(names, key=lambda n: n == switch):
@@ -442,7 +443,7 @@ def down(directory: Path) -> DownReport:
         report.namespaces.append(name)
     # 7. cgroup directories.
     for top in procs.cgroup_dirs(match):
-        left_over = procs.remove_cgroup_tree(top)
+        left_over = remove_cgroup_tree(top)
         report.cgroups.append(str(top))
         report.left += [str(p) for p in left_over]
     # 8. Files.
@@ -474,7 +475,7 @@ def kill_host(directory: Path, name: str) -> int:
 def _remove_files(directory: Path, state: LabState | None, report: DownReport) -> list[str]:
     if state is None:
         return []
-    still_mounted = procs.mounts_under(directory)
+    still_mounted = mounts_under(directory)
     if still_mounted:
         report.left += still_mounted
         log.error("files kept: mounts remain %s", kv(mounts=still_mounted))

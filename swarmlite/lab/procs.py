@@ -17,7 +17,6 @@ Foreign errors (OSError, subprocess) become FailedPrecondition or Unavailable.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -34,8 +33,6 @@ from swarmlite.log import kv
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-_MNT_DETACH = 2
-_libc = ctypes.CDLL(None, use_errno=True)
 
 # $1: the cgroup.procs file to join, $2: the log, the rest: the command. The pid goes to
 # stdout (a pipe to the caller) before stdout moves to the log.
@@ -109,21 +106,6 @@ def in_cgroup(pid: int, match: Callable[[str], bool]) -> bool:
         if first and match(first):
             return True
     return False
-
-
-def remove_cgroup_tree(top: Path) -> list[Path]:
-    """rmdir ``top`` and everything below it, deepest first; returns what stayed."""
-    left: list[Path] = []
-    dirs = [Path(d) for d, _, _ in os.walk(top)]
-    for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        try:
-            directory.rmdir()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.warning("cgroup left behind %s", kv(path=directory, error=exc))
-            left.append(directory)
-    return left
 
 
 # --------------------------------------------------------------------------- starting
@@ -309,29 +291,3 @@ def _wait_exit(fds: Mapping[int, int], timeout: float) -> None:
             return
         select.select(pending, [], [], min(left, 0.2))
         pending = [fd for fd in pending if not _exited(fd)]
-
-
-# --------------------------------------------------------------------------- mounts
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root`` in this mount namespace, deepest first."""
-    prefix = str(root)
-    points: list[str] = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    return sorted(points, key=lambda p: p.count("/"), reverse=True)
-
-
-def unmount_under(root: Path) -> list[str]:
-    """Lazily unmount everything at or below ``root``; returns what was unmounted."""
-    done: list[str] = []
-    for point in mounts_under(root):
-        if _libc.umount2(os.fsencode(point), _MNT_DETACH) == 0:
-            done.append(point)
-        else:
-            log.warning("umount failed %s", kv(path=point, errno=ctypes.get_errno()))
-    return done

@@ -19,8 +19,6 @@ Foreign errors (OSError, subprocess) become FailedPrecondition / RuntimeUnavaila
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import http.client
 import itertools
 import json
@@ -40,6 +38,7 @@ from urllib.parse import quote
 
 from swarmlite.errors import FailedPrecondition, RuntimeFailure, RuntimeUnavailable
 from swarmlite.log import kv
+from swarmlite.testing.cleanup import remove_cgroup_tree, unmount_under
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +48,38 @@ INSTALL_HINT = (
 )
 _SOCKET_DIR = "/tmp"  # short on purpose: a unix socket path must stay under ~100 bytes
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
-_MNT_DETACH = 2
 _instances = itertools.count(1)
+
+
+def private_dockerd_argv(
+    binary: str,
+    *,
+    host_url: str,
+    data_root: Path,
+    exec_root: Path,
+    pidfile: Path,
+    cgroup_parent: str,
+) -> list[str]:
+    """A dockerd beside any other on the machine: its own socket, roots and pid file, no
+    bridge and no firewall or forwarding changes, its containers under ``cgroup_parent``."""
+    return [
+        binary,
+        "--host",
+        host_url,
+        "--data-root",
+        str(data_root),
+        "--exec-root",
+        str(exec_root),
+        "--pidfile",
+        str(pidfile),
+        "--bridge",
+        "none",
+        "--iptables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        "--cgroup-parent",
+        "/" + cgroup_parent,
+    ]
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -170,22 +199,14 @@ class Dockerd:
         self.root.mkdir(parents=True, exist_ok=True)
         argv = [
             *self._prefix,
-            binary,
-            "--host",
-            self.url,
-            "--data-root",
-            str(self.data_root),
-            "--exec-root",
-            str(self.exec_root),
-            "--pidfile",
-            str(self.pidfile),
-            "--bridge",
-            "none",
-            "--iptables=false",
-            "--ip-forward=false",
-            "--ip-masq=false",
-            "--cgroup-parent",
-            "/" + self.cgroup_parent,
+            *private_dockerd_argv(
+                binary,
+                host_url=self.url,
+                data_root=self.data_root,
+                exec_root=self.exec_root,
+                pidfile=self.pidfile,
+                cgroup_parent=self.cgroup_parent,
+            ),
             *self._extra,
         ]
         with self.logfile.open("ab") as out:
@@ -227,7 +248,7 @@ class Dockerd:
                 proc.wait()
             for child in children:  # its containerd, if dockerd died before stopping it
                 _kill_if_alive(child, timeout=5.0)
-        _unmount_under(self.root)
+        unmount_under(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
         _remove_cgroups(self.cgroup_parent)
         self._proc = None
@@ -292,34 +313,11 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _unmount_under(root: Path) -> None:
-    """Lazily unmount every mount point at or below `root`, deepest first."""
-    prefix = str(root)
-    points: list[str] = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    if not points:
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    for point in sorted(points, key=lambda p: p.count("/"), reverse=True):
-        if libc.umount2(point.encode(), _MNT_DETACH) != 0:
-            log.warning("umount failed %s", kv(path=point, errno=ctypes.get_errno()))
-
-
 def _remove_cgroups(name: str) -> None:
     """rmdir ``/sys/fs/cgroup/*/<name>`` (and ``<name>`` itself on cgroup v2), depth first."""
     candidates = [_CGROUP_ROOT / name]
     with contextlib.suppress(OSError):
         candidates += [d / name for d in _CGROUP_ROOT.iterdir() if d.is_dir()]
     for top in candidates:
-        if not top.is_dir():
-            continue
-        dirs = [Path(d) for d, _, _ in os.walk(top)]
-        for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-            try:
-                directory.rmdir()
-            except OSError as exc:
-                log.warning("cgroup left behind %s", kv(path=directory, error=exc))
+        if top.is_dir():
+            remove_cgroup_tree(top)
