@@ -81,7 +81,6 @@ class Session:
                 hint = None
                 try:
                     await self._session(address)
-                    backoff = BACKOFF_MIN
                 except NotLeader as exc:
                     hint = exc.leader
                     log.debug("manager is not the leader %s", kv(manager=address, leader=hint))
@@ -95,6 +94,8 @@ class Session:
                 except SwarmliteError as exc:
                     log.info("session lost %s", kv(manager=address, error=exc.message))
                 finally:
+                    if self.connected_to is not None:
+                        backoff = BACKOFF_MIN  # it was up: the next failure starts afresh
                     self.connected_to = None
             if not tried_any or hint is None:
                 await self._clock.sleep(backoff)
@@ -141,12 +142,13 @@ class Session:
         await self._on_info(message)
 
     async def rehello(self, hello: SessionHello) -> None:
-        """Say who this node is again (e.g. new mesh keys): the session starts over."""
+        """Say who this node is again (e.g. new mesh keys), on the open session; the next
+        session starts with it anyway, so a send that fails loses nothing."""
         self.hello = hello
         stream = self._stream
         if stream is not None:
             with contextlib.suppress(SwarmliteError):
-                await stream.close()  # run() reconnects at once, with the new hello
+                await self._send(stream, hello)
 
     async def send(self, message: AgentMessage) -> None:
         """Send on the current session; Unavailable when there is none right now."""

@@ -1,13 +1,15 @@
 """Worker sessions: every node keeps one stream to the leader's dispatcher.
 
 Owns sessions, heartbeats, assignments and status reports: a node that opens a session
-is READY; one whose heartbeats stop for 3 periods is DOWN; the dispatcher tells each node
-the managers to fall back on, the heartbeat period and the role the store gives it (so a
-promotion or demotion reaches the node), pushes it the tasks it should run or stop (with
-the secrets and configs they use), and writes the statuses it reports into the store,
-ignoring stale or backward ones. Only the leader serves sessions (a follower answers
-NotLeader with the leader's address); a new leader gives every node a full grace period
-before calling it DOWN. Writes node state to the store only when it changes.
+is READY (what its hello says goes into the node's status, and so does a later hello on the
+same session, e.g. a new mesh key); one whose heartbeats stop for 3 periods is DOWN; the
+dispatcher tells each node the managers to fall back on, the heartbeat period and the role
+the store gives it (so a promotion or demotion reaches the node), pushes it the tasks it
+should run or stop (with the secrets and configs they use), and writes the statuses it
+reports into the store, ignoring stale or backward ones. Only the leader serves sessions
+(a follower answers NotLeader with the leader's address); a new leader gives every node a
+full grace period before calling it DOWN. Writes node state to the store only when it
+changes.
 """
 
 from __future__ import annotations
@@ -144,6 +146,12 @@ class Dispatcher:
                     await self._take_report(node_id, message)
                 elif isinstance(message, LogChunk):
                     self.logs.deliver(message)
+                elif isinstance(message, SessionHello):  # news, e.g. its next mesh key
+                    if message.node_id != node_id:
+                        raise PermissionDenied(
+                            f"session of {node_id} sent a hello for another node"
+                        )
+                    await self._mark(node_id, NodeState.READY, message)
         finally:
             self.logs.detach(node_id, session.send)
             if self.sessions.get(node_id) is session:
