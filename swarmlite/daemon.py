@@ -390,11 +390,12 @@ class Daemon:
         return network
 
     async def _rotate_mesh_keys(self, network: NodeNetwork, session: Session) -> None:
-        """Give the mesh a new key pair every MESH_KEY_ROTATION seconds, without a gap:
+        """Give the mesh a new key pair every MESH_KEY_ROTATION seconds (give or take a
+        tenth, so that nodes started together do not switch together), without a gap:
         peers learn the next key first (through the leader), then this node switches."""
         interval = float(os.environ.get("SWARMLITE_MESH_KEY_ROTATION", MESH_KEY_ROTATION))
         while True:
-            await self.clock.sleep(interval)
+            await self.clock.sleep(interval * random.uniform(0.9, 1.1))
             try:
                 next_key = network.mesh.begin_rotation()
                 await session.rehello(

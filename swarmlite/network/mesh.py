@@ -22,8 +22,9 @@ Key rotation without dropping traffic, for a node A and each of its peers B:
    no keepalive. B still sends to and accepts from A's old key only.
 3. A: `finish_rotation()` (once every B had time to apply step 2) stores the next key as
    the current one, switches the interface's private key and, in the same UAPI call,
-   starts a handshake with every peer. The daemon publishes the new key as
-   mesh_public_key and clears mesh_next_key.
+   starts a handshake on every peer entry: each peer's current key, and its next key if
+   it is rotating too. The daemon publishes the new key as mesh_public_key and clears
+   mesh_next_key.
 4. B: a watcher polls the interface every `rotation_poll` seconds while some peer has a
    next key; when the next key's entry has completed a handshake (or as soon as the
    state names it as the public key), B moves A's allowed IP to it and removes the
@@ -43,6 +44,11 @@ How long traffic can stall, with every B past step 2 when A finishes:
 * A B that had not yet applied step 2 drops A's handshakes; WireGuard retries every 5 s,
   so A to B stalls until B learns the next key plus up to 5 s; B to A keeps working on
   the old session until B's rekey (after 2 minutes).
+* A and B switching at about the same moment: a handshake to the other's current key
+  finds a peer that has just dropped that key, but the one that the later of the two
+  sends to the other's next key completes (the earlier one has switched by then), and
+  each side's watcher moves the address over as in step 4, without waiting for the
+  managers.
 A restart in the middle is safe: the next key is on disk until it becomes the current one
 (by rename), and a B that restarts sets up both entries again from its state.
 """
@@ -313,11 +319,12 @@ class Mesh:
             keys.replace(self._dir / NEXT_KEY_FILE, self._dir / KEY_FILE)
             old, self._key, self._next = self._key, pair, None
             if self._started:
+                # Every entry handshakes, a peer's next key too: a peer that switched at
+                # the same time answers only to that one.
                 status = await self._device.status()
                 kick = [
                     PeerUpdate(public_key=key, keepalive=KEEPALIVE, handshake_now=True)
-                    for key, peer in status.peers.items()
-                    if peer.allowed_ips
+                    for key in status.peers
                 ]
                 await self._device.configure(private_key=pair.private, peers=kick)
             log.info(
