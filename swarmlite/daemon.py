@@ -47,6 +47,7 @@ from swarmlite.api import (
 )
 from swarmlite.api.control import (
     CA_RENEW,
+    CONFIG_PATHS,
     INFO,
     JOIN_TOKEN,
     LEAVE,
@@ -61,6 +62,7 @@ from swarmlite.api.control import (
     NODE_UPDATE,
     PUBLIC_PATHS,
     RAFT_JOIN,
+    SECRET_PATHS,
     SERVICE_INSPECT,
     SERVICE_LS,
     SERVICE_RM,
@@ -595,6 +597,8 @@ MANAGER_ONLY = (
     NETWORK_LS,
     NETWORK_INSPECT,
     NETWORK_RM,
+    *SECRET_PATHS,
+    *CONFIG_PATHS,
 )
 
 

@@ -42,6 +42,16 @@ NETWORK_CREATE = f"{CONTROL}/network/create"
 NETWORK_LS = f"{CONTROL}/network/ls"
 NETWORK_INSPECT = f"{CONTROL}/network/inspect"
 NETWORK_RM = f"{CONTROL}/network/rm"
+SECRET_CREATE = f"{CONTROL}/secret/create"
+SECRET_LS = f"{CONTROL}/secret/ls"
+SECRET_INSPECT = f"{CONTROL}/secret/inspect"
+SECRET_RM = f"{CONTROL}/secret/rm"
+CONFIG_CREATE = f"{CONTROL}/config/create"
+CONFIG_LS = f"{CONTROL}/config/ls"
+CONFIG_INSPECT = f"{CONTROL}/config/inspect"
+CONFIG_RM = f"{CONTROL}/config/rm"
+SECRET_PATHS = (SECRET_CREATE, SECRET_LS, SECRET_INSPECT, SECRET_RM)  # create, ls, inspect, rm
+CONFIG_PATHS = (CONFIG_CREATE, CONFIG_LS, CONFIG_INSPECT, CONFIG_RM)  # the same, for configs
 
 JOIN_CA = "/join/v1/ca"  # public: no client certificate needed
 JOIN = "/join/v1/join"  # public: the token is the credential
@@ -143,6 +153,27 @@ class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
 
 class NetworkList(msgspec.Struct, frozen=True, kw_only=True):
     networks: list[NetworkView]
+
+
+class BlobCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """`secret create` and `config create`: the content, whole."""
+
+    name: str
+    data: bytes
+    labels: dict[str, str] = {}
+
+
+class BlobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A secret or config as `ls`/`inspect` show it: the stored object (a secret without its
+    content, which never leaves the cluster but for the nodes whose tasks use it) and the
+    services that use it."""
+
+    object: Secret | Config
+    services: list[str] = []  # names, sorted
+
+
+class BlobList(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[BlobView]
 
 
 class ServiceFilter(msgspec.Struct, frozen=True, kw_only=True):

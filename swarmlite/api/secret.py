@@ -13,6 +13,8 @@ import msgspec
 
 from swarmlite.api.meta import Meta
 
+MAX_CONTENT = 500 * 1024  # bytes: the most a secret or a config made by hand may hold
+
 
 class SecretSpec(msgspec.Struct, frozen=True, kw_only=True):
     name: str = ""

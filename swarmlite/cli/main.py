@@ -19,6 +19,7 @@ import click
 from swarmlite import log
 from swarmlite.cli import render
 from swarmlite.cli.client import CERT_DIR_ENV, HOST_ENV, SOCKET_ENV, Settings
+from swarmlite.cli.commands.blobs import config, secret
 from swarmlite.cli.commands.daemon import daemon
 from swarmlite.cli.commands.lab import lab
 from swarmlite.cli.commands.network import network
@@ -150,6 +151,8 @@ cli.add_command(node)
 cli.add_command(stack)
 cli.add_command(service)
 cli.add_command(network)
+cli.add_command(secret)
+cli.add_command(config)
 cli.add_command(daemon)
 cli.add_command(lab)
 

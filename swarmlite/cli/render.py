@@ -32,6 +32,7 @@ from swarmlite.api import (
     encode_json,
 )
 from swarmlite.api.control import (
+    BlobView,
     JoinTokenReply,
     LogLine,
     ManagerStatus,
@@ -376,6 +377,32 @@ def network_table(views: Iterable[NetworkView], *, no_trunc: bool = False) -> st
         for v in sorted(views, key=lambda v: (v.network.spec.name, v.network.id))
     ]
     return table(NETWORK_COLUMNS, rows)
+
+
+BLOB_COLUMNS = ("ID", "NAME", "CREATED", "UPDATED")
+
+
+def blob_table(views: Iterable[BlobView], now: float, *, no_trunc: bool = False) -> str:
+    """``secret ls``, ``config ls``: docker's columns."""
+    rows = [
+        [
+            short_id(v.object.id, no_trunc=no_trunc),
+            v.object.spec.name,
+            ago(v.object.created_at, now),
+            ago(v.object.updated_at or v.object.created_at, now),
+        ]
+        for v in sorted(views, key=lambda v: (v.object.spec.name, v.object.id))
+    ]
+    return table(BLOB_COLUMNS, rows)
+
+
+def blob_json(views: Iterable[BlobView]) -> str:
+    """``inspect`` of secrets and configs; a secret shows no content (not even empty)."""
+    items = msgspec.json.decode(encode_json(list(views)))
+    for item in items:
+        if item["object"]["kind"] == "secret":
+            item["object"]["spec"].pop("data", None)
+    return msgspec.json.format(msgspec.json.encode(items), indent=2).decode()
 
 
 def seconds(value: float) -> str:

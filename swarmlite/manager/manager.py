@@ -16,11 +16,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from swarmlite.api import Cluster
+from swarmlite.api import Cluster, Config, Secret
 from swarmlite.clock import Clock
 from swarmlite.log import kv
 from swarmlite.manager.allocator import Allocator, Pools, network_refusal
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.controlapi.blobs import BlobAPI
 from swarmlite.manager.controlapi.join import JoinAPI, is_removed
 from swarmlite.manager.controlapi.networks import NetworkAPI
 from swarmlite.manager.controlapi.nodes import NodeAPI
@@ -82,6 +83,8 @@ class Manager:
         self.networks = NetworkAPI(
             self.ctx, lambda read, network: network_refusal(read, Pools(), network)
         )
+        self.secrets = BlobAPI(self.ctx, Secret)
+        self.configs = BlobAPI(self.ctx, Config)
         self.join = JoinAPI(self.ctx, cert_expiry_days)
         self.dispatcher = Dispatcher(self.ctx, self.logs)
         self._leader_loops: list[LeaderLoop] = [self.dispatcher.run, self._run_control_loops]
@@ -100,6 +103,8 @@ class Manager:
         self.nodes.register(server)
         self.services.register(server)
         self.networks.register(server)
+        self.secrets.register(server)
+        self.configs.register(server)
 
     @property
     def has_raft_state(self) -> bool:

@@ -63,6 +63,7 @@ from swarmlite.errors import (
 )
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.controlapi.blobs import users as blob_users
 from swarmlite.manager.controlapi.networks import users
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.rpc import Peer, RpcClient, RpcServer, ServerStream, require_role
@@ -424,22 +425,21 @@ def _users(state: ReadTx, obj: Network | Secret | Config) -> list[str]:
     """The services that use ``obj``, by name, sorted."""
     if isinstance(obj, Network):
         return users(state, obj)
-    found = set()
-    for service in state.list(Service):
-        container = service.spec.task.container
-        refs = container.secrets if isinstance(obj, Secret) else container.configs
-        if any(ref.name == obj.spec.name for ref in refs):
-            found.add(service.spec.name)
-    return sorted(found)
+    return blob_users(state, obj)
 
 
 def _check_refs(spec: ServiceSpec, secrets: set[str], configs: set[str], nets: set[str]) -> None:
-    for ref in spec.task.container.secrets:
-        if ref.name not in secrets:
-            raise NotFound(f"service {spec.name} uses secret {ref.name}, which does not exist")
-    for ref in spec.task.container.configs:
-        if ref.name not in configs:
-            raise NotFound(f"service {spec.name} uses config {ref.name}, which does not exist")
+    for kind, refs, known in (
+        ("secret", spec.task.container.secrets, secrets),
+        ("config", spec.task.container.configs, configs),
+    ):
+        for ref in refs:
+            if ref.name not in known:
+                raise NotFound(
+                    f"service {spec.name} uses {kind} {ref.name}, which does not exist",
+                    hint=f"an external {kind} is made first: "
+                    f"`swarmlite {kind} create {ref.name} FILE`",
+                )
     for net in spec.task.networks:
         if net.target not in nets:
             raise NotFound(

@@ -15,6 +15,7 @@ default run. It needs root, docker.io and busybox-static (as tests/contract does
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 SHOP = HERE / "shop.yml"
 BAD_WEB = HERE / "bad-web.yml"
+BLOBS = HERE / "external-blobs.yml"
 STACK = "shop"
 WEB, AGENT, MIGRATE = f"{STACK}_web", f"{STACK}_agent", f"{STACK}_migrate"
 WORKERS = {"w1", "w2"}
@@ -282,3 +284,49 @@ def test_stack_rm_leaves_no_container_on_any_node(stacks: StackCluster) -> None:
         WAIT,
     )
     assert stacks.all_containers() == []  # nor any other container: the job's, the killed ones
+
+
+def test_a_secret_and_a_config_made_by_hand_reach_a_stack_that_names_them_external(
+    stacks: StackCluster, tmp_path: Path
+) -> None:
+    early = stacks.deploy("blobs", BLOBS)
+    assert early.returncode == 1
+    assert "service blobs_reader uses secret db_pass, which does not exist" in early.stderr
+    assert "`swarmlite secret create db_pass FILE`" in early.stderr, early.stderr
+    assert "blobs" not in stacks.ok("stack", "ls")  # nothing of it was stored
+
+    (tmp_path / "pass").write_text("s3cret-for-the-reader\n")
+    (tmp_path / "site.conf").write_text("listen 8080;\n")
+    secret_id = stacks.ok("secret", "create", "db_pass", str(tmp_path / "pass")).strip()
+    stacks.ok("config", "create", "--label", "team=shop", "site", str(tmp_path / "site.conf"))
+    [shown] = json.loads(stacks.ok("secret", "inspect", "db_pass"))
+    assert shown["object"]["id"] == secret_id and "data" not in shown["object"]["spec"]
+
+    done = stacks.deploy("blobs", BLOBS)
+    assert done.returncode == 0, f"stack deploy exited {done.returncode}: {done.stderr}"
+
+    def printed() -> str:
+        out = stacks.ok("service", "logs", "blobs_reader")
+        return out if "listen 8080;" in out else ""
+
+    logs = stacks.cluster.wait("the reader's output", printed, WAIT)
+    assert "s3cret-for-the-reader" in logs, logs
+
+    refused = stacks.swl("secret", "rm", "db_pass")
+    assert refused.returncode == 1
+    assert "secret db_pass is in use by service blobs_reader" in refused.stderr, refused.stderr
+    assert [v["services"] for v in json.loads(stacks.ok("config", "ls", "--format", "json"))] == [
+        ["blobs_reader"]
+    ]
+
+    stacks.ok("stack", "rm", "blobs")  # they were not made by the stack: they stay
+    assert stacks.ok("secret", "ls", "-q").split() == [secret_id[:12]]
+    assert stacks.ok("secret", "rm", "db_pass").split() == ["db_pass"]
+    assert stacks.ok("config", "rm", "site").split() == ["site"]
+    assert stacks.ok("secret", "ls", "-q").split() == []
+    assert json.loads(stacks.ok("config", "ls", "--format", "json")) == []
+    stacks.cluster.wait(
+        "no container of the stack on any dockerd",
+        lambda: not stacks.all_containers(**{"com.docker.stack.namespace": "blobs"}),
+        WAIT,
+    )

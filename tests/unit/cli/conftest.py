@@ -120,9 +120,9 @@ def run(daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch) -> Run:
     for name in ("SWARMLITE_HOST", "SWARMLITE_SOCKET", "SWARMLITE_CERT_DIR", "SWARMLITE_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
 
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    def invoke(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Result:
         environment = {"SWARMLITE_HOST": daemon.host, **(env or {})}
-        return CliRunner().invoke(cli, list(args), env=environment)
+        return CliRunner().invoke(cli, list(args), env=environment, input=input)
 
     return invoke
 
