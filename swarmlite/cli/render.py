@@ -383,7 +383,7 @@ BLOB_COLUMNS = ("ID", "NAME", "CREATED", "UPDATED")
 
 
 def blob_table(views: Iterable[BlobView], now: float, *, no_trunc: bool = False) -> str:
-    """``secret ls``, ``config ls``: docker's columns."""
+    """``secret ls``, ``config ls``: docker's columns, in the order given."""
     rows = [
         [
             short_id(v.object.id, no_trunc=no_trunc),
@@ -391,7 +391,7 @@ def blob_table(views: Iterable[BlobView], now: float, *, no_trunc: bool = False)
             ago(v.object.created_at, now),
             ago(v.object.updated_at or v.object.created_at, now),
         ]
-        for v in sorted(views, key=lambda v: (v.object.spec.name, v.object.id))
+        for v in views
     ]
     return table(BLOB_COLUMNS, rows)
 
@@ -402,7 +402,7 @@ def blob_json(views: Iterable[BlobView]) -> str:
     for item in items:
         if item["object"]["kind"] == "secret":
             item["object"]["spec"].pop("data", None)
-    return msgspec.json.format(msgspec.json.encode(items), indent=2).decode()
+    return to_json(items)
 
 
 def seconds(value: float) -> str:

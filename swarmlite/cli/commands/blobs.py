@@ -29,25 +29,23 @@ from swarmlite.api.secret import MAX_CONTENT
 from swarmlite.cli import render
 from swarmlite.cli.commands import client, each, format_option, parse_labels
 
-MAX_BYTES = MAX_CONTENT  # the managers' limit, checked here before anything is sent
-
 
 def read_content(source: str) -> bytes:
     """The whole content of ``source``: a file's path, or ``-`` for standard input."""
     if source == "-":
-        data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        data = sys.stdin.buffer.read(MAX_CONTENT + 1)
         where = "standard input"
     else:
         try:
             with Path(source).open("rb") as file:
-                data = file.read(MAX_BYTES + 1)
+                data = file.read(MAX_CONTENT + 1)
         except OSError as exc:
             raise click.BadParameter(f"cannot read {source}: {exc.strerror}") from None
         where = source
     if not data:
         raise click.BadParameter(f"{where} is empty: there is nothing to store")
-    if len(data) > MAX_BYTES:
-        raise click.BadParameter(f"{where} is larger than {MAX_BYTES // 1024} KiB")
+    if len(data) > MAX_CONTENT:
+        raise click.BadParameter(f"{where} is larger than {MAX_CONTENT // 1024} KiB")
     return data
 
 

@@ -2,8 +2,8 @@
 call.
 
 Owns the rules of secrets and configs made outside a stack, as a Swarm user knows them from
-`docker secret create`: a name is unique among its kind and made of letters, digits and
-``_.-`` (at most 64 characters); the content is 1 byte to 500 KiB and never changes (a new
+`docker secret create`: a name is unique among its kind and follows names.py's rule; the
+content is 1 byte to 500 KiB and never changes (a new
 version is a new name); a secret's content is never in a reply; one that a service uses
 cannot be removed. What a compose file names with ``external: true`` is made here. Calls
 reach the leader (a follower forwards them).
@@ -12,7 +12,6 @@ reach the leader (a follower forwards them).
 from __future__ import annotations
 
 import logging
-import re
 
 import msgspec
 
@@ -30,14 +29,11 @@ from swarmlite.api.secret import MAX_CONTENT
 from swarmlite.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.controlapi.names import check_name
 from swarmlite.rpc import Peer, RpcServer, require_role
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-MAX_NAME = 64
-MAX_BYTES = MAX_CONTENT
 
 Blob = Secret | Config
 
@@ -55,16 +51,11 @@ def users(state: ReadTx, blob: Blob) -> list[str]:
 
 def check_create(kind: type[Blob], req: BlobCreate) -> None:
     """What a new secret or config needs before anything is looked up."""
-    if not _NAME.fullmatch(req.name) or len(req.name) > MAX_NAME:
-        raise InvalidArgument(
-            f"{kind.KIND} name {req.name!r} is not valid",
-            hint=f"use letters, digits, '_', '.' and '-', starting with a letter or digit, "
-            f"at most {MAX_NAME} characters",
-        )
-    if not 0 < len(req.data) <= MAX_BYTES:
+    check_name(kind.KIND, req.name)
+    if not 0 < len(req.data) <= MAX_CONTENT:
         raise InvalidArgument(
             f"{kind.KIND} {req.name}: the content is {len(req.data)} bytes; "
-            f"it must be 1 byte to {MAX_BYTES // 1024} KiB"
+            f"it must be 1 byte to {MAX_CONTENT // 1024} KiB"
         )
 
 

@@ -13,7 +13,6 @@ leader (a follower forwards them).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 
 from swarmlite.api import Network, NetworkSpec, Service, new_id
@@ -31,13 +30,11 @@ from swarmlite.api.control import (
 from swarmlite.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.controlapi.names import check_name
 from swarmlite.rpc import Peer, RpcServer, require_role
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-MAX_NAME = 64
 
 
 def users(state: ReadTx, network: Network) -> list[str]:
@@ -59,12 +56,7 @@ def users(state: ReadTx, network: Network) -> list[str]:
 
 def check_spec(spec: NetworkSpec) -> None:
     """What a network needs before anything is looked up: a good name, the overlay driver."""
-    if not _NAME.fullmatch(spec.name) or len(spec.name) > MAX_NAME:
-        raise InvalidArgument(
-            f"network name {spec.name!r} is not valid",
-            hint=f"use letters, digits, '_', '.' and '-', starting with a letter or digit, "
-            f"at most {MAX_NAME} characters",
-        )
+    check_name("network", spec.name)
     if spec.driver != "overlay":
         raise InvalidArgument(
             f"network driver {spec.driver!r} is not supported: networks are overlay networks",

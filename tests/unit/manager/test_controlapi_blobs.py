@@ -10,8 +10,10 @@ import pytest
 
 from swarmlite.api import Config, ConfigSpec, FileRef, Secret, SecretSpec, Service
 from swarmlite.api.control import BlobCreate
+from swarmlite.api.secret import MAX_CONTENT
 from swarmlite.errors import InvalidArgument
-from swarmlite.manager.controlapi.blobs import MAX_BYTES, MAX_NAME, check_create, shown, users
+from swarmlite.manager.controlapi.blobs import check_create, shown, users
+from swarmlite.manager.controlapi.names import MAX_NAME
 from swarmlite.store import LocalProposer, MemoryStore, Store, Tx
 from swarmlite.testing.clock import FakeClock
 from swarmlite.testing.factories import make_service
@@ -34,7 +36,7 @@ def using(
 @pytest.mark.parametrize("name", ["db_pass", "a", "site.conf-v2", "0token", "x" * MAX_NAME])
 def test_good_names_and_contents_pass(name: str) -> None:
     check_create(Secret, BlobCreate(name=name, data=b"x"))
-    check_create(Config, BlobCreate(name=name, data=b"y" * MAX_BYTES))
+    check_create(Config, BlobCreate(name=name, data=b"y" * MAX_CONTENT))
 
 
 @pytest.mark.parametrize(
@@ -47,7 +49,7 @@ def test_bad_names_are_refused_with_the_rule(name: str) -> None:
     assert refused.value.hint is not None and "at most 64 characters" in refused.value.hint
 
 
-@pytest.mark.parametrize("size", [0, MAX_BYTES + 1])
+@pytest.mark.parametrize("size", [0, MAX_CONTENT + 1])
 def test_empty_or_too_large_content_is_refused(size: int) -> None:
     with pytest.raises(InvalidArgument) as refused:
         check_create(Secret, BlobCreate(name="db_pass", data=b"x" * size))

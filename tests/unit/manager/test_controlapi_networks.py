@@ -20,7 +20,8 @@ from swarmlite.api import (
 )
 from swarmlite.errors import InvalidArgument
 from swarmlite.manager.allocator import Pools, network_refusal
-from swarmlite.manager.controlapi.networks import MAX_NAME, check_spec, users
+from swarmlite.manager.controlapi.names import MAX_NAME
+from swarmlite.manager.controlapi.networks import check_spec, users
 from swarmlite.store import LocalProposer, MemoryStore, Store, Tx
 from swarmlite.testing.clock import FakeClock
 from swarmlite.testing.factories import (
