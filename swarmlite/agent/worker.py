@@ -72,6 +72,7 @@ class Worker:
         self._network = network
         self._network_lock = asyncio.Lock()
         self._early: dict[type, MeshState | NetworkState] = {}
+        self._newest: dict[type, MeshState | NetworkState] = {}  # the one of each kind that counts
         self.cluster_id = cluster_id
         self._driver = driver
         self._clock = clock
@@ -104,21 +105,34 @@ class Worker:
         elif isinstance(message, MeshState | NetworkState) and self._network is not None:
             # Applied in order, one at a time, without holding up the session; before
             # `run` started, only the latest of each kind is kept for it.
+            self._newest[type(message)] = message
             if self._group is None:
                 self._early[type(message)] = message
             else:
                 _ = self._spawn(self._apply_network(message))
 
     async def _apply_network(self, message: MeshState | NetworkState) -> None:
+        """Apply one state; one that fails is tried again (a device may still be settling)
+        until it is applied or a newer state of its kind has come to replace it."""
         assert self._network is not None
-        async with self._network_lock:
-            try:
-                if isinstance(message, MeshState):
-                    await self._network.apply_mesh(message)
-                else:
-                    await self._network.apply_networks(message)
-            except SwarmliteError as exc:
-                log.error("could not set up the node's networking %s", kv(error=exc.message))
+        delay = RETRY_MIN
+        while True:
+            async with self._network_lock:
+                if self._newest.get(type(message)) is not message:
+                    return  # each state is whole: the newer one, queued behind, is applied
+                try:
+                    if isinstance(message, MeshState):
+                        await self._network.apply_mesh(message)
+                    else:
+                        await self._network.apply_networks(message)
+                    return
+                except SwarmliteError as exc:
+                    log.error(
+                        "could not set up the node's networking; trying again %s",
+                        kv(error=exc.message, seconds=delay),
+                    )
+            await self._clock.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)
 
     def stop(self) -> None:
         """Make `run` return; the containers are left running, to be adopted next time."""

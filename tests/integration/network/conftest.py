@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -450,3 +450,33 @@ def netlab() -> Iterator[NetLab]:
         lab.deploy(HERE / "net.yml", "net")
         lab.deploy(HERE / "other.yml", "other")
         yield lab
+
+
+# --------------------------------------------------------------------------- on failure
+
+
+def diagnostics(lab: NetLab) -> str:
+    """What to read beside a failed lab test: the warnings and errors each host's daemon
+    logged, and every WireGuard interface's peers, handshakes and bytes (wireguard-go's
+    control sockets are files: `wg show` lists every host's interface at once)."""
+    parts = []
+    for host in lab.state.hosts:
+        log = Path(host.dir) / "swarmlite" / "swarmlite.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        bad = [line for line in lines if " WARNING " in line or " ERROR " in line]
+        parts.append(f"--- {host.name}: daemon warnings and errors (last 40)")
+        parts.extend(bad[-40:])
+    shown = run(["wg", "show", "all"], timeout=10.0)
+    parts.append(f"--- wg show all\n{shown.stdout}{shown.stderr}")
+    return "\n".join(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    lab = getattr(item, "funcargs", {}).get("netlab")
+    if call.when == "call" and report.failed and isinstance(lab, NetLab):
+        report.sections.append(("lab diagnostics", diagnostics(lab)))
+    return report

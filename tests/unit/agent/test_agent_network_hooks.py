@@ -1,5 +1,6 @@
 """The agent's network hooks: DNS servers in the container, attachment once it runs,
-and the node's network state applied in order."""
+and the node's network state applied in order, a failed one again until it works or a
+newer one replaces it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import msgspec
 from swarmlite.agent.executor import Executor
 from swarmlite.agent.worker import Worker
 from swarmlite.api import Attachment, TaskState
-from swarmlite.api.control import MeshState, NetworkState
+from swarmlite.api.control import MeshState, NetworkInfo, NetworkState
 from swarmlite.api.task import Task
+from swarmlite.errors import NetworkSetupFailure
 
 
 class RecordingNetwork:
@@ -95,3 +97,69 @@ async def test_the_worker_applies_mesh_and_network_state_in_the_order_they_came(
         ("networks", 0),
         ("mesh", "198.18.128.9/20"),
     ]
+
+
+class FailingNetwork(RecordingNetwork):
+    """Fails every network state it is given `failures[n]` times, by its number of networks."""
+
+    def __init__(self, failures: dict[int, int]) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def apply_networks(self, state: NetworkState) -> None:
+        count = len(state.networks)
+        self.calls.append(("networks", count))
+        if self.failures.get(count, 0) > 0:
+            self.failures[count] -= 1
+            raise NetworkSetupFailure(f"bridge for state {count} not ready")
+
+
+def networks(count: int) -> NetworkState:
+    return NetworkState(networks=[_info(n) for n in range(count)], endpoints=[], ports=[])
+
+
+def _info(n: int) -> NetworkInfo:
+    return NetworkInfo(network_id=f"net{n}", name=f"n{n}", vni=4096 + n, subnet="", gateway="")
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_a_network_state_that_failed_is_applied_again_until_it_works(driver, clock) -> None:
+    network = FailingNetwork({1: 2})
+    worker = Worker("n1", "cl1", driver, clock, _nothing, network=network)
+    running = asyncio.create_task(worker.run())
+    await settle()
+    await worker.on_message(networks(1))
+    await settle()
+    assert network.calls == [("networks", 1)]
+    await clock.run_for(0.2)  # the first pause
+    await settle()
+    assert network.calls == [("networks", 1)] * 2
+    await clock.run_for(0.4)  # twice as long, then it works and is not tried again
+    await settle()
+    await clock.run_for(10)
+    worker.stop()
+    await running
+    assert network.calls == [("networks", 1)] * 3
+
+
+async def test_a_failed_network_state_gives_way_to_a_newer_one(driver, clock) -> None:
+    network = FailingNetwork({1: 100})
+    worker = Worker("n1", "cl1", driver, clock, _nothing, network=network)
+    running = asyncio.create_task(worker.run())
+    await settle()
+    await worker.on_message(networks(1))
+    await settle()
+    await worker.on_message(networks(2))
+    await settle()
+    await clock.run_for(10)
+    worker.stop()
+    await running
+    assert network.calls == [("networks", 1), ("networks", 2)]
+
+
+async def _nothing(message: object) -> None:
+    return None
