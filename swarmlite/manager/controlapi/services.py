@@ -40,6 +40,7 @@ from swarmlite.api.control import (
     STACK_LS,
     STACK_RM,
     TASK_LS,
+    BlobCreate,
     Empty,
     LogsRequest,
     NameRef,
@@ -63,6 +64,7 @@ from swarmlite.errors import (
 )
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.controlapi.blobs import check_create
 from swarmlite.manager.controlapi.blobs import users as blob_users
 from swarmlite.manager.controlapi.networks import users
 from swarmlite.manager.logbroker import LogBroker
@@ -419,6 +421,9 @@ def _check_stack(req: StackDeploy) -> None:
             raise InvalidArgument(f"service {spec.name} has no image")
         if spec.replicas < 0:
             raise InvalidArgument(f"service {spec.name}: replicas must not be negative")
+    for kind, items in ((Secret, req.secrets), (Config, req.configs)):
+        for item in items:  # the rules of `secret create`, for those a compose file makes
+            check_create(kind, BlobCreate(name=item.spec.name, data=item.spec.data))
 
 
 def _users(state: ReadTx, obj: Network | Secret | Config) -> list[str]:

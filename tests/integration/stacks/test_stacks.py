@@ -294,6 +294,19 @@ def test_a_secret_and_a_config_made_by_hand_reach_a_stack_that_names_them_extern
     assert "service blobs_reader uses secret db_pass, which does not exist" in early.stderr
     assert "`swarmlite secret create db_pass FILE`" in early.stderr, early.stderr
     assert "blobs" not in stacks.ok("stack", "ls")  # nothing of it was stored
+    # A secret a compose file makes is held to the same rules as one made by hand.
+    (tmp_path / "big.bin").write_bytes(b"x" * (500 * 1024 + 1))
+    big = tmp_path / "big.yml"
+    big.write_text(
+        "services:\n  reader:\n    image: swl/busybox:1\n    secrets: [blob]\n"
+        "secrets:\n  blob:\n    file: ./big.bin\n"
+    )
+    refused = stacks.deploy("big", big)
+    assert refused.returncode == 1
+    assert "secret big_blob: the content is 512001 bytes; it must be 1 byte to 500 KiB" in (
+        refused.stderr
+    ), refused.stderr
+    assert "big" not in stacks.ok("stack", "ls")
 
     (tmp_path / "pass").write_text("s3cret-for-the-reader\n")
     (tmp_path / "site.conf").write_text("listen 8080;\n")
