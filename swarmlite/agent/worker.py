@@ -71,7 +71,6 @@ class Worker:
         self.node_id = node_id
         self._network = network
         self._network_lock = asyncio.Lock()
-        self._early: dict[type, MeshState | NetworkState] = {}
         self._newest: dict[type, MeshState | NetworkState] = {}  # the one of each kind that counts
         self.cluster_id = cluster_id
         self._driver = driver
@@ -106,9 +105,7 @@ class Worker:
             # Applied in order, one at a time, without holding up the session; before
             # `run` started, only the latest of each kind is kept for it.
             self._newest[type(message)] = message
-            if self._group is None:
-                self._early[type(message)] = message
-            else:
+            if self._group is not None:
                 _ = self._spawn(self._apply_network(message))
 
     async def _apply_network(self, message: MeshState | NetworkState) -> None:
@@ -156,7 +153,7 @@ class Worker:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
-            for early in (self._early.pop(MeshState, None), self._early.pop(NetworkState, None)):
+            for early in (self._newest.get(MeshState), self._newest.get(NetworkState)):
                 if early is not None:
                     _ = self._spawn(self._apply_network(early))
             reporting = group.create_task(self.reporter.run())

@@ -133,7 +133,7 @@ def encode_batch(messages: list[Message]) -> bytes:
 
 def decode(data: bytes) -> Message:
     try:
-        return _decoder.decode(data)  # type: ignore[no-any-return]
+        return _decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise InvalidArgument(f"malformed raft message: {exc}") from exc
 

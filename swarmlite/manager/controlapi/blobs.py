@@ -3,10 +3,10 @@ call.
 
 Owns the rules of secrets and configs made outside a stack, as a Swarm user knows them from
 `docker secret create`: a name is unique among its kind and follows names.py's rule; the
-content is 1 byte to 500 KiB and never changes (a new
-version is a new name); a secret's content is never in a reply; one that a service uses
-cannot be removed. What a compose file names with ``external: true`` is made here. Calls
-reach the leader (a follower forwards them).
+content is 1 byte to 500 KiB and never changes (a new version is a new name); a secret's
+content is never in a reply; one that a service uses cannot be removed. What a compose file
+names with ``external: true`` is made here (and what it makes itself is held to the same
+rules, by `stack deploy`). Calls reach the leader (a follower forwards them).
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ def users(state: ReadTx, blob: Blob) -> list[str]:
     return sorted(found)
 
 
-def check_create(kind: type[Blob], req: BlobCreate) -> None:
+def check_create(kind: type[Blob], name: str, data: bytes) -> None:
     """What a new secret or config needs before anything is looked up."""
-    check_name(kind.KIND, req.name)
-    if not 0 < len(req.data) <= MAX_CONTENT:
+    check_name(kind.KIND, name)
+    if not 0 < len(data) <= MAX_CONTENT:
         raise InvalidArgument(
-            f"{kind.KIND} {req.name}: the content is {len(req.data)} bytes; "
+            f"{kind.KIND} {name}: the content is {len(data)} bytes; "
             f"it must be 1 byte to {MAX_CONTENT // 1024} KiB"
         )
 
@@ -92,7 +92,7 @@ class BlobAPI:
         require_role(peer, "manager")
         if not await self.ctx.answers_here():
             return await self.ctx.forward(self.paths[0], req, BlobView)
-        check_create(self.kind, req)
+        check_create(self.kind, req.name, req.data)
         blob = self._make(req)
         kind = self.kind.KIND
 

@@ -40,7 +40,6 @@ from swarmlite.api.control import (
     STACK_LS,
     STACK_RM,
     TASK_LS,
-    BlobCreate,
     Empty,
     LogsRequest,
     NameRef,
@@ -423,7 +422,7 @@ def _check_stack(req: StackDeploy) -> None:
             raise InvalidArgument(f"service {spec.name}: replicas must not be negative")
     for kind, items in ((Secret, req.secrets), (Config, req.configs)):
         for item in items:  # the rules of `secret create`, for those a compose file makes
-            check_create(kind, BlobCreate(name=item.spec.name, data=item.spec.data))
+            check_create(kind, item.spec.name, item.spec.data)
 
 
 def _users(state: ReadTx, obj: Network | Secret | Config) -> list[str]:

@@ -65,7 +65,7 @@ def created(kind: type[Secret] | type[Config], object_id: str) -> Any:
     """A create handler with the server's own checks, answering what the server would."""
 
     def create(request: BlobCreate) -> BlobView:
-        check_create(kind, request)
+        check_create(kind, request.name, request.data)
         if kind is Secret:
             made: Secret | Config = secret(request.name, request.data, id=object_id)
         else:

@@ -9,7 +9,6 @@ import msgspec
 import pytest
 
 from swarmlite.api import Config, ConfigSpec, FileRef, Secret, SecretSpec, Service
-from swarmlite.api.control import BlobCreate
 from swarmlite.api.secret import MAX_CONTENT
 from swarmlite.errors import InvalidArgument
 from swarmlite.manager.controlapi.blobs import check_create, shown, users
@@ -35,8 +34,8 @@ def using(
 
 @pytest.mark.parametrize("name", ["db_pass", "a", "site.conf-v2", "0token", "x" * MAX_NAME])
 def test_good_names_and_contents_pass(name: str) -> None:
-    check_create(Secret, BlobCreate(name=name, data=b"x"))
-    check_create(Config, BlobCreate(name=name, data=b"y" * MAX_CONTENT))
+    check_create(Secret, name, b"x")
+    check_create(Config, name, b"y" * MAX_CONTENT)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +43,7 @@ def test_good_names_and_contents_pass(name: str) -> None:
 )
 def test_bad_names_are_refused_with_the_rule(name: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        check_create(Config, BlobCreate(name=name, data=b"x"))
+        check_create(Config, name, b"x")
     assert refused.value.message == f"config name {name!r} is not valid"
     assert refused.value.hint is not None and "at most 64 characters" in refused.value.hint
 
@@ -52,7 +51,7 @@ def test_bad_names_are_refused_with_the_rule(name: str) -> None:
 @pytest.mark.parametrize("size", [0, MAX_CONTENT + 1])
 def test_empty_or_too_large_content_is_refused(size: int) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        check_create(Secret, BlobCreate(name="db_pass", data=b"x" * size))
+        check_create(Secret, "db_pass", b"x" * size)
     assert refused.value.message == (
         f"secret db_pass: the content is {size} bytes; it must be 1 byte to 500 KiB"
     )
