@@ -3,9 +3,10 @@
 Owns the data dir's layout (see `daemon`), the options a node keeps (`NodeOptions`, saved
 in `node.json`), and the first state of a node: `init_cluster` (a new cluster: CA, node
 certificate, raft log with the cluster's first objects), `join_cluster` (the CA pinned by the
-token, a certificate signed by the leader) and `leave_local`. All or nothing: everything is
-made in a staging directory and moved in place, `node.json` last; its presence means "this
-data dir holds a cluster". Runs nothing: `daemon.start_daemon` runs the node.
+token, a certificate signed by the leader) and `leave_local`; later changes to `node.json`
+(`remember_managers`, `change_role`). All or nothing: everything is made in a staging
+directory and moved in place, `node.json` last; its presence means "this data dir holds a
+cluster". Runs nothing: `daemon.start_daemon` runs the node.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from swarmlite.api import (
     RootCAMaterial,
     new_id,
 )
-from swarmlite.api.control import JOIN, JoinReply, JoinRequest
+from swarmlite.api.control import JoinReply, JoinRequest
+from swarmlite.api.routes import JOIN
 from swarmlite.ca import (
     NodeCredentials,
     RootCA,
@@ -145,6 +147,23 @@ def write_node(data_dir: Path, state: NodeFile) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def remember_managers(data_dir: Path, state: NodeFile, managers: list[str]) -> None:
+    """Keep the managers the cluster last named (for the next start), if they changed."""
+    known = [m for m in managers if m]
+    if known and known != state.managers:
+        state.managers = known
+        write_node(data_dir, state)
+
+
+def change_role(data_dir: Path, state: NodeFile, role: NodeRole) -> None:
+    """Record the role the cluster gave this node, to start in it next; a worker keeps no
+    raft log."""
+    if role is NodeRole.WORKER:
+        shutil.rmtree(data_dir / "raft", ignore_errors=True)
+    state.role = role
+    write_node(data_dir, state)
 
 
 def load_options(data_dir: Path, socket: Path | None = None) -> NodeOptions:
@@ -267,7 +286,9 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
             spec=msgspec.structs.replace(
                 cluster.spec,
                 settings=msgspec.structs.replace(
-                    cluster.spec.settings, heartbeat_period=opts.heartbeat_period
+                    cluster.spec.settings,
+                    heartbeat_period=opts.heartbeat_period,
+                    cert_expiry=opts.cert_expiry,
                 ),
                 labels=_pool_labels(opts),
             ),
@@ -389,7 +410,7 @@ def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
         context.check_hostname = False
         client = RpcClient(f"https://{manager_addr}", context, timeout=30.0)
         try:
-            reply = await client.call(
+            reply = await client.request(
                 JOIN,
                 JoinRequest(
                     token=token,
@@ -398,7 +419,6 @@ def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
                     addr=advertise,
                     version=__version__,
                 ),
-                JoinReply,
             )
         finally:
             await client.close()

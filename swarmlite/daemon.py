@@ -1,7 +1,8 @@
 """One swarmlite node: the daemon that `init`/`join` start and `swarmlite daemon` restarts.
 
-Owns the wiring of a node's layers; its state on disk is `bootstrap`'s (re-exported here for
-the CLI). The data dir holds::
+Owns the wiring of a node's layers and no behaviour of its own: it picks the implementations
+(runtime driver, network), connects their callbacks and registers their routes; its state on
+disk is `bootstrap`'s (re-exported here for the CLI). The data dir holds::
 
     node.json        who this node is: ids, role, addresses, the managers it knows
     certs/           node.key (0600), node.crt, ca.crt
@@ -12,25 +13,27 @@ the CLI). The data dir holds::
 `init_cluster` and `join_cluster` (in `bootstrap`) write a node's first state;
 `start_daemon` runs the daemon in the foreground or detached. A manager daemon runs the
 raft member, the store and the manager's APIs on the cluster port; every daemon keeps a
-session with the leader's dispatcher and serves the local CLI on a unix socket. When the
-cluster changes this node's role, the daemon renews its certificate and starts again in
-the new role, in the same process.
+session with the leader's dispatcher and serves the local CLI on a unix socket. Every
+daemon renews its certificate (`ca.CertRenewer`) and, with a mesh, rotates its mesh keys
+(`network.rotation`); a new manager asks into the raft membership and a leaving one hands
+over first (`manager.membership`). When the cluster changes this node's role, the daemon
+renews its certificate and starts again in the new role, in the same process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import os
+import platform
 import random
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,48 +44,18 @@ from swarmlite import log as swl_log
 from swarmlite.agent.driver import RuntimeDriver, RuntimeInfo
 from swarmlite.agent.session import Session
 from swarmlite.agent.worker import Worker
-from swarmlite.api import (
-    Cluster,
-    NodeRole,
-)
+from swarmlite.api import NodeRole
 from swarmlite.api.control import (
-    CA_RENEW,
-    CONFIG_PATHS,
-    INFO,
-    JOIN_TOKEN,
-    LEAVE,
-    NETWORK_CREATE,
-    NETWORK_INSPECT,
-    NETWORK_LS,
-    NETWORK_RM,
-    NODE_INSPECT,
-    NODE_LS,
-    NODE_PS,
-    NODE_RM,
-    NODE_UPDATE,
-    PUBLIC_PATHS,
-    RAFT_JOIN,
-    SECRET_PATHS,
-    SERVICE_INSPECT,
-    SERVICE_LS,
-    SERVICE_RM,
-    SERVICE_ROLLBACK,
-    SERVICE_UPDATE,
-    STACK_DEPLOY,
-    STACK_LS,
-    STACK_RM,
-    TASK_LS,
+    CONTROL,
     Empty,
     Info,
     LeaveRequest,
     ManagerMessage,
-    NodeUpdate,
-    RaftJoinRequest,
-    RenewReply,
-    RenewRequest,
     SessionHello,
     SessionInfo,
+    VersionInfo,
 )
+from swarmlite.api.routes import INFO, LEAVE, NOT_A_MANAGER, PUBLIC_PATHS, ROUTES, VERSION
 from swarmlite.bootstrap import (  # the CLI reaches the node's state through daemon
     DEFAULT_DATA_DIR,
     DEFAULT_PORT,
@@ -90,33 +63,21 @@ from swarmlite.bootstrap import (  # the CLI reaches the node's state through da
     InitResult,
     JoinResult,
     NodeOptions,
+    change_role,
     init_cluster,
     join_cluster,
     leave_local,
     load_options,
     read_node,
+    remember_managers,
     split_addr,
-    write_node,
 )
-from swarmlite.ca import (
-    Identity,
-    NodeCredentials,
-    client_context,
-    csr_for_key,
-    read_credentials,
-    renewal_delay,
-    server_context,
-    write_credentials,
-)
+from swarmlite.ca import CertRenewer
 from swarmlite.clock import Clock, SystemClock
-from swarmlite.errors import (
-    FailedPrecondition,
-    PermissionDenied,
-    SwarmliteError,
-    Unavailable,
-)
+from swarmlite.errors import FailedPrecondition, SwarmliteError, Unavailable
 from swarmlite.log import kv
 from swarmlite.manager.manager import Manager
+from swarmlite.network.rotation import MESH_KEY_ROTATION, MeshKeyRotation
 from swarmlite.rpc import Peer, RpcClient, RpcServer
 from swarmlite.runtime.docker import DockerDriver
 from swarmlite.runtime.none import NoRuntime
@@ -144,8 +105,6 @@ log = logging.getLogger(__name__)
 
 _RESTART = 75  # run() asks its caller to start the daemon again (role changed)
 _KERNEL_WIREGUARD = "/sys/module/wireguard"
-MESH_KEY_ROTATION = 24 * 3600.0  # seconds between mesh key pairs ($SWARMLITE_MESH_KEY_ROTATION)
-MESH_KEY_SPREAD = 5.0  # seconds for a next key to reach every peer before the switch
 
 
 # --------------------------------------------------------------------------- starting
@@ -208,7 +167,7 @@ def _tail(path: Path, lines: int = 10) -> str:
 async def local_info(socket_path: Path) -> Info:
     client = RpcClient("http://localhost", None, unix_socket=str(socket_path), timeout=2.0)
     try:
-        return await client.call(INFO, Empty(), Info)
+        return await client.request(INFO, Empty())
     finally:
         await client.close()
 
@@ -221,20 +180,17 @@ class Daemon:
         self.opts = opts
         self.clock = clock or SystemClock()
         self.state = read_node(opts.data_dir)
-        self.certs_dir = opts.data_dir / "certs"
-        self.creds = read_credentials(self.certs_dir)
-        self._client_ssl = client_context(self.creds)
-        self._server_ssl = server_context(self.creds, require_client_cert=False)
+        self._rng = random.Random()
+        self.certs = CertRenewer(
+            opts.data_dir / "certs", lambda: self.state.managers, self.clock, rng=self._rng
+        )
         self.manager: Manager | None = None
-        self._ready = False
+        self._session: Session | None = None
         self._exit_code = 0
         self._stop = asyncio.Event()
-        self._rng = random.Random()
         self._leaving = False
         self._net: NodeNetwork | None = None
-
-    def client_ssl(self) -> ssl.SSLContext:
-        return self._client_ssl
+        self._runtime_name = ""  # "docker 20.10.24", once the runtime has answered
 
     # ------------------------------------------------------------------ run
 
@@ -245,8 +201,9 @@ class Daemon:
         pid_file = self.opts.data_dir / "swarmlite.pid"
         pid_file.write_text(f"{os.getpid()}\n")
         local = RpcServer(None)
-        local.add_unary(INFO, Empty, self.info)
-        local.add_unary(LEAVE, LeaveRequest, self.leave)
+        local.add_route(INFO, self.info)
+        local.add_route(VERSION, self.version)
+        local.add_route(LEAVE, self.leave)
         cluster_server: RpcServer | None = None
         role = self.state.role
         if role is NodeRole.MANAGER:
@@ -255,22 +212,27 @@ class Daemon:
                 cluster_id=self.state.cluster_id,
                 addr=self.state.advertise_addr,
                 raft_dir=self.opts.data_dir / "raft",
-                client_ssl=self.client_ssl,
+                client_ssl=self.certs.client_ssl,
                 clock=self.clock,
-                cert_expiry_days=self.state.cert_expiry / 86400,
                 version=__version__,
+                managers=lambda: self.state.managers,
             )
             cluster_server = RpcServer(
-                self._server_ssl,
+                self.certs.server_ssl,
                 public_paths=PUBLIC_PATHS,
                 cluster_id=self.state.cluster_id,
-                authorize=self._authorize,
+                authorize=self.manager.authorize,
             )
+            cluster_server.add_route(INFO, self.info)
+            cluster_server.add_route(VERSION, self.version)
             self.manager.register(cluster_server)
             self.manager.register_control(local)
         else:
-            for path in MANAGER_ONLY:
-                local.add_unary(path, Empty, _not_a_manager)
+            for route in ROUTES:
+                if route.role == "manager":
+                    local.add_route(
+                        route, _not_a_manager_stream if route.stream else _not_a_manager
+                    )
         await local.start_unix(str(self.opts.socket_path))
         try:
             if cluster_server is not None:
@@ -305,11 +267,12 @@ class Daemon:
                         mesh_endpoint=network.endpoint if network else "",
                     ),
                     self.state.managers,
-                    self.client_ssl,
+                    self.certs.client_ssl,
                     self.clock,
                     self._on_info,
                     on_message=on_message,
                 )
+                self._session = session
                 worker = Worker(
                     self.state.node_id,
                     self.state.cluster_id,
@@ -318,20 +281,34 @@ class Daemon:
                     session.send,
                     network=network,
                 )
-                helpers = [
-                    tasks.create_task(session.run()),
-                    tasks.create_task(self._renew_loop()),
-                    tasks.create_task(worker.run()),
-                ]
+
+                async def announce_mesh_keys(public_key: str, next_key: str) -> None:
+                    hello = msgspec.structs.replace(
+                        session.hello, mesh_public_key=public_key, mesh_next_key=next_key
+                    )
+                    await session.rehello(hello)
+
+                rotation: MeshKeyRotation | None = None
                 if network is not None:
-                    helpers.append(tasks.create_task(self._rotate_mesh_keys(network, session)))
+                    interval = os.environ.get("SWARMLITE_MESH_KEY_ROTATION", MESH_KEY_ROTATION)
+                    rotation = MeshKeyRotation(
+                        network.mesh,
+                        announce_mesh_keys,
+                        self.clock,
+                        interval=float(interval),
+                        rng=self._rng,
+                    )
+                    tasks.create_task(rotation.run())
+                helpers = [tasks.create_task(session.run()), tasks.create_task(worker.run())]
+                tasks.create_task(self.certs.run())
                 if self.manager is not None:
                     running = tasks.create_task(self.manager.run())
-                    if not self.manager.has_raft_state:
-                        helpers.append(tasks.create_task(self._join_raft()))
                 await self._stop.wait()
                 for task in helpers:
                     task.cancel()
+                self.certs.stop()
+                if rotation is not None:
+                    rotation.stop()
                 if self.manager is not None:
                     await self.manager.shutdown()  # hands leadership over, then raft stops
                     await running
@@ -372,6 +349,7 @@ class Daemon:
             await driver.close()
             return NoRuntime(self.state.docker_host), None
         log.info("container runtime %s", kv(name=info.name, version=info.version))
+        self._runtime_name = f"{info.name} {info.version}"
         return driver, info
 
     async def _network(self) -> NodeNetwork | None:
@@ -391,130 +369,43 @@ class Daemon:
         log.info("overlay networking is on %s", kv(endpoint=network.endpoint))
         return network
 
-    async def _rotate_mesh_keys(self, network: NodeNetwork, session: Session) -> None:
-        """Give the mesh a new key pair every MESH_KEY_ROTATION seconds (give or take a
-        tenth, so that nodes started together do not switch together), without a gap:
-        peers learn the next key first (through the leader), then this node switches."""
-        interval = float(os.environ.get("SWARMLITE_MESH_KEY_ROTATION", MESH_KEY_ROTATION))
-        while True:
-            await self.clock.sleep(interval * random.uniform(0.9, 1.1))
-            try:
-                next_key = network.mesh.begin_rotation()
-                await session.rehello(
-                    msgspec.structs.replace(session.hello, mesh_next_key=next_key)
-                )
-                await self.clock.sleep(MESH_KEY_SPREAD)  # every peer gets the next key
-                key = await network.mesh.finish_rotation()
-                hello = msgspec.structs.replace(
-                    session.hello, mesh_public_key=key, mesh_next_key=""
-                )
-                await session.rehello(hello)
-                log.info("mesh key rotated %s", kv(public_key=key))
-            except SwarmliteError as exc:
-                log.warning(
-                    "mesh key rotation failed; trying again later %s", kv(error=exc.message)
-                )
-
-    def _authorize(self, identity: Identity) -> None:
-        if self.manager is not None and self.manager.removed(identity.node_id):
-            raise PermissionDenied(
-                f"node {identity.node_id} was removed from the cluster; its certificate is revoked"
-            )
-
-    # ------------------------------------------------------------------ joining raft
-
-    async def _join_raft(self) -> None:
-        """A new manager asks the leader to add it to the raft membership."""
-        while True:
-            for address in self.state.managers:
-                if address == self.state.advertise_addr:
-                    continue
-                client = RpcClient(f"https://{address}", self.client_ssl(), timeout=60.0)
-                try:
-                    await client.call(
-                        RAFT_JOIN, RaftJoinRequest(addr=self.state.advertise_addr), Empty
-                    )
-                    log.info("joined the raft membership %s", kv(via=address))
-                    self._ready = True
-                    return
-                except SwarmliteError as exc:
-                    log.info("raft join not done yet %s", kv(via=address, error=exc.message))
-                finally:
-                    await client.close()
-            await self.clock.sleep(1.0)
-
     # ------------------------------------------------------------------ session events
 
     async def _on_info(self, info: SessionInfo) -> None:
-        if self.state.role is NodeRole.WORKER:
-            self._ready = True
-        managers = [m for m in info.managers if m]
-        if managers and managers != self.state.managers:
-            self.state.managers = managers
-            write_node(self.opts.data_dir, self.state)
+        remember_managers(self.opts.data_dir, self.state, info.managers)
         if info.role is not self.state.role:
             log.info(
                 "the cluster changed this node's role %s",
                 kv(old=self.state.role.value, new=info.role.value),
             )
-            await self._renew(info.leader_addr)
-            if info.role is NodeRole.WORKER:
-                shutil.rmtree(self.opts.data_dir / "raft", ignore_errors=True)
-            self.state.role = info.role
-            write_node(self.opts.data_dir, self.state)
+            await self.certs.renew(info.leader_addr)
+            change_role(self.opts.data_dir, self.state, info.role)
             self._exit_code = _RESTART
             self._stop.set()
 
-    # ------------------------------------------------------------------ certificates
-
-    async def _renew_loop(self) -> None:
-        while True:
-            delay = renewal_delay(
-                self.creds.cert_pem,
-                now=_utcnow(self.clock),
-                rng=self._rng,
-            )
-            await self.clock.sleep(max(delay, 1.0))
-            try:
-                await self._renew(None)
-            except SwarmliteError as exc:
-                log.warning("certificate renewal failed; retrying %s", kv(error=exc.message))
-                await self.clock.sleep(30.0)
-
-    async def _renew(self, via: str | None) -> None:
-        csr_pem = csr_for_key(self.creds.key_pem)
-        addresses = [a for a in [via, *self.state.managers] if a]
-        last: SwarmliteError | None = None
-        for address in addresses:
-            client = RpcClient(f"https://{address}", self.client_ssl(), timeout=10.0)
-            try:
-                reply = await client.call(CA_RENEW, RenewRequest(csr_pem=csr_pem), RenewReply)
-            except SwarmliteError as exc:
-                last = exc
-                continue
-            finally:
-                await client.close()
-            self.creds = NodeCredentials(
-                cert_pem=reply.cert_pem,
-                key_pem=self.creds.key_pem,
-                ca_cert_pem=self.creds.ca_cert_pem,
-            )
-            write_credentials(self.certs_dir, self.creds)
-            self._client_ssl = client_context(self.creds)
-            self._server_ssl.load_cert_chain(
-                self.certs_dir / "node.crt", self.certs_dir / "node.key"
-            )
-            log.info("certificate renewed %s", kv(role=reply.role.value))
-            return
-        raise last or Unavailable("no manager to renew the certificate with")
-
     # ------------------------------------------------------------------ local API
 
+    async def version(self, req: Empty, peer: Peer) -> VersionInfo:
+        return VersionInfo(
+            version=__version__,
+            api_version=CONTROL.rsplit("/", 1)[-1],
+            python=platform.python_version(),
+            os=platform.system().lower(),
+            arch=platform.machine(),
+            runtime=self._runtime_name,
+        )
+
     async def info(self, req: Empty, peer: Peer) -> Info:
-        leader = None
+        # A manager is ready once its control API can answer; a worker once a manager
+        # has answered its session.
         if self.manager is not None:
-            leader = self.manager.raft.leader_id
+            leader, ready = self.manager.raft.leader_id, self.manager.ready
+        else:
+            leader, ready = None, self._session is not None and self._session.informed
         return Info(
+            version=__version__,
+            runtime=self._runtime_name,
+            data_dir=str(self.opts.data_dir),
             node_id=self.state.node_id,
             cluster_id=self.state.cluster_id,
             role=self.state.role,
@@ -522,41 +413,12 @@ class Daemon:
             addr=self.state.advertise_addr,
             managers=list(self.state.managers),
             leader=leader,
-            state="active" if self._is_ready() else "pending",
-        )
-
-    def _is_ready(self) -> bool:
-        """A worker once its first session is up; a manager once it is a raft member that
-        knows a leader and holds the cluster's state (so its control API can answer)."""
-        manager = self.manager
-        if manager is None:
-            return self._ready
-        return (
-            manager.raft.core.is_voter()
-            and manager.raft.leader_id is not None
-            and bool(manager.memory.list(Cluster))
+            state="active" if ready else "pending",
         )
 
     async def leave(self, req: LeaveRequest, peer: Peer) -> Empty:
-        if self.state.role is NodeRole.MANAGER:
-            manager = self.manager
-            assert manager is not None
-            others = manager.raft.core.membership.voters - {self.state.node_id}
-            if not req.force:
-                raise FailedPrecondition(
-                    "this node is a manager: leaving "
-                    + (
-                        f"leaves {len(others)} managers; without a raft quorum the cluster "
-                        "is inaccessible"
-                        if others
-                        else "erases the cluster's whole state"
-                    ),
-                    hint="demote it first (`swarmlite node demote`), or use `--force`",
-                )
-            if others:
-                # Hand leadership over and leave the raft membership before stopping.
-                request = NodeUpdate(ref=self.state.node_id, role=NodeRole.WORKER, force=True)
-                await manager.nodes.update(request, peer)
+        if self.manager is not None:
+            await self.manager.leave(force=req.force, peer=peer)
         self._exit_code = 0
         asyncio.get_running_loop().call_later(0.1, self._leave_now)
         return Empty()
@@ -577,37 +439,20 @@ def _no_overlay_because(host: str) -> str:
     return ""
 
 
-MANAGER_ONLY = (
-    NODE_LS,
-    NODE_INSPECT,
-    NODE_UPDATE,
-    NODE_RM,
-    NODE_PS,
-    JOIN_TOKEN,
-    STACK_DEPLOY,
-    STACK_LS,
-    STACK_RM,
-    SERVICE_LS,
-    SERVICE_INSPECT,
-    SERVICE_UPDATE,
-    SERVICE_ROLLBACK,
-    SERVICE_RM,
-    TASK_LS,
-    NETWORK_CREATE,
-    NETWORK_LS,
-    NETWORK_INSPECT,
-    NETWORK_RM,
-    *SECRET_PATHS,
-    *CONFIG_PATHS,
-)
-
-
-async def _not_a_manager(req: Empty, peer: Peer) -> None:
-    raise FailedPrecondition(
+def _worker_refusal() -> FailedPrecondition:
+    return FailedPrecondition(
         "this node is not a manager: workers can't be used to view or modify cluster state",
         hint="run this command on a manager, or promote this node to a manager",
+        details={"refusal": NOT_A_MANAGER},
     )
 
 
-def _utcnow(clock: Clock) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(clock.wall(), tz=datetime.UTC)
+async def _not_a_manager(req: msgspec.Struct, peer: Peer) -> msgspec.Struct:
+    raise _worker_refusal()
+
+
+async def _not_a_manager_stream(req: msgspec.Struct, peer: Peer) -> AsyncIterator[msgspec.Struct]:
+    nothing: tuple[msgspec.Struct, ...] = ()
+    for item in nothing:  # an async generator whose first step is the refusal
+        yield item
+    raise _worker_refusal()

@@ -112,7 +112,9 @@ class LogServer:
         source: LogSource,
         lines: asyncio.Queue[LogLine | None],
     ) -> None:
-        entries = self._driver.logs(source.container_id, follow=query.follow, tail=query.tail)
+        entries = self._driver.logs(
+            source.container_id, follow=query.follow, tail=query.tail, since=query.since
+        )
         try:
             async for entry in entries:
                 await lines.put(

@@ -64,6 +64,7 @@ class Session:
         self._on_message = on_message
         self._stream: ClientStream | None = None
         self.connected_to: str | None = None
+        self.informed = False  # a manager has told this node about the cluster at least once
         self._period = 1.0
 
     def _candidates(self, hint: str | None) -> list[str]:
@@ -139,6 +140,7 @@ class Session:
         self._period = message.heartbeat_period
         if message.managers:
             self.managers = list(message.managers)
+        self.informed = True
         await self._on_info(message)
 
     async def rehello(self, hello: SessionHello) -> None:

@@ -15,6 +15,7 @@ from swarmlite.api.meta import Meta
 class ClusterSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_period: float = 1.0  # seconds; a node missing 3 periods is DOWN
     task_history_limit: int = 5  # finished tasks kept per slot
+    cert_expiry: float = 90 * 86400.0  # seconds a node certificate is issued for
 
 
 class ClusterSpec(msgspec.Struct, frozen=True, kw_only=True):

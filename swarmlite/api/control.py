@@ -1,14 +1,15 @@
 """Wire shapes of the cluster's APIs: control (the CLI), join, CA and dispatcher sessions.
 
 Owns requests and replies only; the manager's controlapi, dispatcher and join service
-serve them, the CLI and the agent call them. Paths live here too, so that both ends name
-them once.
+serve them, the CLI and the agent call them. The control calls' paths, roles and types are
+declared once, in ``api/routes.py``; the join, CA and session paths are here.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from swarmlite.api.cluster import ClusterSpec
 from swarmlite.api.network import Network, NetworkSpec
 from swarmlite.api.node import Node
 from swarmlite.api.secret import Config, Secret
@@ -18,40 +19,7 @@ from swarmlite.api.task import Task, TaskStatus
 
 # --------------------------------------------------------------------------- paths
 
-CONTROL = "/control/v1"
-NODE_LS = f"{CONTROL}/node/ls"
-NODE_INSPECT = f"{CONTROL}/node/inspect"
-NODE_UPDATE = f"{CONTROL}/node/update"
-NODE_RM = f"{CONTROL}/node/rm"
-NODE_PS = f"{CONTROL}/node/ps"
-JOIN_TOKEN = f"{CONTROL}/join-token"
-INFO = f"{CONTROL}/info"
-LEAVE = f"{CONTROL}/leave"  # local daemon only (unix socket)
-
-STACK_DEPLOY = f"{CONTROL}/stack/deploy"
-STACK_LS = f"{CONTROL}/stack/ls"
-STACK_RM = f"{CONTROL}/stack/rm"
-SERVICE_LS = f"{CONTROL}/service/ls"
-SERVICE_INSPECT = f"{CONTROL}/service/inspect"
-SERVICE_UPDATE = f"{CONTROL}/service/update"  # replaces the spec (scale, image, ...)
-SERVICE_ROLLBACK = f"{CONTROL}/service/rollback"
-SERVICE_RM = f"{CONTROL}/service/rm"
-TASK_LS = f"{CONTROL}/task/ls"
-SERVICE_LOGS = f"{CONTROL}/service/logs"  # a stream
-NETWORK_CREATE = f"{CONTROL}/network/create"
-NETWORK_LS = f"{CONTROL}/network/ls"
-NETWORK_INSPECT = f"{CONTROL}/network/inspect"
-NETWORK_RM = f"{CONTROL}/network/rm"
-SECRET_CREATE = f"{CONTROL}/secret/create"
-SECRET_LS = f"{CONTROL}/secret/ls"
-SECRET_INSPECT = f"{CONTROL}/secret/inspect"
-SECRET_RM = f"{CONTROL}/secret/rm"
-CONFIG_CREATE = f"{CONTROL}/config/create"
-CONFIG_LS = f"{CONTROL}/config/ls"
-CONFIG_INSPECT = f"{CONTROL}/config/inspect"
-CONFIG_RM = f"{CONTROL}/config/rm"
-SECRET_PATHS = (SECRET_CREATE, SECRET_LS, SECRET_INSPECT, SECRET_RM)  # create, ls, inspect, rm
-CONFIG_PATHS = (CONFIG_CREATE, CONFIG_LS, CONFIG_INSPECT, CONFIG_RM)  # the same, for configs
+CONTROL = "/control/v1"  # the control calls themselves are declared in api/routes.py
 
 JOIN_CA = "/join/v1/ca"  # public: no client certificate needed
 JOIN = "/join/v1/join"  # public: the token is the credential
@@ -59,13 +27,20 @@ RAFT_JOIN = "/join/v1/raft"  # a manager's new certificate asks to become a raft
 CA_RENEW = "/ca/v1/renew"
 SESSION = "/dispatcher/v1/session"
 
-PUBLIC_PATHS = frozenset({JOIN_CA, JOIN})
-
 # --------------------------------------------------------------------------- control
 
 
 class Empty(msgspec.Struct, frozen=True, kw_only=True):
     pass
+
+
+Filters = dict[str, list[str]]  # Docker's list filters: key -> values (api/filters.py)
+
+
+class ListRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A listing (`node ls`, `network ls`, `secret ls`, ...) with Docker's filters."""
+
+    filters: Filters = {}
 
 
 class ManagerStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +55,7 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     node: Node
     manager: ManagerStatus | None = None
     self: bool = False  # the node answering the call
+    last_heartbeat: float = 0.0  # wall time the leader last heard from the node; 0: not yet
 
 
 class NodeList(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +68,13 @@ class NodeRef(msgspec.Struct, frozen=True, kw_only=True):
 
 class TaskList(msgspec.Struct, frozen=True, kw_only=True):
     tasks: list[Task] = []
+
+
+class NodeTasks(msgspec.Struct, frozen=True, kw_only=True):
+    """`node ps`: the tasks on these nodes ([] = the node answering the CLI)."""
+
+    refs: list[str] = []
+    filters: Filters = {}
 
 
 class NodeUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +162,11 @@ class BlobList(msgspec.Struct, frozen=True, kw_only=True):
 class ServiceFilter(msgspec.Struct, frozen=True, kw_only=True):
     stack: str | None = None
     names: list[str] = []  # refs; [] = all
+    filters: Filters = {}
+
+
+class ServiceCreate(msgspec.Struct, frozen=True, kw_only=True):
+    spec: ServiceSpec
 
 
 class ServiceView(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,6 +190,7 @@ class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
     stack: str | None = None
     node: str | None = None  # ref
     all: bool = True  # False: only tasks whose desired state is running
+    filters: Filters = {}
 
 
 class LogsRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -209,6 +198,7 @@ class LogsRequest(msgspec.Struct, frozen=True, kw_only=True):
     follow: bool = False
     tail: int = -1  # -1: all
     timestamps: bool = False
+    since: float = 0.0  # epoch seconds; 0: from the start
 
 
 class LogLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -239,6 +229,41 @@ class Info(msgspec.Struct, frozen=True, kw_only=True):
     managers: list[str]
     leader: str | None = None  # leader's node id, when this node knows it
     state: str = "active"  # active | pending | locked | inactive
+    version: str = ""  # the daemon's swarmlite version
+    runtime: str = ""  # the container runtime, "docker 20.10.24"
+    data_dir: str = ""
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """`swarmlite version`: the answering daemon's build and platform."""
+
+    version: str
+    api_version: str
+    python: str
+    os: str
+    arch: str
+    runtime: str = ""
+
+
+class SwarmView(msgspec.Struct, frozen=True, kw_only=True):
+    """`swarm inspect`: the cluster object without anything secret (no CA key, no tokens)."""
+
+    id: str
+    version: int
+    created_at: float
+    updated_at: float
+    spec: ClusterSpec
+    ca_cert_pem: bytes
+    nodes: int = 0
+    managers: int = 0
+
+
+class SwarmUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """`swarm update`: the settings to change (None: keep)."""
+
+    heartbeat_period: float | None = None
+    task_history_limit: int | None = None
+    cert_expiry: float | None = None
 
 
 class LeaveRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -331,6 +356,7 @@ class LogsQuery(msgspec.Struct, frozen=True, kw_only=True, tag="logs_query"):
     task_ids: list[str]
     follow: bool = False
     tail: int = -1
+    since: float = 0.0  # epoch seconds; 0: from the start
     cancel: bool = False  # stop a follow
 
 

@@ -98,6 +98,9 @@ class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     configs: list[FileRef] = []
     extra_hosts: list[str] = []
     dns: list[str] = []
+    dns_options: list[str] = []  # resolv.conf options: "ndots:2", "timeout:1"
+    dns_search: list[str] = []  # search domains
+    oom_score_adj: int = 0  # -1000..1000; 0: the kernel's default
 
 
 class Resources(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,10 +127,18 @@ class RestartPolicy(msgspec.Struct, frozen=True, kw_only=True):
     window: float = 0.0  # 0: attempts counted over the task's whole history
 
 
+class Platform(msgspec.Struct, frozen=True, kw_only=True):
+    """A platform a task's image runs on, as Docker names it ("linux", "amd64")."""
+
+    os: str = ""  # "": any
+    architecture: str = ""  # "": any
+
+
 class Placement(msgspec.Struct, frozen=True, kw_only=True):
     constraints: list[str] = []  # "node.labels.zone==b", "node.role!=manager", ...
     preferences: list[str] = []  # "node.labels.zone": spread over its values
     max_replicas_per_node: int = 0  # 0: no limit
+    platforms: list[Platform] = []  # []: any; else only nodes of one of these
 
 
 class FailureAction(enum.Enum):

@@ -1,9 +1,10 @@
 """ca: the cluster's root CA, node certificates (role in the cert), join tokens, TLS contexts.
 
 A joining node makes its own key and CSR (``new_key_and_csr``), fetches the CA pinned by
-its token (``fetch_pinned_ca``) and has a manager sign the CSR (``sign_csr``); it renews at
-``renewal_delay`` with a CSR for the same key (``csr_for_key``). Revocation is enforced
-through the ``authorize`` hook that ``rpc.RpcServer`` calls with each peer's Identity.
+its token (``fetch_pinned_ca``) and has a manager sign the CSR (``sign_csr``); its
+``CertRenewer`` renews at ``renewal_delay`` with a CSR for the same key (``csr_for_key``)
+and keeps the node's TLS contexts current. Revocation is enforced through the
+``authorize`` hook that ``rpc.RpcServer`` calls with each peer's Identity.
 """
 
 from swarmlite.ca.certs import (
@@ -17,7 +18,7 @@ from swarmlite.ca.certs import (
 )
 from swarmlite.ca.csr import csr_for_key, new_key_and_csr, sign_csr
 from swarmlite.ca.pinned import fetch_pinned_ca
-from swarmlite.ca.renewal import renewal_delay
+from swarmlite.ca.renewal import CertRenewer, renewal_delay
 from swarmlite.ca.root import RootCA, cert_digest
 from swarmlite.ca.tls import (
     Identity,
@@ -31,6 +32,7 @@ from swarmlite.ca.tokens import ParsedToken, format_token, new_secret, parse_tok
 __all__ = [
     "ROLES",
     "CertInfo",
+    "CertRenewer",
     "Identity",
     "NodeCredentials",
     "ParsedToken",

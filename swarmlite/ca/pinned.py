@@ -21,7 +21,8 @@ import logging
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from swarmlite.api.control import JOIN_CA, CAReply, Empty
+from swarmlite.api.control import Empty
+from swarmlite.api.routes import JOIN_CA
 from swarmlite.ca.root import cert_digest
 from swarmlite.ca.tls import recording_client_context
 from swarmlite.errors import InvalidArgument, PermissionDenied
@@ -40,7 +41,7 @@ async def fetch_pinned_ca(
     context, presented = recording_client_context()
     client = RpcClient(f"https://{address}", context, timeout=timeout)
     try:
-        reply = await client.call(JOIN_CA, Empty(), CAReply)
+        reply = await client.request(JOIN_CA, Empty())
     finally:
         await client.close()
     try:

@@ -26,7 +26,8 @@ from swarmlite.cli.commands.network import network
 from swarmlite.cli.commands.node import node
 from swarmlite.cli.commands.service import service
 from swarmlite.cli.commands.stack import stack
-from swarmlite.cli.commands.swarm import init, join, join_token, leave
+from swarmlite.cli.commands.swarm import init, join, join_token, leave, swarm
+from swarmlite.cli.commands.system import info, version
 from swarmlite.errors import SwarmliteError, UsageError
 
 EXIT_OK = 0
@@ -143,7 +144,8 @@ def cli(ctx: click.Context, host: str | None, cert_dir: str | None, debug: bool)
         log.setup(logging.DEBUG)
 
 
-cli.add_command(init)
+cli.add_command(swarm)
+cli.add_command(init)  # the lifecycle of `swarm`, also at the top, as before
 cli.add_command(join)
 cli.add_command(join_token)
 cli.add_command(leave)
@@ -153,6 +155,8 @@ cli.add_command(service)
 cli.add_command(network)
 cli.add_command(secret)
 cli.add_command(config)
+cli.add_command(version)
+cli.add_command(info)
 cli.add_command(daemon)
 cli.add_command(lab)
 

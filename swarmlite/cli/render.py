@@ -32,27 +32,15 @@ from swarmlite.api import (
     encode_json,
 )
 from swarmlite.api.control import (
-    BlobView,
     JoinTokenReply,
     LogLine,
     ManagerStatus,
-    NetworkView,
     NodeView,
     ServiceView,
     StackDeployReply,
-    StackInfo,
 )
 from swarmlite.errors import SwarmliteError
 
-NODE_COLUMNS = (
-    "ID",
-    "HOSTNAME",
-    "STATUS",
-    "AVAILABILITY",
-    "MANAGER STATUS",
-    "ENGINE VERSION",
-)
-TASK_COLUMNS = ("ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
 _COLUMN_GAP = 3
 _PRETTY_LABEL_WIDTH = 24
 _FAILED = (TaskState.FAILED, TaskState.REJECTED)
@@ -100,17 +88,38 @@ def title(word: str) -> str:
     return word[:1].upper() + word[1:]
 
 
-def ago(then: float, now: float) -> str:
-    """``3 minutes ago``, as docker words the age of a state."""
-    seconds = now - then
+def human_duration(seconds: float) -> str:
+    """go-units' HumanDuration, docker's words for a length of time: ``Less than a second``,
+    ``1 second``, ``About a minute``, ``3 hours``, ``2 weeks``, ``3 months``."""
     if seconds < 1:
-        return "Less than a second ago"
-    units = ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
-    for size, unit in units:
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"{count} {unit}{'' if count == 1 else 's'} ago"
-    raise AssertionError("unreachable: seconds >= 1 matches the last unit")
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds // 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds // 3600) // 24 // 365} years"
+
+
+def ago(then: float, now: float) -> str:
+    """``3 minutes ago``, ``About a minute ago``: docker's words for the age of a thing (a
+    task's state lower-cases them: ``Running about a minute ago``)."""
+    return human_duration(now - then) + " ago"
 
 
 def timestamp(seconds: float) -> str:
@@ -136,33 +145,25 @@ def engine_version(node: Node) -> str:
     return version if isinstance(version, str) else ""
 
 
-def sort_nodes(views: Iterable[NodeView]) -> list[NodeView]:
-    return sorted(views, key=lambda view: (view.node.status.hostname, view.node.id))
+def byte_size(size: float) -> str:
+    """go-units' BytesSize, as docker shows a node's memory: ``7.637GiB``, ``512MiB``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    index = 0
+    while size >= 1024 and index < len(units) - 1:
+        size /= 1024
+        index += 1
+    return f"{size:.4g}{units[index]}"
 
 
-def node_rows(views: Iterable[NodeView]) -> list[list[str]]:
-    return [
-        [
-            view.node.id + (" *" if view.self else ""),
-            view.node.status.hostname,
-            title(view.node.status.state.value),
-            title(view.node.spec.availability.value),
-            manager_status(view.manager),
-            engine_version(view.node),
-        ]
-        for view in sort_nodes(views)
-    ]
-
-
-def node_table(views: Iterable[NodeView]) -> str:
-    return table(NODE_COLUMNS, node_rows(views))
-
-
-def node_pretty(view: NodeView) -> str:
-    """``node inspect --pretty``: the node in words, one field a line."""
+def node_pretty(view: NodeView, now: float) -> str:
+    """``node inspect --pretty``: the node in words, one field a line, docker's order (and
+    when the leader last heard from it)."""
     node = view.node
-    lines: list[tuple[str, str] | str] = [
-        ("ID", node.id),
+    lines: list[tuple[str, str] | str] = [("ID", node.id)]
+    if node.spec.labels:
+        lines.append("Labels:")
+        lines += [f" - {key}={value}" for key, value in sorted(node.spec.labels.items())]
+    lines += [
         ("Hostname", node.status.hostname),
         ("Joined at", timestamp(node.created_at)),
         "Status:",
@@ -172,6 +173,8 @@ def node_pretty(view: NodeView) -> str:
     ]
     if node.status.message:
         lines.append((" Message", node.status.message))
+    if view.last_heartbeat:
+        lines.append((" Last heartbeat", ago(view.last_heartbeat, now)))
     if view.manager is not None:
         lines += [
             "Manager Status:",
@@ -179,43 +182,29 @@ def node_pretty(view: NodeView) -> str:
             (" Raft Status", title(view.manager.reachability)),
             (" Leader", "Yes" if view.manager.leader else "No"),
         ]
-    if node.spec.labels:
-        lines.append("Labels:")
-        lines += [f" - {key}={value}" for key, value in sorted(node.spec.labels.items())]
-    lines.append(("Engine Version", engine_version(node)))
+    lines += [
+        "Platform:",
+        (" Operating System", node.status.os),
+        (" Architecture", node.status.arch),
+        "Resources:",
+        (" CPUs", f"{node.status.nano_cpus // 1_000_000_000}"),
+        (" Memory", byte_size(node.status.memory_bytes)),
+        ("Engine Version", engine_version(node)),
+    ]
     return "\n".join(
         line if isinstance(line, str) else f"{line[0] + ':':<{_PRETTY_LABEL_WIDTH}}{line[1]}"
         for line in lines
     )
 
 
-# --------------------------------------------------------------------------- tasks
-
-
-def task_rows(tasks: Iterable[Task], now: float) -> list[list[str]]:
-    return [
-        [
-            task.id,
-            task.name if task.service_name else f"{task.service_id}.{task.slot or task.node_id}",
-            task.spec.container.image,
-            task.node_id,
-            title(task.desired_state.value),
-            f"{title(task.status.state.value)} {ago(task.status.timestamp, now)}",
-            (task.status.err or task.status.message) if task.status.state in _FAILED else "",
-        ]
-        for task in tasks
-    ]
-
-
-def task_table(tasks: Iterable[Task], now: float) -> str:
-    return table(TASK_COLUMNS, task_rows(tasks, now))
-
-
 # --------------------------------------------------------------------------- services and stacks
 
-SERVICE_COLUMNS = ("ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")
-SERVICE_TASK_COLUMNS = (*TASK_COLUMNS, "PORTS")
-STACK_COLUMNS = ("NAME", "SERVICES")
+# docker's default `service ls` and `service ps` tables (rows: service_fields, service_task_fields)
+SERVICE_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}"
+SERVICE_TASK_TABLE = (
+    "table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}"
+    "\t{{.Error}}\t{{.Ports}}"
+)
 SHORT_ID = 12  # docker's truncated ids
 _MAX_ERROR = 30  # docker cuts a task's error to this many characters unless --no-trunc
 _UPDATING = {
@@ -260,26 +249,24 @@ def sort_services(views: Iterable[ServiceView]) -> list[ServiceView]:
     return sorted(views, key=lambda view: (view.service.spec.name, view.service.id))
 
 
-def service_rows(
-    views: Iterable[ServiceView], jobs: Mapping[str, tuple[int, int]] | None = None
-) -> list[list[str]]:
+def service_fields(
+    views: Iterable[ServiceView],
+    jobs: Mapping[str, tuple[int, int]] | None = None,
+    *,
+    no_trunc: bool = False,
+) -> list[dict[str, str]]:
+    """``service ls`` rows by docker's field names (``--format '{{.Name}}'``), sorted."""
     return [
-        [
-            short_id(view.service.id),
-            view.service.spec.name,
-            service_mode(view.service.spec.mode),
-            service_replicas(view, jobs or {}),
-            view.service.spec.image,
-            service_ports(view.service),
-        ]
+        {
+            "ID": short_id(view.service.id, no_trunc=no_trunc),
+            "Name": view.service.spec.name,
+            "Mode": service_mode(view.service.spec.mode),
+            "Replicas": service_replicas(view, jobs or {}),
+            "Image": _image(view.service.spec.image, no_trunc),
+            "Ports": service_ports(view.service),
+        }
         for view in sort_services(views)
     ]
-
-
-def service_table(
-    views: Iterable[ServiceView], jobs: Mapping[str, tuple[int, int]] | None = None
-) -> str:
-    return table(SERVICE_COLUMNS, service_rows(views, jobs))
 
 
 def _image(image: str, no_trunc: bool) -> str:
@@ -319,90 +306,40 @@ def sort_service_tasks(tasks: Iterable[Task]) -> list[tuple[Task, bool]]:
     return shown
 
 
-def service_task_rows(
+def service_task_fields(
     tasks: Iterable[Task],
     *,
-    hostnames: Mapping[str, str],
+    hostnames: Mapping[str, str] | None,
     ports: Mapping[str, str],
     now: float,
     no_trunc: bool = False,
-) -> list[list[str]]:
-    """Rows of ``service ps``/``stack ps``: NODE is the hostname, PORTS the host-mode ports
-    (``ports`` by service id) of a running task."""
-    return [
-        [
-            short_id(task.id, no_trunc=no_trunc),
-            (" \\_ " if older else "") + task.name,
-            _image(task.spec.container.image, no_trunc),
-            hostnames.get(task.node_id, task.node_id),
-            title(task.desired_state.value),
-            f"{title(task.status.state.value)} {ago(task.status.timestamp, now)}",
-            _task_error(task, no_trunc),
-            ports.get(task.service_id, "") if task.status.state is TaskState.RUNNING else "",
-        ]
-        for task, older in sort_service_tasks(tasks)
-    ]
-
-
-def service_task_table(
-    tasks: Iterable[Task],
-    *,
-    hostnames: Mapping[str, str],
-    ports: Mapping[str, str],
-    now: float,
-    no_trunc: bool = False,
-) -> str:
-    rows = service_task_rows(tasks, hostnames=hostnames, ports=ports, now=now, no_trunc=no_trunc)
-    return table(SERVICE_TASK_COLUMNS, rows)
-
-
-def stack_table(stacks: Iterable[StackInfo]) -> str:
-    rows = [[info.name, str(info.services)] for info in sorted(stacks, key=lambda s: s.name)]
-    return table(STACK_COLUMNS, rows)
-
-
-NETWORK_COLUMNS = ("NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET")
-
-
-def network_table(views: Iterable[NetworkView], *, no_trunc: bool = False) -> str:
-    """``network ls``: docker's columns, plus the subnet the cluster gave each network."""
-    rows = [
-        [
-            short_id(v.network.id, no_trunc=no_trunc),
-            v.network.spec.name,
-            v.network.spec.driver,
-            "swarm",
-            v.network.status.subnet or "(not allocated yet)",
-        ]
-        for v in sorted(views, key=lambda v: (v.network.spec.name, v.network.id))
-    ]
-    return table(NETWORK_COLUMNS, rows)
-
-
-BLOB_COLUMNS = ("ID", "NAME", "CREATED", "UPDATED")
-
-
-def blob_table(views: Iterable[BlobView], now: float, *, no_trunc: bool = False) -> str:
-    """``secret ls``, ``config ls``: docker's columns, in the order given."""
-    rows = [
-        [
-            short_id(v.object.id, no_trunc=no_trunc),
-            v.object.spec.name,
-            ago(v.object.created_at, now),
-            ago(v.object.updated_at or v.object.created_at, now),
-        ]
-        for v in views
-    ]
-    return table(BLOB_COLUMNS, rows)
-
-
-def blob_json(views: Iterable[BlobView]) -> str:
-    """``inspect`` of secrets and configs; a secret shows no content (not even empty)."""
-    items = msgspec.json.decode(encode_json(list(views)))
-    for item in items:
-        if item["object"]["kind"] == "secret":
-            item["object"]["spec"].pop("data", None)
-    return to_json(items)
+    indent: bool = True,
+) -> list[dict[str, str]]:
+    """``service ps``/``stack ps`` rows by docker's field names: Node is the hostname
+    (the node id when ``hostnames`` is None: ``--no-resolve``, which also names a task by
+    its service's id), Ports the host-mode ports (``ports`` by service id) of a running
+    task; ``indent`` puts an older task of a slot under the current one."""
+    rows: list[dict[str, str]] = []
+    for task, older in sort_service_tasks(tasks):
+        if hostnames is None:
+            name, node = f"{task.service_id}.{task.slot or task.node_id}", task.node_id
+        else:
+            name, node = task.name, hostnames.get(task.node_id, task.node_id)
+        running = task.status.state is TaskState.RUNNING
+        rows.append(
+            {
+                "ID": short_id(task.id, no_trunc=no_trunc),
+                "Name": (" \\_ " if older and indent else "") + name,
+                "Image": _image(task.spec.container.image, no_trunc),
+                "Node": node,
+                "DesiredState": title(task.desired_state.value),
+                "CurrentState": f"{title(task.status.state.value)} "
+                f"{ago(task.status.timestamp, now).lower()}",  # docker: "about a minute ago"
+                "Error": _task_error(task, no_trunc),
+                "Ports": ports.get(task.service_id, "") if running else "",
+            }
+        )
+    return rows
 
 
 def seconds(value: float) -> str:
@@ -561,11 +498,16 @@ def log_time(seconds_since_epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
-def log_line(line: LogLine, hostname: str, *, timestamps: bool = False) -> str:
-    """``shop_web.1.abcdefghijkl@node-1    | the line``, docker's ``service logs`` shape."""
-    prefix = f"{line.task_name}.{short_id(line.task_id)}@{hostname or line.node_id}"
+def log_line(
+    line: LogLine, prefix: str | None, *, timestamps: bool = False, details: str = ""
+) -> str:
+    """``[time ]shop_web.1.abcdefghijkl@node-1    | [details ]the line``, docker's
+    ``service logs`` shape; without a prefix (``--raw``) ``[time ][details ]the line``."""
     stamp = f"{log_time(line.timestamp)} " if timestamps else ""
-    return f"{prefix}    | {stamp}{line.line}"
+    told = f"{details} " if details else ""
+    if prefix is None:
+        return f"{stamp}{told}{line.line}"
+    return f"{stamp}{prefix}    | {told}{line.line}"
 
 
 def compose_warning(path: str, line: int | None, key: str, message: str) -> str:

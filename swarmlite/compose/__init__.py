@@ -2,11 +2,12 @@
 
 The public surface: ``load_stack(files, env=, profiles=, project_dir=)`` gives a
 ``LoadedStack`` (services as ``ServiceDef``, definitions, ``ComposeWarning``s) whose
-``deploy(stack)`` is the API's ``StackDeploy`` and whose ``to_yaml()`` is what
-``swarmlite stack config`` prints. Every error is a ``ComposeError`` with file:line:column.
+``to_yaml()`` is what ``swarmlite stack config`` prints; ``to_stack_deploy(loaded, stack)``
+makes it the API's ``StackDeploy``. Every error is a ``ComposeError`` with file:line:column.
 keys.py tables what happens to every compose key.
 """
 
+from swarmlite.compose.convert import to_stack_deploy
 from swarmlite.compose.keys import BUILD_NEEDS_IMAGE, NOT_IN_CLUSTER
 from swarmlite.compose.model import ComposeWarning, LoadedStack, ServiceDef
 from swarmlite.compose.stack import load_stack
@@ -18,4 +19,5 @@ __all__ = [
     "LoadedStack",
     "ServiceDef",
     "load_stack",
+    "to_stack_deploy",
 ]

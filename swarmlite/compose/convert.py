@@ -57,6 +57,7 @@ def scoped(stack: str, name: str, spec: dict[str, Any]) -> str:
 
 
 def to_stack_deploy(loaded: LoadedStack, stack: str) -> StackDeploy:
+    """The services, networks, secrets and configs of stack ``stack``, for the API."""
     label = {STACK_LABEL: stack}
     used_default = (
         any(not s.config.get("networks") for s in loaded.services.values())

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from swarmlite.compose.loader import Mark, dump
-
-if TYPE_CHECKING:
-    from swarmlite.api.control import StackDeploy
 
 
 @dataclass(frozen=True)
@@ -82,12 +79,6 @@ class LoadedStack:
                 data[kind] = defs
         data.update(self.extensions)
         return dump(_escape(data))
-
-    def deploy(self, stack: str) -> StackDeploy:
-        """The services, networks, secrets and configs of stack ``stack``, for the API."""
-        from swarmlite.compose.convert import to_stack_deploy
-
-        return to_stack_deploy(self, stack)
 
     def dependencies(self) -> dict[str, dict[str, str]]:
         """service -> {dependency: condition}, for the order of deploy."""

@@ -25,7 +25,7 @@ from swarmlite.compose import keys
 from swarmlite.compose.context import Context
 from swarmlite.compose.definitions import KINDS, normalize_definitions
 from swarmlite.compose.interpolate import interpolate_tree, parse_dotenv
-from swarmlite.compose.loader import Map, Mark, Node, Scalar, Seq, load_file, to_plain
+from swarmlite.compose.loader import Map, Mark, Node, Scalar, Seq, load_file, parse, to_plain
 from swarmlite.compose.merge import merge_service, strip_markers
 from swarmlite.compose.model import ComposeWarning, LoadedStack, ServiceDef
 from swarmlite.compose.normalize import normalize_service
@@ -43,14 +43,16 @@ def load_stack(
     env: Mapping[str, str] | None = None,
     profiles: Sequence[str] = (),
     project_dir: Path | None = None,
+    stdin: str | None = None,
 ) -> LoadedStack:
-    """Load, merge and check compose ``files`` (in order) into one stack."""
+    """Load, merge and check compose ``files`` (in order) into one stack. A file named
+    ``-`` is ``stdin``'s text (`stack deploy -c -`), its directory the current one."""
     if not files:
         raise ComposeError("no compose file given", path="-")
     first = Path(files[0])
     project = (project_dir or first.resolve().parent).resolve()
     variables = _environment(project, env)
-    builder = _Builder(variables)
+    builder = _Builder(variables, stdin)
     part = _Part()
     for file in files:
         part.merge_over(builder.part(Path(file), project))
@@ -123,9 +125,13 @@ class _File:
     ctx: Context
 
 
+STDIN = "-"  # the name of a compose file read from standard input
+
+
 class _Builder:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], stdin: str | None = None) -> None:
         self.env = env
+        self._stdin = stdin
         self.warnings: list[ComposeWarning] = []
         self._files: dict[tuple[Path, Path, frozenset[tuple[str, str]]], _File] = {}
         self._including: list[Path] = []
@@ -144,7 +150,12 @@ class _Builder:
         cached = self._files.get(key)
         if cached is not None:
             return cached
-        root = load_file(path)
+        if str(path) == STDIN:
+            if self._stdin is None:
+                raise ComposeError("no compose file was given on standard input", path=STDIN)
+            root = parse(self._stdin, STDIN)
+        else:
+            root = load_file(path)
         interpolate_tree(root, env, self._interp_warn)
         loaded = _File(root, Context(base_dir, env, self.warn))
         self._files[key] = loaded

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarmlite.api import NodeState
-from swarmlite.api.control import NODE_LS, Empty, NodeList
-from swarmlite.cli.client import Client
+from swarmlite.api.control import ListRequest
+from swarmlite.api.routes import NODE_LS
 from swarmlite.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -61,6 +61,7 @@ from swarmlite.lab.state import (
     remove_state,
 )
 from swarmlite.log import kv
+from swarmlite.rpc import ControlClient as Client
 from swarmlite.testing.cleanup import mounts_under, remove_cgroup_tree, unmount_under
 from swarmlite.testing.images import busybox_path
 
@@ -342,7 +343,7 @@ def _wait_ready(state: LabState, timeout: float = READY_TIMEOUT) -> None:
     seen = ""
     while time.monotonic() < deadline:
         try:
-            views = client.call(NODE_LS, Empty(), NodeList).nodes
+            views = client.call(NODE_LS, ListRequest()).nodes
         except SwarmliteError as exc:
             seen = exc.message
         else:

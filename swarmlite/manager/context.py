@@ -9,14 +9,13 @@ state of its own beyond what it is given.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import msgspec
-
 from swarmlite.api import Cluster, Node, ObjectT
 from swarmlite.api.control import ManagerStatus
+from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.clock import Clock
 from swarmlite.errors import InvalidArgument, NotFound, NotLeader, Unavailable
 from swarmlite.raft import RaftNode
@@ -49,21 +48,20 @@ class ManagerContext:
 
     def manager_addrs(self) -> list[str]:
         """Advertise addresses of the managers, the leader first."""
-        members = self.raft.core.membership.members
         leader = self.raft.leader_id
-        addrs = sorted((m.id != leader, m.address) for m in members if m.voter)
+        addrs = sorted((m.id != leader, m.address) for m in self.raft.members() if m.voter)
         return [address for _, address in addrs]
 
     def manager_status(self, node: Node) -> ManagerStatus | None:
-        member = self.raft.core.membership.get(node.id)
+        member = self.raft.member(node.id)
         if member is None:
             return None
         leader = self.raft.leader_id
         if node.id == self.node_id:
             reachability = "reachable"
         elif self.raft.is_leader:
-            progress = self.raft.core.recently_active(node.id)
-            reachability = "reachable" if progress else "unreachable"
+            active = self.raft.recently_active(node.id)
+            reachability = "reachable" if active else "unreachable"
         else:
             reachability = "reachable" if node.id == leader else "unknown"
         return ManagerStatus(
@@ -112,8 +110,16 @@ class ManagerContext:
         await self.raft.read_barrier()
         return True
 
-    async def forward(self, path: str, request: msgspec.Struct, reply: type[T]) -> T:
+    async def forward(self, route: Route[Req, Rep], request: Req) -> Rep:
         """Send a call this manager cannot answer to the leader, as this node."""
+        return await (await self._leader()).request(route, request)
+
+    async def relay(self, route: Route[Req, Rep], request: Req) -> AsyncIterator[Rep]:
+        """The items of a stream this manager cannot serve, from the leader."""
+        async for item in (await self._leader()).items(route, request):
+            yield item
+
+    async def _leader(self) -> RpcClient:
         address = self.raft.leader_address()
         if address is None or self.raft.is_leader:
             raise NotLeader("no leader is known right now", hint="retry in a moment")
@@ -124,7 +130,7 @@ class ManagerContext:
             self._leader_clients.clear()
             client = RpcClient(f"https://{address}", self.client_ssl(), timeout=30.0)
             self._leader_clients[address] = client
-        return await client.call(path, request, reply)
+        return client
 
     async def close(self) -> None:
         for client in self._leader_clients.values():

@@ -45,7 +45,12 @@ class LogBroker:
     # ------------------------------------------------------------------ request side
 
     async def lines(
-        self, tasks_by_node: dict[str, list[str]], *, follow: bool, tail: int
+        self,
+        tasks_by_node: dict[str, list[str]],
+        *,
+        follow: bool,
+        tail: int,
+        since: float = 0.0,
     ) -> AsyncIterator[LogLine]:
         """Every line of the given tasks, from every node that is connected now."""
         query_id = new_id()
@@ -58,7 +63,9 @@ class LogBroker:
                 if send is None:
                     log.info("logs: node not connected %s", kv(node=node_id))
                     continue
-                query = LogsQuery(query_id=query_id, task_ids=task_ids, follow=follow, tail=tail)
+                query = LogsQuery(
+                    query_id=query_id, task_ids=task_ids, follow=follow, tail=tail, since=since
+                )
                 try:
                     await send(query)
                     asked.append((node_id, send))

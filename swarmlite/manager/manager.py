@@ -1,9 +1,11 @@
 """A manager: the raft member, the store on top of it, and the loops that run on the leader.
 
 Owns wiring only: it builds the raft member (storage, transport), the store, the control
-and join APIs and the dispatcher, registers their routes, and starts the leader-only loops
-whenever this node becomes leader (and stops them when it no longer is). None of those
-loops knows the others; they meet in the store.
+and join APIs and the dispatcher, registers their routes, asks into the raft membership
+when it is new (membership.py), and starts the leader-only loops whenever this node
+becomes leader (and stops them when it no longer is). None of those loops knows the
+others; they meet in the store. It also answers the daemon's questions about this
+manager: is it ready, may a peer's certificate call it, may its node leave.
 """
 
 from __future__ import annotations
@@ -12,27 +14,32 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from swarmlite.api import Cluster, Config, Secret
+from swarmlite.ca import Identity
 from swarmlite.clock import Clock
 from swarmlite.log import kv
 from swarmlite.manager.allocator import Allocator, Pools, network_refusal
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.blobs import BlobAPI
-from swarmlite.manager.controlapi.join import JoinAPI, is_removed
+from swarmlite.manager.controlapi.join import JoinAPI
 from swarmlite.manager.controlapi.networks import NetworkAPI
 from swarmlite.manager.controlapi.nodes import NodeAPI
+from swarmlite.manager.controlapi.router import Router
 from swarmlite.manager.controlapi.services import ServiceAPI
+from swarmlite.manager.controlapi.swarm import SwarmAPI
 from swarmlite.manager.dispatcher.dispatcher import Dispatcher
+from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.manager.membership import join_raft, leave_raft
 from swarmlite.manager.orchestrator import orchestrator_loops
 from swarmlite.manager.scheduler import Scheduler
 from swarmlite.raft import NodeConfig, RaftNode, RaftStorage, RaftTransport
-from swarmlite.rpc import RpcServer
+from swarmlite.rpc import Peer, RpcServer
 from swarmlite.store import MemoryStore, Store
 from swarmlite.store.raftproposer import RaftProposer
 
@@ -51,10 +58,11 @@ class Manager:
         raft_dir: Path,
         client_ssl: Callable[[], ssl.SSLContext],
         clock: Clock,
-        cert_expiry_days: float,
         version: str,
+        managers: Callable[[], Sequence[str]],
     ) -> None:
         self.node_id = node_id
+        self._managers = managers  # the addresses of the managers this node knows, now
         storage = RaftStorage.open(raft_dir)
         self.memory = MemoryStore()
         self.raft = RaftNode(NodeConfig(node_id=node_id), storage, self.memory, clock=clock)
@@ -78,41 +86,57 @@ class Manager:
             address=addr,
         )
         self.logs = LogBroker()
-        self.nodes = NodeAPI(self.ctx)
+        self.heartbeats = Heartbeats(clock)
+        self.nodes = NodeAPI(self.ctx, self.heartbeats)
         self.services = ServiceAPI(self.ctx, self.logs)
         self.networks = NetworkAPI(
             self.ctx, lambda read, network: network_refusal(read, Pools(), network)
         )
         self.secrets = BlobAPI(self.ctx, Secret)
         self.configs = BlobAPI(self.ctx, Config)
-        self.join = JoinAPI(self.ctx, cert_expiry_days)
-        self.dispatcher = Dispatcher(self.ctx, self.logs)
+        self.join = JoinAPI(self.ctx)
+        self.swarm = SwarmAPI(self.ctx)
+        self.dispatcher = Dispatcher(self.ctx, self.logs, self.heartbeats)
         self._leader_loops: list[LeaderLoop] = [self.dispatcher.run, self._run_control_loops]
         self._leading: asyncio.Task[None] | None = None
+        self._joining: asyncio.Task[None] | None = None
         self._became_leader = asyncio.Event()
 
     def register(self, server: RpcServer) -> None:
         """Everything on the cluster port."""
         self.transport.register(server)
         self.register_control(server)
-        self.join.register(server)
+        self.join.register(Router(self.ctx, server))
         self.dispatcher.register(server)
 
     def register_control(self, server: RpcServer) -> None:
         """The control API (also served to the local CLI on the unix socket)."""
-        self.nodes.register(server)
-        self.services.register(server)
-        self.networks.register(server)
-        self.secrets.register(server)
-        self.configs.register(server)
+        router = Router(self.ctx, server)
+        for api in (self.swarm, self.nodes, self.services, self.networks, self.secrets):
+            api.register(router)
+        self.configs.register(router)
 
     @property
     def has_raft_state(self) -> bool:
-        return self.raft.core.last_index > 0
+        return self.raft.last_index > 0
 
-    def removed(self, node_id: str) -> bool:
-        clusters = self.memory.list(Cluster)
-        return is_removed(clusters[0] if clusters else None, node_id)
+    @property
+    def ready(self) -> bool:
+        """A raft member that knows a leader and holds the cluster's state (so that its
+        control API can answer)."""
+        return (
+            self.raft.is_voter()
+            and self.raft.leader_id is not None
+            and bool(self.memory.list(Cluster))
+        )
+
+    def authorize(self, identity: Identity) -> None:
+        """The cluster port's check of every caller with a certificate."""
+        self.join.authorize(identity)
+
+    async def leave(self, *, force: bool, peer: Peer) -> None:
+        """Before this node leaves the cluster (see membership.leave_raft)."""
+        await leave_raft(self.ctx, self.nodes.update, force=force, peer=peer)
 
     async def run(self) -> None:
         self.raft.on_leader_change = self._on_leader_change
@@ -120,13 +144,21 @@ class Manager:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._supervise())
+                if not self.has_raft_state:
+                    self._joining = tasks.create_task(join_raft(self.ctx, self._managers))
                 await self.raft.run()
+                if self._joining is not None:
+                    self._joining.cancel()
                 self._became_leader.set()  # wake the supervisor so that it ends
         finally:
             await self.transport.close()
             await self.ctx.close()
 
     async def shutdown(self) -> None:
+        """Stop: stop asking into the membership, hand leadership over, then raft stops
+        (and `run` returns)."""
+        if self._joining is not None:
+            self._joining.cancel()
         await self.raft.shutdown()
 
     def _on_leader_change(self, leader: str | None) -> None:

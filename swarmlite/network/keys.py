@@ -2,8 +2,8 @@
 
 Owns generating, saving and loading a node's private keys: one file per key in the node's
 data dir, readable by root alone (0600), holding the base64 of the 32 raw bytes (the format
-of `wg genkey`, so an operator can inspect it with `wg pubkey`). Does not own when a key is
-used or rotated (mesh.py does).
+of `wg genkey`, so an operator can inspect it with `wg pubkey`). Does not own how a key is
+used or rotated (mesh.py does), nor when (rotation.py).
 
 Invariant: a key file is either absent or complete: it is written under a temporary name,
 fsynced, then renamed over the old one. OS errors become NetworkSetupFailure naming the file;

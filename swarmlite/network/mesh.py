@@ -5,8 +5,8 @@ interface (named after the node id, address and MTU 1420 from the managers' Mesh
 and the peer table: one WireGuard peer per other node, allowed to send from and receive
 for that node's mesh address only (<address>/32), at the node's underlay endpoint, with a
 25 s keepalive. Does not own the address plan (the managers' allocator), publishing the
-keys (the daemon puts `public_key`, `next_key` and `endpoint` in its hello), or anything
-carried over the mesh (overlay.py).
+keys (the daemon puts `public_key`, `next_key` and `endpoint` in its hello), when keys
+rotate (rotation.py), or anything carried over the mesh (overlay.py).
 
 Invariants: `apply` is idempotent and changes only what differs from the state it is
 given (a peer whose key, endpoint, allowed IPs and keepalive already match is left alone,

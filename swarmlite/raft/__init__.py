@@ -1,5 +1,9 @@
 """raft: swarmlite's own consensus. A pure core (`core`), a durable log (`storage`), a
-transport over the cluster port (`transport`) and the node that drives them (`node`)."""
+transport over the cluster port (`transport`) and the node that drives them (`node`).
+
+Outside `raft/`, a running member is used through `RaftNode`'s public methods, never its
+core; `RaftCore` is exported for `RaftCore.bootstrap` (a new cluster's first log) and for
+raft's own tests."""
 
 from swarmlite.raft.core import CoreConfig, RaftCore, ReadState, Ready, Role, Status
 from swarmlite.raft.entries import (

@@ -6,6 +6,10 @@ Ready (one fsync for the whole batch: group commit), sends its messages, applies
 entries to the state machine and answers the callers waiting on them. It does not own the
 wire (``raft.transport``) nor the state machine's meaning (``store``).
 
+Code outside ``raft/`` sees only its public face: role and leader, the membership
+(``members``, ``voters``, ``member``, ``recently_active``), ``last_index``, proposals, reads
+and membership changes. The core stays private to it.
+
 Invariant: nothing leaves this node (no message, no answer to a caller) before what it
 depends on is durable.
 """
@@ -86,7 +90,7 @@ class RaftNode:
         recovered = storage.recover()
         if recovered.truncated_bytes:
             log.warning("cut a torn log tail %s", kv(node=self.id, bytes=recovered.truncated_bytes))
-        self.core = RaftCore(
+        self._core = RaftCore(
             CoreConfig(
                 node_id=config.node_id,
                 election_ticks=config.election_ticks,
@@ -112,23 +116,23 @@ class RaftNode:
         self._reads: dict[int, asyncio.Future[int]] = {}  # read ctx -> future of its index
         self._read_waiters: list[tuple[int, asyncio.Future[None]]] = []  # (index, applied?)
         self._actions: list[Callable[[], None]] = []
-        self._role = self.core.role
+        self._role = self._core.role
         self._leader: str | None = None
         self._watchers: list[asyncio.Future[None]] = []
-        self._members = self.core.membership
+        self._members = self._core.membership
         self.on_leader_change: Callable[[str | None], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
 
     def attach(self, transport: Transport) -> None:
         self._transport = transport
-        transport.update_members(self.core.membership)
+        transport.update_members(self._core.membership)
 
     async def run(self) -> None:
         """Run until stop(); a failed disk write stops the node (it must not go on)."""
         assert self._transport is not None, "attach a transport first"
-        if self.core.membership.voters == {self.id}:
-            self.core.campaign()  # a single-manager cluster need not wait a timeout
+        if self._core.membership.voters == {self.id}:
+            self._core.campaign()  # a single-manager cluster need not wait a timeout
         async with asyncio.TaskGroup() as tasks:
             ticker = tasks.create_task(self._tick_loop())
             try:
@@ -145,7 +149,7 @@ class RaftNode:
     async def shutdown(self, *, timeout: float = 2.0) -> None:
         """Stop gracefully: a leader first hands leadership to the most up-to-date voter,
         so that the cluster does not wait an election timeout for a new one."""
-        if self.is_leader and len(self.core.membership.voters) > 1:
+        if self.is_leader and len(self._core.membership.voters) > 1:
             try:
                 leader = await self.transfer_leadership(timeout=timeout)
                 log.info("handed leadership over before stopping %s", kv(node=self.id, to=leader))
@@ -156,7 +160,7 @@ class RaftNode:
     async def _tick_loop(self) -> None:
         while not self._stopping:
             await self._clock.sleep(self.cfg.tick_seconds)
-            self._actions.append(self.core.tick)
+            self._actions.append(self._core.tick)
             self._wake.set()
 
     async def _main_loop(self) -> None:
@@ -171,9 +175,9 @@ class RaftNode:
                 except SwarmliteError as exc:
                     log.warning("raft action refused %s", kv(node=self.id, error=exc.message))
             for m in inbox:
-                self.core.step(m)
-            while self.core.has_ready():
-                await self._handle(self.core.ready())
+                self._core.step(m)
+            while self._core.has_ready():
+                await self._handle(self._core.ready())
             await self._after_round()
 
     async def _handle(self, ready: Ready) -> None:
@@ -193,7 +197,7 @@ class RaftNode:
             future = self._reads.pop(rs.ctx, None)
             if future is not None and not future.done():
                 future.set_result(rs.index)
-        self.core.advance(ready)
+        self._core.advance(ready)
 
     def _apply(self, entry: Entry) -> None:
         result: object = None
@@ -221,23 +225,23 @@ class RaftNode:
                     waiting.append((index, future))
             self._read_waiters = waiting
         # Observe role, leader and membership changes.
-        role, leader = self.core.role, self.core.leader
+        role, leader = self._core.role, self._core.leader
         if role is not self._role or leader != self._leader:
             if self._role is Role.LEADER and role is not Role.LEADER:
                 self._fail_reads(Unavailable("lost leadership before the read was confirmed"))
             log.info(
                 "raft state %s",
-                kv(node=self.id, role=role.value, term=self.core.term, leader=leader),
+                kv(node=self.id, role=role.value, term=self._core.term, leader=leader),
             )
             self._role, self._leader = role, leader
             if self.on_leader_change is not None:
                 self.on_leader_change(leader)
-        if self.core.membership != self._members:
-            self._members = self.core.membership
+        if self._core.membership != self._members:
+            self._members = self._core.membership
             if self._transport is not None:
                 self._transport.update_members(self._members)
         if self.applied - self._last_snapshot >= self.cfg.snapshot_every:
-            snapshot = self.core.compact(self.applied, self._machine.snapshot())
+            snapshot = self._core.compact(self.applied, self._machine.snapshot())
             await asyncio.to_thread(self._storage.save_snapshot, snapshot)
             self._last_snapshot = self.applied
             log.info("snapshot taken %s", kv(node=self.id, index=self.applied))
@@ -272,7 +276,7 @@ class RaftNode:
 
     def unreachable(self, peer: str) -> None:
         """From the transport: messages to `peer` may have been lost."""
-        self._actions.append(lambda: self.core.report_unreachable(peer))
+        self._actions.append(lambda: self._core.report_unreachable(peer))
         self._wake.set()
 
     # ------------------------------------------------------------------ the API
@@ -283,25 +287,51 @@ class RaftNode:
 
     @property
     def is_leader(self) -> bool:
-        return self.core.role is Role.LEADER
+        return self._core.role is Role.LEADER
 
     @property
     def leader_id(self) -> str | None:
-        return self.core.leader
+        return self._core.leader
 
     def leader_address(self) -> str | None:
-        return self.core.leader_address()
+        return self._core.leader_address()
 
     def status(self) -> Status:
-        return self.core.status()
+        return self._core.status()
+
+    @property
+    def last_index(self) -> int:
+        """The index of the last entry in this node's log (0: it holds no raft state yet)."""
+        return self._core.last_index
+
+    def members(self) -> tuple[Member, ...]:
+        """The membership in force here: voters and learners, with their addresses."""
+        return self._core.membership.members
+
+    def voters(self) -> frozenset[str]:
+        """The ids of the voting members."""
+        return self._core.membership.voters
+
+    def member(self, node_id: str) -> Member | None:
+        """`node_id`'s membership (voter or learner), or None if it is not a member."""
+        return self._core.membership.get(node_id)
+
+    def is_voter(self) -> bool:
+        """Whether this node is a voting member."""
+        return self._core.is_voter()
+
+    def recently_active(self, node_id: str) -> bool:
+        """Leader only: whether `node_id` answered within about an election timeout (False
+        on a follower, which does not track its peers)."""
+        return self._core.recently_active(node_id)
 
     async def propose(self, data: bytes, *, timeout: float | None = None) -> object:
         """Replicate `data`; returns the state machine's result once applied here."""
         if self._stopping:
             raise Unavailable("raft node is stopping")
-        index = self.core.propose(data)  # raises NotLeader / Unavailable
+        index = self._core.propose(data)  # raises NotLeader / Unavailable
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._proposals[index] = _Proposal(self.core.term, future)
+        self._proposals[index] = _Proposal(self._core.term, future)
         self._wake.set()
         try:
             return await asyncio.wait_for(future, timeout or self.cfg.propose_timeout)
@@ -321,7 +351,7 @@ class RaftNode:
             )
         loop = asyncio.get_running_loop()
         index_future: asyncio.Future[int] = loop.create_future()
-        ctx = self.core.read_index()
+        ctx = self._core.read_index()
         self._reads[ctx] = index_future
         self._wake.set()
         async with asyncio.timeout(timeout or self.cfg.propose_timeout):
@@ -359,7 +389,7 @@ class RaftNode:
         async with asyncio.timeout(timeout):
             while True:
                 try:
-                    index = self.core.propose_membership(change)
+                    index = self._core.propose_membership(change)
                     break
                 except Unavailable as exc:
                     if isinstance(exc, NotLeader):
@@ -367,20 +397,20 @@ class RaftNode:
                     await self._clock.sleep(self.cfg.tick_seconds)
             # Like a write, the change counts only if its own entry commits at that index.
             future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            self._proposals[index] = _Proposal(self.core.term, future)
+            self._proposals[index] = _Proposal(self._core.term, future)
             self._wake.set()
             await future
 
     async def add_voter(self, node_id: str, address: str, *, timeout: float = 30.0) -> None:
         """Add a learner, wait until it has caught up, then make it a voter."""
         async with asyncio.timeout(timeout):
-            member = self.core.membership.get(node_id)
+            member = self._core.membership.get(node_id)
             if member is None or member.address != address:
                 await self.change_membership(Member(node_id, address, False), timeout=timeout)
 
             def caught_up() -> bool:
-                progress = self.core.status().progress.get(node_id)
-                return progress is not None and progress[0] >= self.core.commit
+                progress = self._core.status().progress.get(node_id)
+                return progress is not None and progress[0] >= self._core.commit
 
             await self.wait_for(caught_up, timeout)
             await self.change_membership(Member(node_id, address, True), timeout=timeout)
@@ -395,12 +425,12 @@ class RaftNode:
         if not self.is_leader:
             raise NotLeader("not the leader", details={"leader": self.leader_address()})
         if target is None:
-            progress = self.core.status().progress
-            voters = self.core.membership.voters - {self.id}
+            progress = self._core.status().progress
+            voters = self._core.membership.voters - {self.id}
             if not voters:
                 raise FailedPrecondition("no other voter to hand leadership to")
             target = max(voters, key=lambda v: (progress.get(v, (0, 0))[0], v))
-        self._actions.append(lambda: self.core.transfer_leadership(target))
+        self._actions.append(lambda: self._core.transfer_leadership(target))
         self._wake.set()
         await self.wait_for(lambda: not self.is_leader and self.leader_id is not None, timeout)
         return self.leader_id

@@ -16,12 +16,13 @@ import asyncio
 import errno
 import io
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
 
+from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.errors import InvalidArgument, PermissionDenied, SwarmliteError, Unavailable
 from swarmlite.rpc.envelope import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -121,6 +122,27 @@ class RpcClient:
             return self._decoder(response_type).decode(payload)  # type: ignore[no-any-return]
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise InvalidArgument(f"malformed answer from {where}: {exc}") from exc
+
+    async def request(self, route: Route[Req, Rep], request: Req) -> Rep:
+        """Call a control route: its path, with its reply type."""
+        return await self.call(route.path, request, route.reply)
+
+    async def items(self, route: Route[Req, Rep], request: Req) -> AsyncIterator[Rep]:
+        """Open a streaming control route, send ``request``, and yield each item until the
+        server ends the stream."""
+        stream = await self.open_stream(route.path)
+        decoder = self._decoder(route.reply)
+        try:
+            await stream.send(_encoder.encode(request))
+            while (frame := await stream.recv()) is not None:
+                try:
+                    yield decoder.decode(frame)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise InvalidArgument(
+                        f"malformed item from {self.address}{route.path}: {exc}"
+                    ) from exc
+        finally:
+            await stream.close()
 
     def _decoder(self, response_type: Any) -> msgspec.msgpack.Decoder[Any]:
         decoder = self._decoders.get(response_type)

@@ -3,7 +3,8 @@
 Owns listening (TCP with TLS, or a 0600 unix socket without), who the caller is (``Peer``,
 with the ``Identity`` read from its client certificate, or the local admin), refusing
 callers (no certificate off the public paths, wrong cluster, ``authorize`` says no, a role
-a handler's ``require_role`` does not accept), decoding requests into their typed Struct,
+the route (``api.routes``) or a handler's ``require_role`` does not accept), decoding
+requests into their typed Struct (a stream route's request is its first frame),
 and turning every error into the envelope with its HTTP status. Does not own what a
 handler does, nor certificates (``ca`` issues them; the subject layout read here is the
 one ``ca.certs`` writes).
@@ -30,7 +31,7 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from aiohttp import hdrs, web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -104,6 +106,42 @@ def require_role(peer: Peer, *roles: str) -> None:
             f"{peer.identity.role}",
             details={"node": peer.identity.node_id},
         )
+
+
+def check_route_role(route: Route[Any, Any], peer: Peer) -> None:
+    """PermissionDenied unless ``peer`` may call ``route`` (see ``api.routes``)."""
+    if route.role == "local":
+        if not peer.local:
+            raise PermissionDenied(
+                f"{route.path} acts on the node itself: call it on the node's unix socket",
+                details={"peer": peer.address},
+            )
+    elif route.role == "manager":
+        require_role(peer, "manager")
+    elif route.role == "node":
+        require_role(peer, "manager", "worker")
+
+
+def _stream_route(
+    route: Route[Req, Rep], handler: Callable[[Req, Peer], AsyncIterator[Rep]]
+) -> StreamHandler:
+    decoder = msgspec.msgpack.Decoder(route.request)
+
+    async def serve(stream: ServerStream, peer: Peer) -> None:
+        check_route_role(route, peer)
+        first = await stream.recv()
+        if first is None:
+            return
+        try:
+            request = decoder.decode(first)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidArgument(
+                f"malformed {route.request.__name__} for {route.path}: {exc}"
+            ) from exc
+        async for item in handler(request, peer):
+            await stream.send(_encoder.encode(item))
+
+    return serve
 
 
 UnaryHandler = Callable[[Any, Peer], Awaitable[msgspec.Struct | None]]
@@ -210,6 +248,25 @@ class RpcServer:
         """A WebSocket at ``path``; the stream closes normally when the handler returns."""
         self._check_new_path(path)
         self._routes[path] = _Stream(handler)
+
+    def add_route(
+        self,
+        route: Route[Req, Rep],
+        handler: Callable[[Req, Peer], Awaitable[Rep]] | Callable[[Req, Peer], AsyncIterator[Rep]],
+    ) -> None:
+        """Serve a control route: the caller's role is checked against ``route.role`` before
+        ``handler`` runs. A unary handler returns the reply; a stream route's handler is an
+        async iterator of items, each sent as one frame, after the request arrived as the
+        stream's first frame."""
+        if route.stream:
+            self.add_stream(route.path, _stream_route(route, handler))  # type: ignore[arg-type]
+            return
+
+        async def unary(request: Req, peer: Peer) -> Rep:
+            check_route_role(route, peer)
+            return await handler(request, peer)  # type: ignore[misc, no-any-return]
+
+        self.add_unary(route.path, route.request, unary)
 
     def _check_new_path(self, path: str) -> None:
         if not path.startswith("/"):

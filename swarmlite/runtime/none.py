@@ -51,7 +51,7 @@ class NoRuntime:
         return []
 
     def logs(
-        self, container_id: str, *, follow: bool = False, tail: int = -1
+        self, container_id: str, *, follow: bool = False, tail: int = -1, since: float = 0.0
     ) -> AsyncIterator[LogEntry]:
         return self._no_logs()
 

@@ -385,13 +385,14 @@ class FakeRuntime:
         ]
 
     async def logs(
-        self, container_id: str, *, follow: bool = False, tail: int = -1
+        self, container_id: str, *, follow: bool = False, tail: int = -1, since: float = 0.0
     ) -> AsyncIterator[LogEntry]:
         self._maybe_fail("logs", container_id, follow, tail)
         container = self._get(container_id)
         self._refresh(container)
         entries = self._entries(container)
-        shown = entries if tail < 0 else entries[len(entries) - tail :] if tail else []
+        recent = [e for e in entries if e.timestamp >= since]
+        shown = recent if tail < 0 else recent[len(recent) - tail :] if tail else []
         for entry in shown:
             yield entry
         seen = len(entries)

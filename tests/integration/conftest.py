@@ -3,21 +3,24 @@
 `Cluster` owns the nodes a test started: one data dir, unix socket and cluster port each,
 all under one directory. It starts nodes with `swarmlite init`/`join` (which detach the
 daemon) or `swarmlite daemon --data-dir` (a restart, run by us in a new session), reads the
-cluster through `node ls --format json`, and kills daemons with SIGKILL by the pid in their
-pid file. It does not import the daemon: what it sees is what a user of the CLI sees, plus
-each node's pid file and log.
+cluster through the control API with the CLI's own client (`swarmlite.rpc.ControlClient` on
+a node's unix socket, so a test's reading does not depend on how the CLI prints), and kills
+daemons with SIGKILL by the pid in their pid file. It does not import the daemon: what it
+sees is what the CLI's client sees, plus each node's pid file and log.
 
 Invariant: every daemon pid the cluster ever saw is SIGKILLed by `close()`, whatever the
 test did (a pid is killed only while its command line still names the node's data dir,
 so a reused pid is never touched).
 
 scripts/bench/cluster.py loads this file by path and uses the same class.
+
+Every test under tests/integration is marked `integration` here (one hook, not a mark per
+module): a plain `pytest` leaves them out, `scripts/test` runs them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -30,6 +33,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from swarmlite.api.control import ListRequest, NodeView
+from swarmlite.api.routes import NODE_LS, Rep, Req, Route
+from swarmlite.errors import SwarmliteError
+from swarmlite.rpc import ControlClient
 
 T = TypeVar("T")
 
@@ -87,7 +95,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Seen:
-    """One row of `node ls --format json`."""
+    """One node as NODE_LS gives it (what a row of `node ls` shows)."""
 
     id: str
     hostname: str
@@ -106,6 +114,16 @@ class Cluster:
     root: Path
     nodes: dict[str, Node] = field(default_factory=dict)
     pids: set[int] = field(default_factory=set)
+
+    # ------------------------------------------------------------------ the control API
+
+    def control(self, via: Node | None = None) -> ControlClient:
+        """The CLI's own client on `via`'s unix socket (default: any live manager)."""
+        return ControlClient.unix((via or self.a_manager()).socket, timeout=CLI_TIMEOUT)
+
+    def call(self, route: Route[Req, Rep], request: Req, via: Node | None = None) -> Rep:
+        """One control call on `via` (default: any live manager); raises its error."""
+        return self.control(via).call(route, request)
 
     # ------------------------------------------------------------------ the CLI
 
@@ -270,7 +288,7 @@ class Cluster:
                 node.proc.wait(timeout=10)
                 node.proc = None
 
-    # ------------------------------------------------------------------ what node ls says
+    # ------------------------------------------------------------------ what NODE_LS says
 
     def managers(self) -> list[Node]:
         """The nodes whose data dir says they are managers (their raft dir exists)."""
@@ -283,15 +301,14 @@ class Cluster:
         raise AssertionError("no live manager")
 
     def node_ls(self, via: Node | None = None) -> list[Seen]:
-        """`node ls --format json` on `via` (default: any live manager)."""
-        out = self.ok("node", "ls", "--format", "json", host=(via or self.a_manager()).host)
-        return [_seen(view) for view in json.loads(out)]
+        """NODE_LS on `via` (default: any live manager)."""
+        return [_seen(view) for view in self.call(NODE_LS, ListRequest(), via).nodes]
 
     def try_node_ls(self, via: Node | None = None) -> list[Seen] | None:
         """`node_ls`, or None while it fails (no leader yet, a restarting daemon, ...)."""
         try:
             return self.node_ls(via)
-        except (AssertionError, subprocess.TimeoutExpired):
+        except (SwarmliteError, AssertionError):  # AssertionError: no live manager
             return None
 
     def row(self, rows: list[Seen], node: Node) -> Seen | None:
@@ -358,15 +375,15 @@ class Cluster:
         return node.log.stat().st_size if node.log.exists() else 0
 
 
-def _seen(view: dict[str, Any]) -> Seen:
-    node, manager = view["node"], view.get("manager")
+def _seen(view: NodeView) -> Seen:
+    node, manager = view.node, view.manager
     return Seen(
-        id=node["id"],
-        hostname=node["status"]["hostname"],
-        state=node["status"]["state"],
-        role=node["spec"]["role"],
-        leader=bool(manager and manager["leader"]),
-        reachability=manager["reachability"] if manager else None,
+        id=node.id,
+        hostname=node.status.hostname,
+        state=node.status.state.value,
+        role=node.spec.role.value,
+        leader=bool(manager and manager.leader),
+        reachability=manager.reachability if manager else None,
     )
 
 
@@ -386,6 +403,17 @@ def _is_ours(pid: int, data_dir: Path) -> bool:
     return os.fsencode(str(data_dir)) in cmdline.split(b"\0")
 
 
+_HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this directory and below `integration`."""
+    for item in items:
+        if item.path.resolve().is_relative_to(_HERE):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three managers (m1, m2, m3) and two workers (w1, w2); every daemon killed afterwards."""
@@ -396,6 +424,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         made.join("m3", "manager", via=m1)
         made.join("w1", "worker", via=m1)
         made.join("w2", "worker", via=m1)
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(scope="module")
+def small_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two managers (m1, m2) and a worker (w1): a leader, a follower that forwards, and a
+    node that is no manager; every daemon killed afterwards."""
+    made = Cluster(tmp_path_factory.mktemp("small").resolve())
+    try:
+        m1 = made.init("m1")
+        made.join("m2", "manager", via=m1)
+        made.join("w1", "worker", via=m1)
+        made.heal()
         yield made
     finally:
         made.close()

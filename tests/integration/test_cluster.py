@@ -3,11 +3,12 @@
 One cluster of three managers and two workers is shared by the tests of this module (the
 `cluster` fixture); each test starts by restarting whatever an earlier one left down and
 waiting until every node is READY with one leader, so a failure in one test does not hide
-what the next one checks. The only timings asserted are the "within 5 s" ones of the issue,
-measured from the kill or the restart.
+what the next one checks. Tests assert what happens, not how fast: a wait's deadline only
+bounds it (the harness's WAIT_TIMEOUT), and scripts/bench/cluster.py measures how long
+failure detection takes.
 
-Not marked `integration`: the whole module runs in well under two minutes, so it belongs to
-the default run.
+Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it, a plain
+`pytest` does not.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from typing import Any
 
 import msgspec
 
-from swarmlite.ca import RootCA, issue_node_cert, write_credentials
+from swarmlite.api.control import ListRequest, NodeRef
+from swarmlite.api.routes import NODE_INSPECT, NODE_LS
+from swarmlite.ca import (
+    RootCA,
+    client_context,
+    issue_node_cert,
+    read_credentials,
+    write_credentials,
+)
+from swarmlite.rpc import ControlClient
 
 Cluster = Any  # conftest.Cluster, reached through the `cluster` fixture
 
-DETECTION_LIMIT = 5.0  # the issue's "within 5 s" (3 missed 1 s heartbeats, then a write)
 HEARTBEAT_PERIOD = 1.0
 
 
@@ -97,22 +106,24 @@ def test_killed_leader_is_replaced_and_workers_follow(cluster: Cluster) -> None:
 
 
 def test_killed_worker_goes_down_and_comes_back(cluster: Cluster) -> None:
-    cluster.heal()
+    before = _by_name(cluster.heal())
     worker = cluster.nodes["w2"]
-    killed = cluster.kill(worker)
+    cluster.kill(worker)
 
-    def state() -> str | None:
+    def w2_is(state: str) -> list[Any] | None:
         rows = cluster.try_node_ls()
         row = cluster.row(rows, worker) if rows else None
-        return row.state if row else None
+        return rows if row is not None and row.state == state else None
 
-    cluster.wait("w2 DOWN", lambda: state() == "down")
-    assert time.monotonic() - killed <= DETECTION_LIMIT
+    # Only w2 goes DOWN: the other nodes stay READY.
+    down = _by_name(cluster.wait("w2 DOWN", lambda: w2_is("down")))
+    assert {name for name, row in down.items() if row.state != "ready"} == {"w2"}, down
 
-    restarted = time.monotonic()
+    # Restarted from its data dir, it is the same node again, not a new one.
     cluster.start(worker)
-    cluster.wait("w2 READY again", lambda: state() == "ready")
-    assert time.monotonic() - restarted <= DETECTION_LIMIT
+    back = _by_name(cluster.wait("w2 READY again", lambda: w2_is("ready")))
+    assert back["w2"].id == before["w2"].id
+    assert back.keys() == before.keys()
 
 
 def test_whole_cluster_killed_and_restarted_is_the_same_cluster(cluster: Cluster) -> None:
@@ -132,10 +143,8 @@ def test_whole_cluster_killed_and_restarted_is_the_same_cluster(cluster: Cluster
     assert len(cluster.leaders(after)) == 1
     # The join token carries the CA's digest and the cluster's secret: same CA, same store.
     assert cluster.token("worker") == token
-    inspected = msgspec.json.decode(
-        cluster.ok("node", "inspect", "m1", "w1", host=cluster.a_manager().host)
-    )
-    assert [view["node"]["id"] for view in inspected] == [ids["m1"], ids["w1"]]
+    inspected = [cluster.call(NODE_INSPECT, NodeRef(ref=name)).node.id for name in ("m1", "w1")]
+    assert inspected == [ids["m1"], ids["w1"]]
 
 
 def test_cluster_port_refuses_callers_without_the_right_certificate(
@@ -175,11 +184,12 @@ def test_cluster_port_refuses_callers_without_the_right_certificate(
     assert done.returncode == 1, done
     assert "needs a manager" in done.stderr and "worker" in done.stderr, done.stderr
 
-    # A manager's certificate can.
-    rows = msgspec.json.decode(
-        cluster.ok("node", "ls", "--format", "json", host=manager.https, cert_dir=manager.certs)
+    # A manager's certificate can: through the CLI, and with the client the CLI uses.
+    cluster.ok("node", "ls", host=manager.https, cert_dir=manager.certs)
+    over_tls = ControlClient(
+        manager.https, ssl_context=lambda: client_context(read_credentials(manager.certs))
     )
-    assert len(rows) >= 5
+    assert len(over_tls.call(NODE_LS, ListRequest()).nodes) >= 5
 
 
 def test_old_worker_token_is_refused_after_rotation(cluster: Cluster) -> None:

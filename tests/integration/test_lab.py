@@ -5,14 +5,14 @@ down by the last one; the fixture tears it down again whatever happened, so a fa
 test leaves nothing behind. Each host is a network namespace with its own dockerd and
 swarmlite daemon; the lab's registry holds the test images.
 
-Not marked `integration`: it needs root, docker.io, docker-registry and busybox-static
-(.ci/run installs them) and the whole module runs in well under a minute.
+Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it, a plain
+`pytest` does not. It needs root, docker.io, docker-registry and busybox-static (.ci/run
+installs them) and the whole module runs in well under a minute.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -27,8 +27,11 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 
+from swarmlite.api.control import ListRequest, NodeView
+from swarmlite.api.routes import NODE_LS
 from swarmlite.lab import LabState, can_connect, in_netns, load
 from swarmlite.lab import down as lab_down
+from swarmlite.rpc import ControlClient
 
 TIMEOUT = 150.0
 
@@ -95,25 +98,23 @@ def lab() -> Iterator[Lab]:
         _force_down(directory)
 
 
-def _nodes(lab: Lab) -> list[dict[str, str]]:
-    rows = json.loads(lab.exec("h1", "swarmlite", "node", "ls", "--format", "json"))
-    return [
-        {
-            "hostname": row["node"]["status"]["hostname"],
-            "state": row["node"]["status"]["state"],
-            "role": row["node"]["spec"]["role"],
-            "leader": bool(row.get("manager") and row["manager"]["leader"]),
-        }
-        for row in rows
-    ]
+def _nodes(lab: Lab) -> list[NodeView]:
+    """NODE_LS on h1's unix socket (reachable from here: a socket is a file), sorted by
+    hostname."""
+    client = ControlClient.unix(lab.state.host("h1").swarmlite_socket, timeout=TIMEOUT)
+    return sorted(client.call(NODE_LS, ListRequest()).nodes, key=lambda v: v.node.status.hostname)
 
 
 def test_three_hosts_form_one_cluster(lab: Lab) -> None:
-    rows = sorted(_nodes(lab), key=lambda r: r["hostname"])
-    assert [r["hostname"] for r in rows] == ["h1", "h2", "h3"]
-    assert all(r["state"] == "ready" for r in rows), rows
-    assert [r["role"] for r in rows] == ["manager", "worker", "worker"]
-    assert [r["hostname"] for r in rows if r["leader"]] == ["h1"]
+    views = _nodes(lab)
+    assert [v.node.status.hostname for v in views] == ["h1", "h2", "h3"]
+    assert all(v.node.status.state.value == "ready" for v in views), views
+    assert [v.node.spec.role.value for v in views] == ["manager", "worker", "worker"]
+    leaders = [v.node.status.hostname for v in views if v.manager and v.manager.leader]
+    assert leaders == ["h1"]
+    # `lab exec` points the CLI at the host's own daemon.
+    ids = lab.exec("h1", "swarmlite", "node", "ls", "-q").split()
+    assert sorted(ids) == sorted(v.node.id for v in views)
 
 
 def test_a_second_up_in_the_same_dir_is_refused(lab: Lab) -> None:

@@ -1,9 +1,10 @@
 """What the command modules share: the invocation's settings, option types and helpers.
 
-Owns ``--format`` (which also makes errors JSON), the duration and key=value option
-types, and ``each``, which applies one call to several node references and reports every
-failure, not only the first. Does not own any command (one module per noun) nor how an
-error is printed (``cli.main``).
+Owns ``--format`` (which also makes errors JSON) and ``-f/--filter`` as options, the
+duration and key=value option types, and ``each``, which applies one call to several
+references and reports every failure, not only the first. Does not own any command (one
+module per noun), what a format prints (``cli.format``) nor how an error is printed
+(``cli.main``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any, TypeVar
 
 import click
 
+from swarmlite.api.filters import parse_filters
+from swarmlite.cli import format
 from swarmlite.cli.client import Client, Settings
 from swarmlite.errors import InternalError, SwarmliteError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-FORMATS = ("table", "json")
 
 
 def settings() -> Settings:
@@ -37,25 +38,76 @@ def client() -> Client:
 def _remember_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     found = ctx.find_object(Settings)
     if found is not None:
-        found.json_errors = value == "json"
+        found.json_errors = format.is_json(value)
+    format.check(value)
     return value
 
 
-def format_option(default: str | None = "table") -> Callable[[F], F]:
-    """``--format table|json``; a --format json given makes errors JSON on stderr too.
+_TABLE_HELP = (
+    "Output format: 'table' (the default), 'table TEMPLATE' (a Go template, with a "
+    "header row), 'json' (one object a line; errors become JSON too) or 'TEMPLATE' "
+    "(e.g. '{{.ID}}\\t{{.Name}}')."
+)
+_OBJECT_HELP = (
+    "Output format: 'json' (compact; errors become JSON too) or a Go template "
+    "(e.g. '{{.Spec.Name}}', '{{json .Spec}}')."
+)
 
-    ``default=None`` is for commands whose output is JSON anyway (``inspect``): their
-    errors stay text unless --format json is written out.
+
+def format_option(default: str | None = "table") -> Callable[[F], F]:
+    """``--format``: ``table``, ``table TEMPLATE``, ``json`` or ``TEMPLATE``, as docker's
+    listings take it (``cli.format`` prints each form); ``--format json`` makes errors JSON
+    on stderr too. A template that does not parse is refused before any call.
+
+    ``default=None`` is for commands that print one object or a JSON array (``inspect``,
+    ``version``, ``info``): as docker's, they also take ``-f`` for ``--format``.
     """
+    names = ("--format", "output") if default is not None else ("-f", "--format", "output")
     return click.option(
-        "--format",
-        "output",
-        type=click.Choice(FORMATS),
+        *names,
         default=default,
-        show_default=default is not None,
+        metavar="FORMAT",
+        show_default=False,
         callback=_remember_format,
-        help="Output format; json also makes errors JSON.",
+        help=_TABLE_HELP if default is not None else _OBJECT_HELP,
     )
+
+
+def _filters(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, list[str]]:
+    return parse_filters(values)
+
+
+def filter_option() -> Callable[[F], F]:
+    """``-f/--filter key=value``, repeatable: docker's filters, checked by the server."""
+    return click.option(
+        "-f",
+        "--filter",
+        "filters",
+        multiple=True,
+        metavar="FILTER",
+        callback=_filters,
+        help="Filter output based on conditions provided (key=value; repeat for more).",
+    )
+
+
+def task_list_options() -> Callable[[F], F]:
+    """What every `ps` takes (`node ps`, `service ps`, `stack ps`), as docker has it."""
+    options = (
+        filter_option(),
+        format_option(),
+        click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names."),
+        click.option("--no-trunc", is_flag=True, help="Do not truncate output."),
+        click.option("-q", "--quiet", is_flag=True, help="Only display task IDs."),
+    )
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 # --------------------------------------------------------------------------- option types

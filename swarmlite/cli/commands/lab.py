@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from swarmlite.api.control import INFO, NODE_LS, Empty, Info, NodeList
-from swarmlite.cli import render
+from swarmlite.api.control import Empty, ListRequest
+from swarmlite.api.routes import INFO, NODE_LS
+from swarmlite.cli import format, listing, render
 from swarmlite.cli.client import Client
 from swarmlite.errors import FailedPrecondition, SwarmliteError
 
@@ -137,11 +138,13 @@ def status(directory: Path) -> None:
     click.echo(render.table(["HOST", "ROLE", "ADDRESS", "NETNS", "DOCKERD", "SWARMLITE"], rows))
     click.echo()
     try:
-        views = Client.unix(state.hosts[0].swarmlite_socket).call(NODE_LS, Empty(), NodeList)
+        views = Client.unix(state.hosts[0].swarmlite_socket).call(NODE_LS, ListRequest())
     except SwarmliteError as exc:
         click.echo(f"node ls on {state.hosts[0].name}: {exc.message}")
     else:
-        click.echo(render.node_table(views.nodes))
+        nodes = listing.node_rows(views.nodes)
+        table = format.render_rows(None, nodes, listing.NODE_TABLE, headers=listing.NODE_HEADERS)
+        click.echo(table, nl=False)
 
 
 def _pid_state(pid: int | None, up: bool, word: str) -> str:
@@ -155,7 +158,7 @@ def _host_row(found: HostStatus) -> list[str]:
     swarmlite = _pid_state(found.swarmlite_pid, found.swarmlite_up, "running")
     if found.swarmlite_up:
         try:
-            info = Client.unix(host.swarmlite_socket).call(INFO, Empty(), Info)
+            info = Client.unix(host.swarmlite_socket).call(INFO, Empty())
             swarmlite = f"pid {found.swarmlite_pid}, {info.state}"
         except SwarmliteError:
             swarmlite = f"pid {found.swarmlite_pid}, not answering"

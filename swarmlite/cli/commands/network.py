@@ -12,20 +12,11 @@ import ipaddress
 
 import click
 
-from swarmlite.api import NetworkSpec
-from swarmlite.api.control import (
-    NETWORK_CREATE,
-    NETWORK_INSPECT,
-    NETWORK_LS,
-    NETWORK_RM,
-    Empty,
-    NameRef,
-    NetworkCreate,
-    NetworkList,
-    NetworkView,
-)
-from swarmlite.cli import render
-from swarmlite.cli.commands import client, each, format_option, parse_labels
+from swarmlite.api import NetworkSpec, dockerjson
+from swarmlite.api.control import ListRequest, NameRef, NetworkCreate, NetworkView
+from swarmlite.api.routes import NETWORK_CREATE, NETWORK_INSPECT, NETWORK_LS, NETWORK_RM
+from swarmlite.cli import format, listing
+from swarmlite.cli.commands import client, each, filter_option, format_option, parse_labels
 
 
 def _subnet(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -79,41 +70,41 @@ def create(
         gateway=gateway or "",
         labels=parse_labels(labels),
     )
-    view = client().call(NETWORK_CREATE, NetworkCreate(spec=spec), NetworkView)
+    view = client().call(NETWORK_CREATE, NetworkCreate(spec=spec))
     click.echo(view.network.id)
 
 
 @network.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+@filter_option()
 @format_option()
-def ls(quiet: bool, no_trunc: bool, output: str) -> None:
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
+def ls(filters: dict[str, list[str]], output: str, no_trunc: bool, quiet: bool) -> None:
     """List the networks of the cluster."""
-    views = client().call(NETWORK_LS, Empty(), NetworkList).networks
-    if quiet:
-        for view in views:
-            click.echo(render.short_id(view.network.id, no_trunc=no_trunc))
-    elif output == "json":
-        click.echo(render.to_json(views))
-    else:
-        click.echo(render.network_table(views, no_trunc=no_trunc))
+    views = client().call(NETWORK_LS, ListRequest(filters=filters)).networks
+    rows = listing.network_rows(views, trunc=not no_trunc)
+    text = format.render_rows(
+        output, rows, listing.NETWORK_TABLE, headers=listing.NETWORK_HEADERS, quiet=quiet
+    )
+    click.echo(text, nl=False)
 
 
 @network.command("inspect")
 @format_option(default=None)
 @click.argument("networks", nargs=-1, required=True, metavar="NETWORK...")
 def inspect(output: str | None, networks: tuple[str, ...]) -> None:
-    """Display detailed information on one or more networks (JSON)."""
+    """Display detailed information on one or more networks."""
     rpc = client()
     found: list[NetworkView] = []
 
     def one(ref: str) -> None:
-        found.append(rpc.call(NETWORK_INSPECT, NameRef(ref=ref), NetworkView))
+        found.append(rpc.call(NETWORK_INSPECT, NameRef(ref=ref)))
 
     try:
         each(networks, one)
     finally:  # the networks that were found are shown even when another one was not
-        click.echo(render.to_json(found))
+        objects = [dockerjson.network_json(view.network) for view in found]
+        click.echo(format.render_inspect(output, objects), nl=False)
 
 
 @network.command("rm")
@@ -123,7 +114,7 @@ def rm(networks: tuple[str, ...]) -> None:
     rpc = client()
 
     def one(ref: str) -> None:
-        rpc.call(NETWORK_RM, NameRef(ref=ref), NetworkView)
+        rpc.call(NETWORK_RM, NameRef(ref=ref))
         click.echo(ref)
 
     each(networks, one)

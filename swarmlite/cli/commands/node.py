@@ -10,29 +10,40 @@ from __future__ import annotations
 import time
 
 import click
-import msgspec
 
-from swarmlite.api import NodeAvailability, NodeRole
+from swarmlite.api import NodeAvailability, NodeRole, Task, dockerjson
 from swarmlite.api.control import (
+    Empty,
+    ListRequest,
+    NodeRef,
+    NodeRemove,
+    NodeTasks,
+    NodeUpdate,
+    NodeView,
+    ServiceFilter,
+    ServiceView,
+)
+from swarmlite.api.routes import (
     INFO,
     NODE_INSPECT,
     NODE_LS,
     NODE_PS,
     NODE_RM,
     NODE_UPDATE,
-    Empty,
-    Info,
-    NodeList,
-    NodeRef,
-    NodeRemove,
-    NodeUpdate,
-    NodeView,
-    TaskList,
+    SERVICE_LS,
 )
-from swarmlite.cli import render
+from swarmlite.cli import format, listing, render
 from swarmlite.cli.client import Client
-from swarmlite.cli.commands import client, each, format_option, parse_labels
-from swarmlite.errors import UsageError
+from swarmlite.cli.commands import (
+    client,
+    each,
+    filter_option,
+    format_option,
+    parse_labels,
+    task_list_options,
+)
+from swarmlite.cli.commands.service import show_tasks
+from swarmlite.errors import SwarmliteError, UsageError
 
 SELF = "self"
 
@@ -46,7 +57,7 @@ def resolve(rpc: Client, ref: str) -> str:
             f"`{SELF}` names the local node, and {rpc.address} is not a local socket",
             hint="name the node by id or hostname (`swarmlite node ls` lists them)",
         )
-    return rpc.call(INFO, Empty(), Info).node_id
+    return rpc.call(INFO, Empty()).node_id
 
 
 @click.group("node")
@@ -55,55 +66,87 @@ def node() -> None:
 
 
 @node.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@filter_option()
 @format_option()
-def ls(quiet: bool, output: str) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+def ls(filters: dict[str, list[str]], output: str, quiet: bool) -> None:
     """List the nodes of the cluster."""
-    views = client().call(NODE_LS, Empty(), NodeList).nodes
-    if quiet:
-        for view in render.sort_nodes(views):
-            click.echo(view.node.id)
-    elif output == "json":
-        click.echo(render.to_json(render.sort_nodes(views)))
-    else:
-        click.echo(render.node_table(views))
+    views = client().call(NODE_LS, ListRequest(filters=filters)).nodes
+    rows = listing.node_rows(views)
+    text = format.render_rows(
+        output, rows, listing.NODE_TABLE, headers=listing.NODE_HEADERS, quiet=quiet
+    )
+    click.echo(text, nl=False)
 
 
 @node.command("inspect")
-@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
 @format_option(default=None)
-@click.argument("nodes", nargs=-1, required=True, metavar="NODE...")
-def inspect(pretty: bool, output: str | None, nodes: tuple[str, ...]) -> None:
+@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
+@click.argument("nodes", nargs=-1, required=True, metavar="self|NODE...")
+def inspect(output: str | None, pretty: bool, nodes: tuple[str, ...]) -> None:
     """Display detailed information on one or more nodes."""
-    pretty = pretty or output == "table"
+    pretty = pretty or output == "pretty"
     rpc = client()
     found: list[NodeView] = []
 
     def one(ref: str) -> None:
-        found.append(rpc.call(NODE_INSPECT, NodeRef(ref=resolve(rpc, ref)), NodeView))
+        found.append(rpc.call(NODE_INSPECT, NodeRef(ref=resolve(rpc, ref))))
 
     try:
         each(nodes, one)
     finally:  # the nodes that were found are shown even when another one was not
         if pretty and found:
-            click.echo("\n\n".join(render.node_pretty(view) for view in found))
-        elif found or not pretty:
-            click.echo(render.to_json(found))
+            now = time.time()
+            click.echo("\n\n".join(render.node_pretty(view, now) for view in found))
+        elif not pretty:
+            objects = [dockerjson.node_json(view.node, view.manager) for view in found]
+            click.echo(format.render_inspect(output, objects), nl=False)
+
+
+def show_node_tasks(
+    rpc: Client, tasks: list[Task], *, output: str, quiet: bool, no_trunc: bool, no_resolve: bool
+) -> None:
+    """Docker's task table (or --format), as `service ps` prints it, with the host-mode
+    ports of the tasks' services."""
+    views: list[ServiceView] = []
+    if tasks and not (quiet and format.is_table(output)):  # for the PORTS column
+        services = sorted({task.service_id for task in tasks})
+        views = rpc.call(SERVICE_LS, ServiceFilter(names=services)).services
+    show_tasks(
+        rpc, tasks, views, quiet=quiet, no_trunc=no_trunc, output=output, no_resolve=no_resolve
+    )
 
 
 @node.command("ps")
-@format_option()
-@click.argument("node_ref", required=False, default="", metavar="[NODE]")
-def ps(output: str, node_ref: str) -> None:
-    """List the tasks running on a node (this node by default)."""
-    # No NODE: the empty reference, which the server reads as the node answering.
+@task_list_options()
+@click.argument("nodes", nargs=-1, metavar="[NODE...]")
+def ps(
+    filters: dict[str, list[str]],
+    output: str,
+    no_resolve: bool,
+    no_trunc: bool,
+    quiet: bool,
+    nodes: tuple[str, ...],
+) -> None:
+    """List the tasks running on one or more nodes (this node by default)."""
     rpc = client()
-    ref = resolve(rpc, node_ref) if node_ref else ""
-    tasks = rpc.call(NODE_PS, NodeRef(ref=ref), TaskList).tasks
-    if output == "json":
-        click.echo(render.to_json(tasks))
-    else:
-        click.echo(render.task_table(tasks, time.time()))
+    tasks: list[Task] = []
+
+    def one(ref: str) -> None:
+        request = NodeTasks(refs=[resolve(rpc, ref)] if ref else [], filters=filters)
+        tasks.extend(rpc.call(NODE_PS, request).tasks)
+
+    failure: SwarmliteError | None = None
+    try:  # no NODE: no reference, which the server reads as the node answering
+        each(nodes or ("",), one)
+    except SwarmliteError as exc:  # as docker: the tasks found are shown all the same
+        failure = exc
+    if failure is None or tasks:
+        show_node_tasks(
+            rpc, tasks, output=output, quiet=quiet, no_trunc=no_trunc, no_resolve=no_resolve
+        )
+    if failure is not None:
+        raise failure
 
 
 @node.command("update")
@@ -137,7 +180,7 @@ def update(
         label_add=parse_labels(label_add),
         label_rm=list(label_rm),
     )
-    rpc.call(NODE_UPDATE, request, msgspec.Raw)
+    rpc.call(NODE_UPDATE, request)
     click.echo(node_ref)
 
 
@@ -149,7 +192,7 @@ def promote(nodes: tuple[str, ...]) -> None:
 
     def one(ref: str) -> None:
         request = NodeUpdate(ref=resolve(rpc, ref), role=NodeRole.MANAGER)
-        rpc.call(NODE_UPDATE, request, msgspec.Raw)
+        rpc.call(NODE_UPDATE, request)
         click.echo(f"Node {ref} promoted to a manager in the cluster.")
 
     each(nodes, one)
@@ -163,7 +206,7 @@ def demote(nodes: tuple[str, ...]) -> None:
 
     def one(ref: str) -> None:
         request = NodeUpdate(ref=resolve(rpc, ref), role=NodeRole.WORKER)
-        rpc.call(NODE_UPDATE, request, msgspec.Raw)
+        rpc.call(NODE_UPDATE, request)
         click.echo(f"Manager {ref} demoted in the cluster.")
 
     each(nodes, one)
@@ -177,7 +220,7 @@ def rm(force: bool, nodes: tuple[str, ...]) -> None:
     rpc = client()
 
     def one(ref: str) -> None:
-        rpc.call(NODE_RM, NodeRemove(ref=resolve(rpc, ref), force=force), msgspec.Raw)
+        rpc.call(NODE_RM, NodeRemove(ref=resolve(rpc, ref), force=force))
         click.echo(ref)
 
     each(nodes, one)

@@ -1,49 +1,45 @@
-"""`swarmlite service`: ls, ps, inspect, scale, update, rollback, logs, rm, as `docker service`.
+"""`swarmlite service`: create, ls, ps, inspect, logs, scale, update, rollback, rm, as
+`docker service` has them.
 
-Owns the service commands' flags and output, and ``Waiter``: watching services converge
-after a change, which ``stack deploy`` shares. A command that changes a spec reads the
-service, edits what it read and writes it back naming the version it read (re-reading on a
-stale version), so a concurrent change is never overwritten.
-
-How a wait decides (polling SERVICE_LS and TASK_LS every ``POLL_SECONDS``): a task counts
-only if it is of the service's current spec (its spec_version, or the same task template:
-a scale keeps the old tasks) and, for jobs, of the current run. A service has converged when
-its current tasks running (and healthy, with a healthcheck) reach the desired count (jobs:
-the completions) and no update or rollback is in progress. A wait fails when an update the
-command started pauses or rolls back, when current tasks keep failing, or at the timeout
-(naming why tasks are pending). Does not own rendering (``cli.render``).
+Owns the commands and their output. A command that changes a spec reads the service,
+edits what it read and writes it back naming the version it read (re-reading on a stale
+version), so a concurrent change is never overwritten. The flags are ``cli.specflags``'s
+and what they do to a spec ``cli.specedit``'s (create and update share both); waiting for
+services to converge is ``cli.converge``'s; the look of every line ``cli.render``'s and
+``cli.format``'s. ``Display``, ``Waiter`` and ``timeout_option`` are re-exported here for
+``stack``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import click
 import msgspec
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
-from swarmlite.api import (
-    FailureAction,
-    RestartCondition,
-    Service,
-    ServiceMode,
-    ServiceSpec,
-    Task,
-    TaskState,
-    UpdateConfig,
-    UpdateOrder,
-    UpdateState,
-    UpdateStatus,
-)
+from swarmlite.api import Config, Secret, Service, ServiceMode, ServiceSpec, Task
 from swarmlite.api.control import (
+    ListRequest,
+    LogLine,
+    LogsRequest,
+    NameRef,
+    ServiceCreate,
+    ServiceFilter,
+    ServiceUpdate,
+    ServiceView,
+    TaskFilter,
+)
+from swarmlite.api.dockerjson import Lookup, service_json
+from swarmlite.api.routes import (
+    CONFIG_LS,
+    NETWORK_INSPECT,
+    NETWORK_LS,
     NODE_LS,
+    SECRET_LS,
+    SERVICE_CREATE,
     SERVICE_INSPECT,
     SERVICE_LOGS,
     SERVICE_LS,
@@ -51,406 +47,32 @@ from swarmlite.api.control import (
     SERVICE_ROLLBACK,
     SERVICE_UPDATE,
     TASK_LS,
-    Empty,
-    LogLine,
-    LogsRequest,
-    NameRef,
-    NodeList,
-    ServiceFilter,
-    ServiceList,
-    ServiceUpdate,
-    ServiceView,
-    TaskFilter,
-    TaskList,
 )
-from swarmlite.ca import client_context, read_credentials
-from swarmlite.cli import render
+from swarmlite.cli import format, render
 from swarmlite.cli.client import Client
-from swarmlite.cli.commands import (
-    client,
-    each,
-    format_option,
-    parse_duration,
-    parse_labels,
-    settings,
-)
-from swarmlite.errors import (
-    Conflict,
-    FailedPrecondition,
-    InvalidArgument,
-    SwarmliteError,
-    UsageError,
-)
-from swarmlite.rpc import RpcClient
+from swarmlite.cli.commands import client, each, filter_option, format_option, task_list_options
+from swarmlite.cli.converge import Display, Waiter, job_counts, timeout_option
+from swarmlite.cli.flagtypes import Since, read_env_file
+from swarmlite.cli.specedit import SpecFlags, created_mode, empty_spec, updated_mode
+from swarmlite.cli.specflags import DockerCommand, create_options, update_options
+from swarmlite.errors import Conflict, InvalidArgument, SwarmliteError, UsageError
 
-POLL_SECONDS = 0.5
-DEFAULT_TIMEOUT_SECONDS = 300.0
-MAX_TASK_FAILURES = 3  # failed tasks of the new spec before a wait gives up
+__all__ = ["Display", "Waiter", "service", "show_services", "show_tasks", "timeout_option"]
+
 UPDATE_ATTEMPTS = 3  # read-edit-write rounds when someone else changed the service meanwhile
-
-STARTED = "service_started"
-HEALTHY = "service_healthy"
-COMPLETED = "service_completed_successfully"
-
-_FAILED = (TaskState.FAILED, TaskState.REJECTED)
-_IN_PROGRESS = (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
-# A rollback is waited for (ROLLBACK_STARTED is in progress), then reported as a failure.
-_ROLLED_BACK = (UpdateState.ROLLBACK_COMPLETED,)
-_GOOD_HEALTH = ("", "healthy")  # "": no healthcheck
-
-
-class Seconds(click.ParamType[float]):
-    """A timeout: ``300``, ``90s``, ``5m``."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, float):
-            return value
-        text = str(value)
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:
-                seconds = parse_duration(text)
-            except ValueError as exc:
-                self.fail(str(exc), param, ctx)
-        if seconds <= 0:
-            self.fail(f"{value!r} must be longer than zero", param, ctx)
-        return seconds
-
-
-def timeout_option() -> Callable[[Any], Any]:
-    return click.option(
-        "--timeout",
-        type=Seconds(),
-        default=DEFAULT_TIMEOUT_SECONDS,
-        show_default="300s",
-        help="Give up waiting for convergence after this long (300, 90s, 5m).",
-    )
-
-
-# --------------------------------------------------------------------------- waiting
-
-
-@dataclass(frozen=True)
-class Observed:
-    """One service as one poll saw it: the service and its tasks."""
-
-    view: ServiceView
-    tasks: list[Task]
-
-    @property
-    def service(self) -> Service:
-        return self.view.service
-
-
-@dataclass(frozen=True)
-class _Counts:
-    running: int  # current tasks RUNNING
-    healthy: int  # ... and healthy (or without a healthcheck)
-    healthchecked: int  # ... and reported healthy by a healthcheck
-    completed: int
-    total: int  # jobs: completions wanted
-    desired: int
-    pending: tuple[str, ...]
-    failed: list[Task]
-
-
-def is_current(task: Task, service: Service) -> bool:
-    """Whether ``task`` runs the service's current spec (and, for jobs, its current run)."""
-    if service.spec.mode.is_job and task.job_iteration != service.job_iteration:
-        return False
-    return task.spec_version >= service.spec_version or task.spec == service.spec.task
-
-
-def _counts(observed: Observed, old_failures: Collection[str]) -> _Counts:
-    service = observed.service
-    current = [task for task in observed.tasks if is_current(task, service)]
-    live = [task for task in current if task.desired_state is TaskState.RUNNING]
-    running = [task for task in live if task.status.state is TaskState.RUNNING]
-    completed = sum(task.status.state is TaskState.COMPLETE for task in current)
-    if service.spec.mode is ServiceMode.REPLICATED_JOB:
-        total = service.spec.job.total_completions
-    else:  # a global job: one completion a node; the view says how many are left
-        total = completed + observed.view.desired
-    failed = [
-        task for task in current if task.status.state in _FAILED and task.id not in old_failures
-    ]
-    return _Counts(
-        running=len(running),
-        healthy=sum(task.status.health in _GOOD_HEALTH for task in running),
-        healthchecked=sum(task.status.health == "healthy" for task in running),
-        completed=completed,
-        total=total,
-        desired=observed.view.desired,
-        pending=tuple(
-            task.status.pending_reason for task in live if task.status.state <= TaskState.PENDING
-        ),
-        failed=sorted(failed, key=lambda task: task.status.timestamp),
-    )
-
-
-def converged(observed: Observed, counts: _Counts) -> bool:
-    status = observed.service.update_status
-    if status is not None and status.state in _IN_PROGRESS:
-        return False
-    if observed.service.spec.mode.is_job:
-        return counts.completed >= counts.total
-    return counts.healthy >= counts.desired
-
-
-def condition_met(condition: str, observed: Observed, counts: _Counts) -> bool:
-    """Whether a ``depends_on`` condition holds for the service depended on."""
-    if condition == COMPLETED:
-        if observed.service.spec.mode.is_job:
-            return counts.completed >= counts.total
-        return counts.completed >= max(counts.desired, 1)
-    if condition == HEALTHY:
-        return counts.healthchecked >= max(counts.desired, 1)
-    if observed.service.spec.mode.is_job:  # started: running, or already done
-        return counts.running + counts.completed >= min(counts.total, 1)
-    return counts.running >= counts.desired
-
-
-class Display:
-    """Progress lines: a live view on a terminal, else a plain line whenever one changes."""
-
-    def __init__(self, *, quiet: bool) -> None:
-        self._quiet = quiet
-        self._live: Live | None = None
-        self._shown: dict[str, str] = {}
-
-    @contextmanager
-    def running(self) -> Iterator[Display]:
-        stream = click.get_text_stream("stdout")
-        if not self._quiet and stream.isatty():
-            self._live = Live(Text(""), console=Console(file=stream), refresh_per_second=8)
-            self._live.start()
-        try:
-            yield self
-        finally:
-            if self._live is not None:
-                self._live.stop()
-                self._live = None
-
-    def echo(self, text: str) -> None:
-        """A line that is not progress (``Creating service ...``): printed above the view."""
-        if self._live is not None:
-            self._live.console.print(Text(text))
-        else:
-            click.echo(text)
-
-    def progress(self, lines: Mapping[str, str]) -> None:
-        if self._quiet:
-            return
-        if self._live is not None:
-            self._live.update(Text("\n".join(lines.values())))
-            return
-        for name, line in lines.items():
-            if self._shown.get(name) != line:
-                click.echo(line)
-                self._shown[name] = line
-
-
-class Waiter:
-    """Watches the services of one stack, or one service, until they do what was asked.
-
-    ``baseline`` is taken before the change, so that an update status or failed task from
-    before the command is not blamed on it; the deadline runs from construction.
-    """
-
-    def __init__(
-        self,
-        rpc: Client,
-        display: Display,
-        *,
-        stack: str | None = None,
-        service: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        expect_rollback: bool = False,
-        hint: str = "",
-    ) -> None:
-        self._rpc = rpc
-        self._display = display
-        self._stack = stack
-        self._service = service
-        self._timeout = timeout
-        self._deadline = time.monotonic() + timeout
-        self._expect_rollback = expect_rollback
-        self._hint = hint
-        self._before: dict[str, UpdateStatus | None] = {}
-        self._old_failures: set[str] = set()
-
-    def poll(self) -> dict[str, Observed]:
-        if self._stack is not None:
-            services = ServiceFilter(stack=self._stack)
-            tasks = TaskFilter(stack=self._stack)
-        else:
-            services = ServiceFilter(names=[self._service or ""])
-            tasks = TaskFilter(service=self._service)
-        views = self._rpc.call(SERVICE_LS, services, ServiceList).services
-        by_service: dict[str, list[Task]] = {}
-        for task in self._rpc.call(TASK_LS, tasks, TaskList).tasks:
-            by_service.setdefault(task.service_id, []).append(task)
-        return {
-            view.service.spec.name: Observed(view, by_service.get(view.service.id, []))
-            for view in views
-        }
-
-    def baseline(self) -> None:
-        observed = self.poll()
-        self._before = {name: seen.service.update_status for name, seen in observed.items()}
-        self._old_failures = {
-            task.id
-            for seen in observed.values()
-            for task in seen.tasks
-            if task.status.state in _FAILED
-        }
-
-    def converge(self, names: Collection[str]) -> None:
-        """Wait until every service in ``names`` has converged."""
-
-        def done(observed: Mapping[str, Observed], counts: Mapping[str, _Counts]) -> bool:
-            return all(
-                name in observed and converged(observed[name], counts[name]) for name in names
-            )
-
-        self._wait(names, done, "converge")
-
-    def satisfy(self, conditions: Collection[tuple[str, str]], shown: Collection[str]) -> None:
-        """Wait until each (service, depends_on condition) holds; show ``shown``'s progress."""
-
-        def done(observed: Mapping[str, Observed], counts: Mapping[str, _Counts]) -> bool:
-            for name, condition in conditions:
-                if name not in observed:
-                    return False
-                if condition == COMPLETED and counts[name].failed:
-                    raise FailedPrecondition(
-                        f"{name} did not complete successfully: {_error(counts[name].failed[-1])}",
-                        hint=self._hint or None,
-                    )
-                if not condition_met(condition, observed[name], counts[name]):
-                    return False
-            return True
-
-        waiting = sorted({name for name, _ in conditions})
-        self._wait([*shown, *(n for n in waiting if n not in shown)], done, "be ready")
-
-    def _wait(
-        self,
-        names: Collection[str],
-        done: Callable[[Mapping[str, Observed], Mapping[str, _Counts]], bool],
-        what: str,
-    ) -> None:
-        while True:
-            observed = self.poll()
-            counts = {
-                name: _counts(seen, self._old_failures)
-                for name, seen in observed.items()
-                if name in names
-            }
-            lines = {name: self._line(name, observed, counts) for name in names}
-            self._display.progress(lines)
-            for name in names:
-                if name in observed:
-                    self._check(observed[name], counts[name])
-            if done(observed, counts):
-                return
-            if time.monotonic() >= self._deadline:
-                late = [
-                    lines[name]
-                    for name in names
-                    if name not in observed or not converged(observed[name], counts[name])
-                ]
-                raise FailedPrecondition(
-                    f"services did not {what} within {render.seconds(self._timeout)}: "
-                    + "; ".join(late or lines.values()),
-                    hint=self._hint or None,
-                )
-            time.sleep(POLL_SECONDS)
-
-    def _line(
-        self, name: str, observed: Mapping[str, Observed], counts: Mapping[str, _Counts]
-    ) -> str:
-        if name not in observed:
-            return f"{name}: not found yet"
-        seen, count = observed[name], counts[name]
-        status = seen.service.update_status
-        return render.progress_line(
-            render.ServiceProgress(
-                name=name,
-                job=seen.service.spec.mode.is_job,
-                running=count.healthy,
-                desired=count.desired,
-                completed=count.completed,
-                total=count.total,
-                update=status.state if status is not None else None,
-                pending=count.pending,
-                failed=len(count.failed),
-                error=_error(count.failed[-1]) if count.failed else "",
-            )
-        )
-
-    def _check(self, observed: Observed, counts: _Counts) -> None:
-        """Raise when ``observed`` cannot converge: a paused or rolled back update, or tasks
-        that keep failing."""
-        service = observed.service
-        name = service.spec.name
-        status = service.update_status
-        hint = self._hint or None
-        if status is not None and status != self._before.get(name):
-            message = f": {status.message}" if status.message else ""
-            if status.state is UpdateState.PAUSED:
-                raise FailedPrecondition(
-                    f"update of {name} paused{message}",
-                    hint=f"`swarmlite service ps {name}` shows the failed tasks; "
-                    f"`swarmlite service rollback {name}` returns to the previous spec",
-                )
-            if status.state is UpdateState.ROLLBACK_PAUSED:
-                raise FailedPrecondition(f"rollback of {name} paused{message}", hint=hint)
-            if status.state in _ROLLED_BACK and not self._expect_rollback:
-                raise FailedPrecondition(
-                    f"update of {name} failed and is rolled back{message}", hint=hint
-                )
-        failed = counts.failed
-        restart = service.spec.task.restart_policy.condition
-        if len(failed) >= MAX_TASK_FAILURES or (failed and restart is RestartCondition.NONE):
-            raise FailedPrecondition(
-                f"{len(failed)} task{'s' if len(failed) > 1 else ''} of {name} failed: "
-                f"{_error(failed[-1])}",
-                hint=hint,
-            )
-
-
-def _error(task: Task) -> str:
-    return task.status.err or task.status.message or task.status.state.value
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def read(rpc: Client, ref: str) -> Service:
-    return rpc.call(SERVICE_INSPECT, NameRef(ref=ref), ServiceView).service
+    return rpc.call(SERVICE_INSPECT, NameRef(ref=ref)).service
 
 
 def hostnames(rpc: Client) -> dict[str, str]:
     """Node id -> hostname, for the NODE column and log prefixes."""
-    return {
-        view.node.id: view.node.status.hostname
-        for view in rpc.call(NODE_LS, Empty(), NodeList).nodes
-    }
-
-
-def job_counts(rpc: Client, views: Collection[ServiceView]) -> dict[str, tuple[int, int]]:
-    """(completed, total) of each job among ``views``, by service id, from its tasks."""
-    found: dict[str, tuple[int, int]] = {}
-    for view in views:
-        if view.service.spec.mode.is_job:
-            tasks = rpc.call(TASK_LS, TaskFilter(service=view.service.id), TaskList).tasks
-            counts = _counts(Observed(view, tasks), ())
-            found[view.service.id] = (counts.completed, counts.total)
-    return found
+    nodes = rpc.call(NODE_LS, ListRequest()).nodes
+    return {view.node.id: view.node.status.hostname for view in nodes}
 
 
 def update_spec(
@@ -467,7 +89,7 @@ def update_spec(
             before(service)
         request = ServiceUpdate(ref=service.id, spec=spec, version=service.version)
         try:
-            rpc.call(SERVICE_UPDATE, request, msgspec.Raw)
+            rpc.call(SERVICE_UPDATE, request)
         except Conflict:
             if attempt == UPDATE_ATTEMPTS:
                 raise
@@ -476,7 +98,27 @@ def update_spec(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-# --------------------------------------------------------------------------- commands
+def _waiter(
+    rpc: Client, display: Display, service: Service, *, timeout: float, rollback: bool = False
+) -> Waiter:
+    return Waiter(
+        rpc,
+        display,
+        service=service.id,
+        timeout=timeout,
+        expect_rollback=rollback,
+        hint=f"`swarmlite service ps {service.spec.name}` shows its tasks",
+    )
+
+
+def _converge(waiter: Waiter, display: Display, name: str, *, quiet: bool) -> None:
+    with display.running():
+        waiter.converge([name])
+    if not quiet:
+        click.echo(f"verify: Service {name} converged")
+
+
+# --------------------------------------------------------------------------- listings
 
 
 @click.group("service")
@@ -485,24 +127,25 @@ def service() -> None:
 
 
 @service.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@filter_option()
 @format_option()
-def ls(quiet: bool, output: str) -> None:
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+def ls(filters: dict[str, list[str]], output: str, no_trunc: bool, quiet: bool) -> None:
     """List services."""
     rpc = client()
-    views = rpc.call(SERVICE_LS, ServiceFilter(), ServiceList).services
-    show_services(rpc, views, quiet=quiet, output=output)
+    views = rpc.call(SERVICE_LS, ServiceFilter(filters=filters)).services
+    show_services(rpc, views, quiet=quiet, output=output, no_trunc=no_trunc)
 
 
-def show_services(rpc: Client, views: list[ServiceView], *, quiet: bool, output: str) -> None:
+def show_services(
+    rpc: Client, views: list[ServiceView], *, quiet: bool, output: str, no_trunc: bool = False
+) -> None:
     """What ``service ls`` and ``stack services`` print."""
-    if quiet:
-        for view in render.sort_services(views):
-            click.echo(render.short_id(view.service.id))
-    elif output == "json":
-        click.echo(render.to_json(render.sort_services(views)))
-    else:
-        click.echo(render.service_table(views, job_counts(rpc, views)))
+    ids_only = quiet and format.is_table(output)  # with -q, a --format still wins
+    jobs = {} if ids_only else job_counts(rpc, views)
+    rows = render.service_fields(views, jobs, no_trunc=no_trunc)
+    click.echo(format.render_rows(output, rows, render.SERVICE_TABLE, quiet=quiet), nl=False)
 
 
 def show_tasks(
@@ -513,35 +156,40 @@ def show_tasks(
     quiet: bool,
     no_trunc: bool,
     output: str,
+    no_resolve: bool = False,
 ) -> None:
-    """What ``service ps`` and ``stack ps`` print."""
-    ordered = [task for task, _ in render.sort_service_tasks(tasks)]
-    if quiet:
-        for task in ordered:
-            click.echo(render.short_id(task.id, no_trunc=no_trunc))
-    elif output == "json":
-        click.echo(render.to_json(ordered))
-    else:
-        ports = {view.service.id: render.service_ports(view.service, mode="host") for view in views}
-        click.echo(
-            render.service_task_table(
-                tasks, hostnames=hostnames(rpc), ports=ports, now=time.time(), no_trunc=no_trunc
-            )
-        )
+    """What ``service ps`` and ``stack ps`` print; ``views`` give the host-mode ports."""
+    table = format.is_table(output)
+    names = None if no_resolve or (quiet and table) else hostnames(rpc)
+    ports = {view.service.id: render.service_ports(view.service, mode="host") for view in views}
+    rows = render.service_task_fields(
+        tasks,
+        hostnames=names,
+        ports=ports,
+        now=time.time(),
+        no_trunc=no_trunc or quiet,  # docker's -q prints whole ids
+        indent=table,
+    )
+    click.echo(format.render_rows(output, rows, render.SERVICE_TASK_TABLE, quiet=quiet), nl=False)
 
 
 @service.command("ps")
-@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
-@format_option()
+@task_list_options()
 @click.argument("services", nargs=-1, required=True, metavar="SERVICE...")
-def ps(quiet: bool, no_trunc: bool, output: str, services: tuple[str, ...]) -> None:
+def ps(
+    filters: dict[str, list[str]],
+    output: str,
+    no_resolve: bool,
+    no_trunc: bool,
+    quiet: bool,
+    services: tuple[str, ...],
+) -> None:
     """List the tasks of one or more services."""
     rpc = client()
     tasks: list[Task] = []
 
     def one(ref: str) -> None:
-        tasks.extend(rpc.call(TASK_LS, TaskFilter(service=ref), TaskList).tasks)
+        tasks.extend(rpc.call(TASK_LS, TaskFilter(service=ref, filters=filters)).tasks)
 
     failure: SwarmliteError | None = None
     try:
@@ -550,21 +198,45 @@ def ps(quiet: bool, no_trunc: bool, output: str, services: tuple[str, ...]) -> N
         failure = exc
     if tasks or failure is None:
         views: list[ServiceView] = []
-        if not quiet and output != "json":
-            filter_ = ServiceFilter(names=list(services))
-            views = rpc.call(SERVICE_LS, filter_, ServiceList).services
-        show_tasks(rpc, tasks, views, quiet=quiet, no_trunc=no_trunc, output=output)
+        if not (quiet and format.is_table(output)):  # for the PORTS column
+            views = rpc.call(SERVICE_LS, ServiceFilter(names=list(services))).services
+        show_tasks(
+            rpc,
+            tasks,
+            views,
+            quiet=quiet,
+            no_trunc=no_trunc,
+            output=output,
+            no_resolve=no_resolve,
+        )
     if failure is not None:
         raise failure
 
 
+def _lookup(rpc: Client, services: Collection[Service]) -> Lookup:
+    """The networks, secrets and configs ``services`` name, for their ids in Docker's JSON
+    (asked for only when some service uses that kind)."""
+    containers = [s.spec.task.container for s in services]
+    networks = secrets = configs = None
+    if any(s.spec.task.networks for s in services):
+        networks = [view.network for view in rpc.call(NETWORK_LS, ListRequest()).networks]
+    if any(c.secrets for c in containers):
+        items = rpc.call(SECRET_LS, ListRequest()).items
+        secrets = [item.object for item in items if isinstance(item.object, Secret)]
+    if any(c.configs for c in containers):
+        items = rpc.call(CONFIG_LS, ListRequest()).items
+        configs = [item.object for item in items if isinstance(item.object, Config)]
+    return Lookup(networks=networks or (), secrets=secrets or (), configs=configs or ())
+
+
 @service.command("inspect")
-@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
 @format_option(default=None)
+@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
 @click.argument("services", nargs=-1, required=True, metavar="SERVICE...")
-def inspect(pretty: bool, output: str | None, services: tuple[str, ...]) -> None:
+def inspect(output: str | None, pretty: bool, services: tuple[str, ...]) -> None:
     """Display detailed information on one or more services."""
-    pretty = pretty or output == "table"
+    if pretty and output:
+        raise UsageError("--format is incompatible with human friendly format")
     rpc = client()
     found: list[Service] = []
 
@@ -577,7 +249,75 @@ def inspect(pretty: bool, output: str | None, services: tuple[str, ...]) -> None
         if pretty and found:
             click.echo("\n\n".join(render.service_pretty(one) for one in found))
         elif found or not pretty:
-            click.echo(render.to_json(found))
+            lookup = _lookup(rpc, found) if found else Lookup()
+            documents = [service_json(one, lookup=lookup) for one in found]
+            click.echo(format.render_inspect(output, documents), nl=False)
+
+
+# --------------------------------------------------------------------------- create
+
+
+def _resolved_networks(rpc: Client, flags: SpecFlags) -> SpecFlags:
+    """The networks the flags name, by name (a user may give an id or an id prefix, as
+    docker takes them); an unknown one fails here with the daemon's words."""
+    if not flags.network_add and not flags.network_rm:
+        return flags
+
+    def name(ref: str) -> str:
+        return rpc.call(NETWORK_INSPECT, NameRef(ref=ref)).network.spec.name
+
+    return dataclasses.replace(
+        flags,
+        network_add=tuple(
+            msgspec.structs.replace(net, target=name(net.target)) for net in flags.network_add
+        ),
+        network_rm=tuple(name(ref) for ref in flags.network_rm),
+    )
+
+
+def _env_files(paths: tuple[str, ...]) -> tuple[str, ...]:
+    entries: list[str] = []
+    for path in paths:
+        try:
+            entries += read_env_file(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidArgument(f"--env-file {path}: {exc}") from exc
+    return tuple(entries)
+
+
+@service.command("create", cls=DockerCommand, context_settings={"allow_interspersed_args": False})
+@create_options
+@timeout_option()
+@click.argument("image")
+@click.argument("command", nargs=-1)
+def create(
+    image: str,
+    command: tuple[str, ...],
+    detach: bool,
+    quiet: bool,
+    timeout: float,
+    no_resolve_image: bool,  # accepted; swarmlite never asks a registry
+    name: str | None,
+    mode: str,
+    env_file: tuple[str, ...],
+    replicas: int | None,
+    max_concurrent: int | None,
+    **spec_flags: Any,
+) -> None:
+    """Create a new service (IMAGE [COMMAND] [ARG...]); prints its id."""
+    flags = SpecFlags(**spec_flags)
+    if env_file:  # the files first, then -e, the last setting of a variable winning
+        flags = dataclasses.replace(flags, env_add=(*_env_files(env_file), *flags.env_add))
+    rpc = client()
+    flags = _resolved_networks(rpc, flags)
+    spec = flags.apply(empty_spec(name or "", image, command))
+    spec = created_mode(spec, ServiceMode(mode), replicas=replicas, max_concurrent=max_concurrent)
+    created = rpc.call(SERVICE_CREATE, ServiceCreate(spec=spec)).service
+    click.echo(created.id)
+    if not detach:
+        display = Display(quiet=quiet)
+        waiter = _waiter(rpc, display, created, timeout=timeout)
+        _converge(waiter, display, created.spec.name, quiet=quiet)
 
 
 # --------------------------------------------------------------------------- changes
@@ -593,31 +333,18 @@ def parse_scale(text: str) -> tuple[str, int]:
     return name, int(number)
 
 
-def _scaled(service: Service, replicas: int, flag: str) -> ServiceSpec:
+def _scaled(service: Service, replicas: int) -> ServiceSpec:
+    """``service scale``: a replicated service's replicas, a replicated job's completions."""
     spec = service.spec
     if spec.mode is ServiceMode.REPLICATED:
         return msgspec.structs.replace(spec, replicas=replicas)
-    if spec.mode is ServiceMode.REPLICATED_JOB:  # docker scales a job's concurrency
-        return msgspec.structs.replace(
-            spec, job=msgspec.structs.replace(spec.job, max_concurrent=replicas)
-        )
+    if spec.mode is ServiceMode.REPLICATED_JOB:
+        job = msgspec.structs.replace(spec.job, total_completions=replicas)
+        return msgspec.structs.replace(spec, job=job)
     raise InvalidArgument(
-        f"{spec.name}: {flag} can only be used with replicated or replicated-job mode",
+        f"{spec.name}: scale can only be used with replicated or replicated-job mode",
         details={"service": spec.name, "mode": spec.mode.value},
     )
-
-
-def detach_option() -> Callable[[Any], Any]:
-    return click.option(
-        "-d",
-        "--detach",
-        is_flag=True,
-        help="Exit immediately instead of waiting for the service to converge.",
-    )
-
-
-def quiet_option() -> Callable[[Any], Any]:
-    return click.option("-q", "--quiet", is_flag=True, help="Suppress progress output.")
 
 
 def change_and_wait(
@@ -643,28 +370,25 @@ def change_and_wait(
     service = update_spec(rpc, ref, edit, before)
     click.echo(announce(service))
     if waiters:
-        with display.running():
-            waiters[0].converge([service.spec.name])
-        if not quiet:
-            click.echo(f"verify: Service {service.spec.name} converged")
+        _converge(waiters[0], display, service.spec.name, quiet=quiet)
 
 
-def _waiter(
-    rpc: Client, display: Display, service: Service, *, timeout: float, rollback: bool = False
-) -> Waiter:
-    return Waiter(
-        rpc,
-        display,
-        service=service.id,
-        timeout=timeout,
-        expect_rollback=rollback,
-        hint=f"`swarmlite service ps {service.spec.name}` shows its tasks",
+def _detach_option() -> Callable[[Any], Any]:
+    return click.option(
+        "-d",
+        "--detach",
+        is_flag=True,
+        help="Exit immediately instead of waiting for the service to converge.",
     )
 
 
+def _quiet_option() -> Callable[[Any], Any]:
+    return click.option("-q", "--quiet", is_flag=True, help="Suppress progress output.")
+
+
 @service.command("scale")
-@detach_option()
-@quiet_option()
+@_detach_option()
+@_quiet_option()
 @timeout_option()
 @click.argument("scales", nargs=-1, required=True, metavar="SERVICE=REPLICAS...")
 def scale(detach: bool, quiet: bool, timeout: float, scales: tuple[str, ...]) -> None:
@@ -676,7 +400,7 @@ def scale(detach: bool, quiet: bool, timeout: float, scales: tuple[str, ...]) ->
         change_and_wait(
             rpc,
             ref,
-            lambda service: _scaled(service, wanted[ref], "scale"),
+            lambda service: _scaled(service, wanted[ref]),
             detach=detach,
             quiet=quiet,
             timeout=timeout,
@@ -686,166 +410,86 @@ def scale(detach: bool, quiet: bool, timeout: float, scales: tuple[str, ...]) ->
     each(wanted, one)
 
 
-def _env_key(entry: str) -> str:
-    return entry.partition("=")[0]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Changes:
-    """What ``service update``'s flags ask for, applied to the spec read."""
-
-    image: str | None = None
-    force: bool = False
-    replicas: int | None = None
-    env_add: tuple[str, ...] = ()
-    env_rm: tuple[str, ...] = ()
-    label_add: dict[str, str] | None = None
-    label_rm: tuple[str, ...] = ()
-    constraint_add: tuple[str, ...] = ()
-    constraint_rm: tuple[str, ...] = ()
-    update_parallelism: int | None = None
-    update_order: str | None = None
-    update_failure_action: str | None = None
-
-    def apply(self, service: Service) -> ServiceSpec:
-        spec = service.spec
-        if self.replicas is not None:
-            spec = _scaled(service, self.replicas, "--replicas")
-        task, container = spec.task, spec.task.container
-        if self.image is not None:
-            container = msgspec.structs.replace(container, image=self.image)
-        if self.env_add or self.env_rm:
-            gone = set(self.env_rm) | {_env_key(entry) for entry in self.env_add}
-            env = [entry for entry in container.env if _env_key(entry) not in gone]
-            container = msgspec.structs.replace(container, env=[*env, *self.env_add])
-        constraints = [c for c in task.placement.constraints if c not in self.constraint_rm]
-        constraints += [c for c in self.constraint_add if c not in constraints]
-        task = msgspec.structs.replace(
-            task,
-            container=container,
-            placement=msgspec.structs.replace(task.placement, constraints=constraints),
-            force_update=task.force_update + (1 if self.force else 0),
-        )
-        labels = {k: v for k, v in spec.labels.items() if k not in self.label_rm}
-        labels.update(self.label_add or {})
-        update = spec.update_config or UpdateConfig()
-        if self.update_parallelism is not None:
-            update = msgspec.structs.replace(update, parallelism=self.update_parallelism)
-        if self.update_order is not None:
-            update = msgspec.structs.replace(update, order=UpdateOrder(self.update_order))
-        if self.update_failure_action is not None:
-            action = FailureAction(self.update_failure_action)
-            update = msgspec.structs.replace(update, failure_action=action)
-        changed_update = update != (spec.update_config or UpdateConfig())
-        return msgspec.structs.replace(
-            spec,
-            task=task,
-            labels=labels,
-            update_config=update if changed_update else spec.update_config,
-        )
-
-
-def _env_pairs(values: tuple[str, ...]) -> tuple[str, ...]:
-    for value in values:
-        if not _env_key(value):
-            raise click.BadParameter(f"{value!r} has no key (expected KEY=VALUE)")
-    return values
-
-
-@service.command("update")
-@click.option("--image", help="Service image tag.")
-@click.option("--force", is_flag=True, help="Force update even if no changes require it.")
-@click.option("--replicas", type=click.IntRange(min=0), help="Number of tasks.")
-@click.option("--env-add", multiple=True, metavar="KEY=VALUE", help="Add or update an env var.")
-@click.option("--env-rm", multiple=True, metavar="KEY", help="Remove an environment variable.")
-@click.option("--label-add", multiple=True, metavar="KEY=VALUE", help="Add or update a label.")
-@click.option("--label-rm", multiple=True, metavar="KEY", help="Remove a label by its key.")
-@click.option("--constraint-add", multiple=True, help="Add or update a placement constraint.")
-@click.option("--constraint-rm", multiple=True, help="Remove a constraint.")
-@click.option(
-    "--update-parallelism",
-    type=click.IntRange(min=0),
-    help="Maximum number of tasks updated simultaneously (0 to update all at once).",
-)
-@click.option(
-    "--update-order",
-    type=click.Choice([order.value for order in UpdateOrder]),
-    help="Update order.",
-)
-@click.option(
-    "--update-failure-action",
-    type=click.Choice([action.value for action in FailureAction]),
-    help="Action on update failure.",
-)
-@detach_option()
-@quiet_option()
+@service.command("update", cls=DockerCommand)
+@update_options
 @timeout_option()
 @click.argument("ref", metavar="SERVICE")
 def update(
-    image: str | None,
-    force: bool,
-    replicas: int | None,
-    env_add: tuple[str, ...],
-    env_rm: tuple[str, ...],
-    label_add: tuple[str, ...],
-    label_rm: tuple[str, ...],
-    constraint_add: tuple[str, ...],
-    constraint_rm: tuple[str, ...],
-    update_parallelism: int | None,
-    update_order: str | None,
-    update_failure_action: str | None,
+    ref: str,
     detach: bool,
     quiet: bool,
     timeout: float,
-    ref: str,
+    no_resolve_image: bool,  # accepted; swarmlite never asks a registry
+    image: str | None,
+    args: list[str] | None,
+    force: bool,
+    rollback: bool,
+    replicas: int | None,
+    max_concurrent: int | None,
+    **spec_flags: Any,
 ) -> None:
     """Update a service (a rolling update of its tasks)."""
-    changes = Changes(
-        image=image,
-        force=force,
-        replicas=replicas,
-        env_add=_env_pairs(env_add),
-        env_rm=env_rm,
-        label_add=parse_labels(label_add),
-        label_rm=label_rm,
-        constraint_add=constraint_add,
-        constraint_rm=constraint_rm,
-        update_parallelism=update_parallelism,
-        update_order=update_order,
-        update_failure_action=update_failure_action,
-    )
+    flags = SpecFlags(**spec_flags)
+    rpc = client()
+    if rollback:
+        others = flags.given() + [
+            name
+            for name, value in (("image", image), ("args", args), ("replicas", replicas))
+            if value is not None
+        ]
+        if others or force or max_concurrent is not None:
+            raise UsageError("other flags may not be combined with --rollback")
+        _rollback(rpc, ref, detach=detach, quiet=quiet, timeout=timeout)
+        return
+    flags = _resolved_networks(rpc, flags)
+
+    def edit(service: Service) -> ServiceSpec:
+        spec = updated_mode(
+            flags.apply(service.spec), replicas=replicas, max_concurrent=max_concurrent
+        )
+        task, container = spec.task, spec.task.container
+        if image is not None:
+            container = msgspec.structs.replace(container, image=image)
+        if args is not None:
+            container = msgspec.structs.replace(container, command=args or None)
+        task = msgspec.structs.replace(
+            task, container=container, force_update=task.force_update + (1 if force else 0)
+        )
+        return msgspec.structs.replace(spec, task=task)
+
     change_and_wait(
-        client(),
+        rpc,
         ref,
-        changes.apply,
+        edit,
         detach=detach,
         quiet=quiet,
         timeout=timeout,
-        announce=lambda service: service.spec.name,
+        announce=lambda service: ref,
     )
 
 
-@service.command("rollback")
-@detach_option()
-@quiet_option()
-@timeout_option()
-@click.argument("ref", metavar="SERVICE")
-def rollback(detach: bool, quiet: bool, timeout: float, ref: str) -> None:
-    """Revert a service to its previous spec."""
-    rpc = client()
+def _rollback(rpc: Client, ref: str, *, detach: bool, quiet: bool, timeout: float) -> None:
+    """``service rollback`` and ``service update --rollback``."""
     service = read(rpc, ref)
     display = Display(quiet=quiet)
     waiter = None if detach else _waiter(rpc, display, service, timeout=timeout, rollback=True)
     if waiter is not None:
         waiter.baseline()
-    rpc.call(SERVICE_ROLLBACK, NameRef(ref=service.id), msgspec.Raw)
+    rpc.call(SERVICE_ROLLBACK, NameRef(ref=service.id))
     click.echo(service.spec.name)
     click.echo("rollback: manually requested rollback")
     if waiter is not None:
-        with display.running():
-            waiter.converge([service.spec.name])
-        if not quiet:
-            click.echo(f"verify: Service {service.spec.name} converged")
+        _converge(waiter, display, service.spec.name, quiet=quiet)
+
+
+@service.command("rollback")
+@_detach_option()
+@_quiet_option()
+@timeout_option()
+@click.argument("ref", metavar="SERVICE")
+def rollback(detach: bool, quiet: bool, timeout: float, ref: str) -> None:
+    """Revert a service to its previous spec."""
+    _rollback(client(), ref, detach=detach, quiet=quiet, timeout=timeout)
 
 
 @service.command("rm")
@@ -855,7 +499,7 @@ def rm(services: tuple[str, ...]) -> None:
     rpc = client()
 
     def one(ref: str) -> None:
-        rpc.call(SERVICE_RM, NameRef(ref=ref), msgspec.Raw)
+        rpc.call(SERVICE_RM, NameRef(ref=ref))
         click.echo(ref)
 
     each(services, one)
@@ -863,17 +507,70 @@ def rm(services: tuple[str, ...]) -> None:
 
 # --------------------------------------------------------------------------- logs
 
-_log_lines: msgspec.msgpack.Decoder[LogLine | list[LogLine]] = msgspec.msgpack.Decoder(
-    LogLine | list[LogLine]
-)
+
+@dataclasses.dataclass(frozen=True)
+class _LogPrefix:
+    """How ``service logs`` names the task of each line: ``web.1.<task id>@<node>``."""
+
+    service: Service
+    hostnames: Mapping[str, str] | None  # None: --no-resolve (ids, not names)
+    task_ids: bool
+    no_trunc: bool
+
+    def __call__(self, line: LogLine) -> str:
+        task = line.task_name
+        if self.hostnames is None:  # docker's --no-resolve names the service by its id
+            task = self.service.id + task.removeprefix(self.service.spec.name)
+        if self.task_ids:
+            task += "." + render.short_id(line.task_id, no_trunc=self.no_trunc)
+        node = line.node_id if self.hostnames is None else self.hostnames.get(line.node_id, "")
+        return f"{task}@{node or line.node_id}{' ' * self._padding(line)}"
+
+    def _padding(self, line: LogLine) -> int:
+        """Docker pads the node so that the bars line up for up to ``replicas`` slots."""
+        slot = line.task_name.rpartition(".")[2]
+        if self.service.spec.mode is not ServiceMode.REPLICATED or not slot.isdigit():
+            return 0
+        return max(len(str(self.service.spec.replicas)) - len(slot), 0)
+
+
+def _details(line: LogLine, service: Service) -> str:
+    """docker's ``--details`` for a swarm task: the ids of its node, service and task."""
+    return (
+        f"com.docker.swarm.node.id={line.node_id},"
+        f"com.docker.swarm.service.id={service.id},"
+        f"com.docker.swarm.task.id={line.task_id}"
+    )
 
 
 @service.command("logs")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs.")
 @click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names in output.")
+@click.option("--no-task-ids", is_flag=True, help="Do not include task IDs in output.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("--raw", is_flag=True, help="Do not neatly format logs.")
+@click.option(
+    "--since",
+    type=Since(),
+    help='Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative '
+    '(e.g. "42m" for 42 minutes).',
+)
 @click.option("-n", "--tail", default="all", help="Number of lines to show from the end.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
 @click.argument("ref", metavar="SERVICE")
-def logs(follow: bool, tail: str, timestamps: bool, ref: str) -> None:
+def logs(
+    details: bool,
+    follow: bool,
+    no_resolve: bool,
+    no_task_ids: bool,
+    no_trunc: bool,
+    raw: bool,
+    since: float | None,
+    tail: str,
+    timestamps: bool,
+    ref: str,
+) -> None:
     """Fetch the logs of a service's tasks."""
     if tail == "all":
         lines = -1
@@ -882,36 +579,20 @@ def logs(follow: bool, tail: str, timestamps: bool, ref: str) -> None:
     else:
         raise UsageError(f"--tail {tail}: expected a number of lines or 'all'")
     rpc = client()
-    names = hostnames(rpc)  # also checks that the daemon answers before streaming
-    request = LogsRequest(service=ref, follow=follow, tail=lines, timestamps=timestamps)
-    asyncio.run(_stream_logs(rpc, request, names))
+    found = read(rpc, ref)
+    names = None if no_resolve or raw else hostnames(rpc)
+    prefix = _LogPrefix(found, names, task_ids=not no_task_ids, no_trunc=no_trunc)
 
+    def show(line: LogLine) -> None:
+        text = render.log_line(
+            line,
+            None if raw else prefix(line),
+            timestamps=timestamps,
+            details=_details(line, found) if details else "",
+        )
+        click.echo(text, err=line.stream == "stderr")
 
-def _stream_client(rpc: Client) -> RpcClient:
-    if rpc.unix_socket is not None:
-        return RpcClient("http://localhost", None, unix_socket=rpc.unix_socket)
-    cert_dir = settings().cert_dir or ""  # Client.call already refused a missing one
-    return RpcClient(rpc.address, client_context(read_credentials(cert_dir)))
-
-
-async def _stream_logs(rpc: Client, request: LogsRequest, names: Mapping[str, str]) -> None:
-    """Send ``request`` as the stream's first frame; print each LogLine frame that comes."""
-    stream_client = _stream_client(rpc)
-    try:
-        stream = await stream_client.open_stream(SERVICE_LOGS)
-        try:
-            await stream.send(msgspec.msgpack.encode(request))
-            while (frame := await stream.recv()) is not None:
-                try:
-                    decoded = _log_lines.decode(frame)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise InvalidArgument(f"malformed log line from {rpc.address}: {exc}") from exc
-                for line in decoded if isinstance(decoded, list) else [decoded]:
-                    text = render.log_line(
-                        line, names.get(line.node_id, ""), timestamps=request.timestamps
-                    )
-                    click.echo(text, err=line.stream == "stderr")
-        finally:
-            await stream.close()
-    finally:
-        await stream_client.close()
+    request = LogsRequest(
+        service=found.id, follow=follow, tail=lines, timestamps=timestamps, since=since or 0.0
+    )
+    rpc.each(SERVICE_LOGS, request, show)

@@ -7,7 +7,7 @@ for each dependency's condition (started, healthy, completed successfully). Ever
 call carries the whole stack deployed so far, so services of earlier waves are sent
 unchanged; only the last call, which names every service, carries ``--prune`` (a partial
 call with prune would remove the services of later waves). Reading compose files is
-``swarmlite.compose``'s; waiting for services is ``commands.service.Waiter``'s.
+``swarmlite.compose``'s; waiting for services is ``cli.converge.Waiter``'s.
 """
 
 from __future__ import annotations
@@ -21,29 +21,18 @@ import msgspec
 
 from swarmlite.api import ServiceSpec
 from swarmlite.api.control import (
-    SERVICE_LS,
-    STACK_DEPLOY,
-    STACK_LS,
-    STACK_RM,
-    TASK_LS,
     Empty,
     NameRef,
     ServiceFilter,
-    ServiceList,
     StackDeployReply,
-    StackList,
     TaskFilter,
-    TaskList,
 )
-from swarmlite.cli import render
-from swarmlite.cli.commands import client, each, format_option
-from swarmlite.cli.commands.service import (
-    Display,
-    Waiter,
-    show_services,
-    show_tasks,
-    timeout_option,
-)
+from swarmlite.api.routes import SERVICE_LS, STACK_DEPLOY, STACK_LS, STACK_RM, TASK_LS
+from swarmlite.cli import format, listing, render
+from swarmlite.cli.commands import client, each, filter_option, format_option, task_list_options
+from swarmlite.cli.commands.node import show_node_tasks
+from swarmlite.cli.commands.service import show_services
+from swarmlite.cli.converge import Display, Waiter, timeout_option
 from swarmlite.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
@@ -94,7 +83,8 @@ def _load(files: tuple[Path, ...], profiles: tuple[str, ...]) -> LoadedStack:
     # Imported here: only the stack commands need the compose parser.
     from swarmlite.compose import load_stack
 
-    loaded = load_stack(list(files), profiles=profiles)
+    stdin = click.get_text_stream("stdin").read() if Path("-") in files else None
+    loaded = load_stack(list(files), profiles=profiles, stdin=stdin)
     for warning in loaded.warnings:
         click.echo(
             render.compose_warning(warning.path, warning.line, warning.key, warning.message),
@@ -115,7 +105,8 @@ compose_files_option = click.option(
     multiple=True,
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Path to a compose file (repeat to merge several, later ones override).",
+    help="Path to a compose file, or - for standard input (repeat to merge several, later "
+    "ones override).",
 )
 profile_option = click.option(
     "--profile", "profiles", multiple=True, help="Also deploy the services of this profile."
@@ -142,8 +133,10 @@ def deploy(
     name: str,
 ) -> None:
     """Deploy a new stack or update an existing one."""
+    from swarmlite.compose import to_stack_deploy  # lazily, as in _load
+
     loaded = _load(files, profiles)
-    request = msgspec.structs.replace(loaded.deploy(name), prune=prune)
+    request = msgspec.structs.replace(to_stack_deploy(loaded, name), prune=prune)
     waves, needs = plan_waves(name, request.services, loaded.dependencies())
     rpc = client()
     display = Display(quiet=quiet)
@@ -154,7 +147,7 @@ def deploy(
                 "service is deployed at once",
                 err=True,
             )
-        reply = rpc.call(STACK_DEPLOY, request, StackDeployReply)
+        reply = rpc.call(STACK_DEPLOY, request)
         for line in render.deploy_lines(reply):
             click.echo(line)
         return
@@ -187,7 +180,7 @@ def deploy(
                     prune=False,
                 )
             )
-            for line in render.deploy_lines(rpc.call(STACK_DEPLOY, call, StackDeployReply)):
+            for line in render.deploy_lines(rpc.call(STACK_DEPLOY, call)):
                 display.echo(line)
         waiter.converge(sent)
     if not quiet:
@@ -207,42 +200,45 @@ def config(files: tuple[Path, ...], profiles: tuple[str, ...]) -> None:
 @format_option()
 def ls(output: str) -> None:
     """List stacks."""
-    stacks = client().call(STACK_LS, Empty(), StackList).stacks
-    if output == "json":
-        click.echo(render.to_json(sorted(stacks, key=lambda info: info.name)))
-    else:
-        click.echo(render.stack_table(stacks))
+    stacks = client().call(STACK_LS, Empty()).stacks
+    text = format.render_rows(output, listing.stack_rows(stacks), listing.STACK_TABLE)
+    click.echo(text, nl=False)
 
 
 @stack.command("ps")
-@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
-@format_option()
+@task_list_options()
 @click.argument("name", metavar="STACK")
-def ps(quiet: bool, no_trunc: bool, output: str, name: str) -> None:
-    """List the tasks in a stack."""
+def ps(
+    filters: dict[str, list[str]],
+    output: str,
+    no_resolve: bool,
+    no_trunc: bool,
+    quiet: bool,
+    name: str,
+) -> None:
+    """List the tasks in the stack."""
     rpc = client()
-    tasks = rpc.call(TASK_LS, TaskFilter(stack=name), TaskList).tasks
+    tasks = rpc.call(TASK_LS, TaskFilter(stack=name, filters=filters)).tasks
     if not tasks:
         raise NotFound(
             f"nothing found in stack: {name}",
             hint="`swarmlite stack ls` lists the stacks of this cluster",
         )
-    views = []
-    if not quiet and output != "json":
-        views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
-    show_tasks(rpc, tasks, views, quiet=quiet, no_trunc=no_trunc, output=output)
+    show_node_tasks(
+        rpc, tasks, output=output, quiet=quiet, no_trunc=no_trunc, no_resolve=no_resolve
+    )
 
 
 @stack.command("services")
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@filter_option()
 @format_option()
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
 @click.argument("name", metavar="STACK")
-def services(quiet: bool, output: str, name: str) -> None:
-    """List the services in a stack."""
+def services(filters: dict[str, list[str]], output: str, quiet: bool, name: str) -> None:
+    """List the services in the stack."""
     rpc = client()
-    views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
-    if not views and output != "json":
+    views = rpc.call(SERVICE_LS, ServiceFilter(stack=name, filters=filters)).services
+    if not views:  # as docker, whatever the format
         click.echo(f"Nothing found in stack: {name}", err=True)
         return
     show_services(rpc, views, quiet=quiet, output=output)
@@ -255,10 +251,10 @@ def rm(names: tuple[str, ...]) -> None:
     rpc = client()
 
     def one(name: str) -> None:
-        views = rpc.call(SERVICE_LS, ServiceFilter(stack=name), ServiceList).services
+        views = rpc.call(SERVICE_LS, ServiceFilter(stack=name)).services
         reply = StackDeployReply()
         try:
-            reply = rpc.call(STACK_RM, NameRef(ref=name), StackDeployReply)
+            reply = rpc.call(STACK_RM, NameRef(ref=name))
         except NotFound:
             if views:
                 raise

@@ -1,4 +1,5 @@
-"""`swarmlite init`, `join`, `join-token`, `leave`, `info`: the cluster's lifecycle, as docker's.
+"""`swarmlite swarm init|join|join-token|leave|update`: the cluster's lifecycle, as
+`docker swarm` has it; init, join, join-token and leave are also top-level commands.
 
 Owns these commands' flags and words. ``init`` and ``join`` prepare the data directory with
 ``daemon.init_cluster``/``join_cluster`` and then start the daemon (detached unless
@@ -15,23 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import msgspec
 
 from swarmlite.api import NodeRole
-from swarmlite.api.control import (
-    INFO,
-    JOIN_TOKEN,
-    LEAVE,
-    Empty,
-    Info,
-    JoinTokenReply,
-    JoinTokenRequest,
-    LeaveRequest,
-)
+from swarmlite.api.control import JoinTokenRequest, LeaveRequest, SwarmUpdate
+from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE
 from swarmlite.cli import render
-from swarmlite.cli.client import DEFAULT_PORT, DEFAULT_SOCKET, SOCKET_ENV, Client
-from swarmlite.cli.commands import Duration, client, format_option, settings
+from swarmlite.cli.client import DEFAULT_SOCKET, SOCKET_ENV, Client
+from swarmlite.cli.commands import Duration, client, settings
 from swarmlite.errors import UsageError
+from swarmlite.rpc.control import DEFAULT_PORT
 
 if TYPE_CHECKING:
     from swarmlite.daemon import NodeOptions
@@ -196,7 +189,7 @@ def init(
         ctx.exit(daemon.start_daemon(opts, foreground=True))
     daemon.start_daemon(opts, foreground=False)
     local = _local(opts)
-    worker = local.call(JOIN_TOKEN, JoinTokenRequest(role=NodeRole.WORKER), JoinTokenReply)
+    worker = local.call(JOIN_TOKEN, JoinTokenRequest(role=NodeRole.WORKER))
     click.echo(render.init_message(result.node_id, worker))
 
 
@@ -237,9 +230,7 @@ def join(
 def join_token(rotate: bool, quiet: bool, role: str) -> None:
     """Manage the join tokens: print the command a new worker or manager runs."""
     node_role = NodeRole(role)
-    reply = client().call(
-        JOIN_TOKEN, JoinTokenRequest(role=node_role, rotate=rotate), JoinTokenReply
-    )
+    reply = client().call(JOIN_TOKEN, JoinTokenRequest(role=node_role, rotate=rotate))
     if quiet:
         click.echo(reply.token)
         return
@@ -260,32 +251,46 @@ def leave(force: bool) -> None:
             f"leave is asked of the local daemon, not of {settings().host}",
             hint="run it on the node that leaves, with -H unix:///path/to/swarmlite.sock",
         )
-    rpc.call(LEAVE, LeaveRequest(force=force), msgspec.Raw)
+    rpc.call(LEAVE, LeaveRequest(force=force))
     click.echo("Node left the cluster.")
 
 
-@click.command("info")
-@format_option()
-def info(output: str) -> None:
-    """Show this node's place in its cluster (ids, role, managers, leader)."""
-    rpc = client()
-    if rpc.unix_socket is None:
-        raise UsageError(
-            "info is asked of the local daemon",
-            hint="run it on the node, or with -H unix:///path/to/swarmlite.sock",
-        )
-    reply = rpc.call(INFO, Empty(), Info)
-    if output == "json":
-        click.echo(render.to_json(reply))
-        return
-    rows = [
-        ("Node ID", reply.node_id),
-        ("Cluster ID", reply.cluster_id),
-        ("Role", reply.role.value),
-        ("Hostname", reply.hostname),
-        ("Address", reply.addr),
-        ("State", reply.state),
-        ("Leader", reply.leader or ""),
-        ("Managers", ", ".join(reply.managers)),
-    ]
-    click.echo("\n".join(f"{name}: {value}" for name, value in rows))
+@click.command("update")
+@click.option(
+    "--cert-expiry",
+    type=Duration(),
+    help="Validity period for node certificates (ns|us|ms|s|m|h) [default: 2160h0m0s].",
+)
+@click.option(
+    "--dispatcher-heartbeat",
+    type=Duration(),
+    help="Dispatcher heartbeat period (ns|us|ms|s|m|h) [default: 1s].",
+)
+@click.option(
+    "--task-history-limit",
+    type=click.IntRange(min=0),
+    metavar="INT",
+    help="Task history retention limit [default: 5].",
+)
+def update(
+    cert_expiry: float | None, dispatcher_heartbeat: float | None, task_history_limit: int | None
+) -> None:
+    """Update the cluster's settings."""
+    request = SwarmUpdate(
+        heartbeat_period=dispatcher_heartbeat,
+        task_history_limit=task_history_limit,
+        cert_expiry=cert_expiry,
+    )
+    client().call(SWARM_UPDATE, request)
+    click.echo("Swarm updated.")
+
+
+@click.group("swarm")
+def swarm() -> None:
+    """Manage the cluster (Swarm)."""
+
+
+# The lifecycle commands are also top-level shortcuts (`swarmlite init`, ...): the same
+# click commands, registered in both places by cli.main.
+for _command in (init, join, join_token, leave, update):
+    swarm.add_command(_command)

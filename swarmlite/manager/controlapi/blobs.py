@@ -16,21 +16,16 @@ import logging
 import msgspec
 
 from swarmlite.api import Config, ConfigSpec, Secret, SecretSpec, Service, new_id
-from swarmlite.api.control import (
-    CONFIG_PATHS,
-    SECRET_PATHS,
-    BlobCreate,
-    BlobList,
-    BlobView,
-    Empty,
-    NameRef,
-)
+from swarmlite.api.control import BlobCreate, BlobList, BlobView, ListRequest, NameRef
+from swarmlite.api.filters import match_configs, match_secrets
+from swarmlite.api.routes import CONFIG_ROUTES, SECRET_ROUTES
 from swarmlite.api.secret import MAX_CONTENT
 from swarmlite.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.names import check_name
-from swarmlite.rpc import Peer, RpcServer, require_role
+from swarmlite.manager.controlapi.router import Router
+from swarmlite.rpc import Peer
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
@@ -73,14 +68,13 @@ class BlobAPI:
     def __init__(self, ctx: ManagerContext, kind: type[Blob]) -> None:
         self.ctx = ctx
         self.kind = kind
-        self.paths = SECRET_PATHS if kind is Secret else CONFIG_PATHS
+        self.routes = SECRET_ROUTES if kind is Secret else CONFIG_ROUTES
 
-    def register(self, server: RpcServer) -> None:
-        create, ls, inspect, rm = self.paths
-        server.add_unary(create, BlobCreate, self.create)
-        server.add_unary(ls, Empty, self.ls)
-        server.add_unary(inspect, NameRef, self.inspect)
-        server.add_unary(rm, NameRef, self.rm)
+    def register(self, router: Router) -> None:
+        router.unary(self.routes.create, self.create)
+        router.unary(self.routes.ls, self.ls)
+        router.unary(self.routes.inspect, self.inspect)
+        router.unary(self.routes.rm, self.rm)
 
     def _make(self, req: BlobCreate) -> Blob:
         if self.kind is Secret:
@@ -89,9 +83,6 @@ class BlobAPI:
         return Config(id=new_id(), spec=ConfigSpec(name=req.name, data=req.data, labels=req.labels))
 
     async def create(self, req: BlobCreate, peer: Peer) -> BlobView:
-        require_role(peer, "manager")
-        if not await self.ctx.answers_here():
-            return await self.ctx.forward(self.paths[0], req, BlobView)
         check_create(self.kind, req.name, req.data)
         blob = self._make(req)
         kind = self.kind.KIND
@@ -109,26 +100,18 @@ class BlobAPI:
         log.info("%s created %s", kind, kv(name=req.name, id=blob.id, size=len(req.data)))
         return shown(self.ctx.store.memory.get(self.kind, blob.id) or blob, [])
 
-    async def ls(self, req: Empty, peer: Peer) -> BlobList:
-        require_role(peer, "manager")
-        if not await self.ctx.answers_here():
-            return await self.ctx.forward(self.paths[1], req, BlobList)
+    async def ls(self, req: ListRequest, peer: Peer) -> BlobList:
         memory = self.ctx.store.memory
         blobs = sorted(memory.list(self.kind), key=lambda b: (b.spec.name, b.id))
-        return BlobList(items=[shown(b, users(memory, b)) for b in blobs])
+        match = match_secrets if self.kind is Secret else match_configs
+        return BlobList(items=match(req.filters, [shown(b, users(memory, b)) for b in blobs]))
 
     async def inspect(self, req: NameRef, peer: Peer) -> BlobView:
-        require_role(peer, "manager")
-        if not await self.ctx.answers_here():
-            return await self.ctx.forward(self.paths[2], req, BlobView)
         memory = self.ctx.store.memory
         blob = self.ctx.resolve_named(memory, self.kind, req.ref)
         return shown(blob, users(memory, blob))
 
     async def rm(self, req: NameRef, peer: Peer) -> BlobView:
-        require_role(peer, "manager")
-        if not await self.ctx.answers_here():
-            return await self.ctx.forward(self.paths[3], req, BlobView)
         removed: list[Blob] = []
 
         def write(state: ReadTx) -> Tx:

@@ -13,10 +13,6 @@ import logging
 
 from swarmlite.api import Cluster, Node, NodeRole, NodeSpec, NodeState, NodeStatus, new_id
 from swarmlite.api.control import (
-    CA_RENEW,
-    JOIN,
-    JOIN_CA,
-    RAFT_JOIN,
     CAReply,
     Empty,
     JoinReply,
@@ -25,26 +21,32 @@ from swarmlite.api.control import (
     RenewReply,
     RenewRequest,
 )
-from swarmlite.ca import RootCA, parse_token, secrets_match, sign_csr
+from swarmlite.api.routes import CA_RENEW, JOIN, JOIN_CA, RAFT_JOIN
+from swarmlite.ca import Identity, RootCA, parse_token, secrets_match, sign_csr
 from swarmlite.errors import FailedPrecondition, PermissionDenied
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
-from swarmlite.rpc import Peer, RpcServer
+from swarmlite.manager.controlapi.router import Router
+from swarmlite.rpc import Peer
 from swarmlite.store import Tx
 
 log = logging.getLogger(__name__)
 
 
 class JoinAPI:
-    def __init__(self, ctx: ManagerContext, cert_expiry_days: float) -> None:
+    def __init__(self, ctx: ManagerContext) -> None:
         self.ctx = ctx
-        self.cert_expiry_days = cert_expiry_days
 
-    def register(self, server: RpcServer) -> None:
-        server.add_unary(JOIN_CA, Empty, self.ca)
-        server.add_unary(JOIN, JoinRequest, self.join)
-        server.add_unary(RAFT_JOIN, RaftJoinRequest, self.raft_join)
-        server.add_unary(CA_RENEW, RenewRequest, self.renew)
+    def register(self, router: Router) -> None:
+        router.unary(JOIN_CA, self.ca)
+        router.unary(JOIN, self.join)
+        router.unary(RAFT_JOIN, self.raft_join)
+        router.unary(CA_RENEW, self.renew)
+
+    @property
+    def cert_expiry_days(self) -> float:
+        """How long the certificates issued now last (`swarm update --cert-expiry`)."""
+        return self.ctx.cluster().spec.settings.cert_expiry / 86400
 
     def _root(self) -> RootCA:
         cluster = self.ctx.cluster()
@@ -54,8 +56,6 @@ class JoinAPI:
         return CAReply(cert_pem=self.ctx.cluster().root_ca.cert_pem)
 
     async def join(self, req: JoinRequest, peer: Peer) -> JoinReply:
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(JOIN, req, JoinReply)
         token = parse_token(req.token)
         cluster = self.ctx.cluster()
         root = self._root()
@@ -109,8 +109,6 @@ class JoinAPI:
         identity = peer.identity
         if identity is None or identity.role != "manager":
             raise PermissionDenied("only a manager's certificate may join the raft membership")
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(RAFT_JOIN, req, Empty)
         node = self.ctx.store.memory.get(Node, identity.node_id)
         if node is None or node.spec.role is not NodeRole.MANAGER:
             raise FailedPrecondition(f"node {identity.node_id} is not a manager of this cluster")
@@ -122,8 +120,6 @@ class JoinAPI:
         identity = peer.identity
         if identity is None:
             raise PermissionDenied("renewal needs the node's current certificate")
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(CA_RENEW, req, RenewReply)
         node = self.ctx.store.memory.get(Node, identity.node_id)
         if node is None:
             raise PermissionDenied(f"node {identity.node_id} is not part of this cluster")
@@ -139,6 +135,14 @@ class JoinAPI:
         )
         log.info("certificate renewed %s", kv(node=node.id, role=node.spec.role.value))
         return RenewReply(cert_pem=cert_pem, role=node.spec.role)
+
+    def authorize(self, identity: Identity) -> None:
+        """The rpc `authorize` hook: a removed node's certificate is refused."""
+        clusters = self.ctx.store.memory.list(Cluster)
+        if is_removed(clusters[0] if clusters else None, identity.node_id):
+            raise PermissionDenied(
+                f"node {identity.node_id} was removed from the cluster; its certificate is revoked"
+            )
 
 
 def is_removed(cluster: Cluster | None, node_id: str) -> bool:

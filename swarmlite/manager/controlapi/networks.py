@@ -16,22 +16,15 @@ import logging
 from collections.abc import Callable
 
 from swarmlite.api import Network, NetworkSpec, Service, new_id
-from swarmlite.api.control import (
-    NETWORK_CREATE,
-    NETWORK_INSPECT,
-    NETWORK_LS,
-    NETWORK_RM,
-    Empty,
-    NameRef,
-    NetworkCreate,
-    NetworkList,
-    NetworkView,
-)
+from swarmlite.api.control import ListRequest, NameRef, NetworkCreate, NetworkList, NetworkView
+from swarmlite.api.filters import match_networks
+from swarmlite.api.routes import NETWORK_CREATE, NETWORK_INSPECT, NETWORK_LS, NETWORK_RM
 from swarmlite.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.names import check_name
-from swarmlite.rpc import Peer, RpcServer, require_role
+from swarmlite.manager.controlapi.router import Router
+from swarmlite.rpc import Peer
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
@@ -79,22 +72,16 @@ class NetworkAPI:
         self.ctx = ctx
         self.refusal = refusal
 
-    def register(self, server: RpcServer) -> None:
-        server.add_unary(NETWORK_CREATE, NetworkCreate, self.create)
-        server.add_unary(NETWORK_LS, Empty, self.ls)
-        server.add_unary(NETWORK_INSPECT, NameRef, self.inspect)
-        server.add_unary(NETWORK_RM, NameRef, self.rm)
+    def register(self, router: Router) -> None:
+        router.unary(NETWORK_CREATE, self.create)
+        router.unary(NETWORK_LS, self.ls)
+        router.unary(NETWORK_INSPECT, self.inspect)
+        router.unary(NETWORK_RM, self.rm)
 
     def resolve(self, state: ReadTx, ref: str) -> Network:
         return self.ctx.resolve_named(state, Network, ref)
 
-    async def _lead(self) -> bool:
-        return await self.ctx.answers_here()
-
     async def create(self, req: NetworkCreate, peer: Peer) -> NetworkView:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(NETWORK_CREATE, req, NetworkView)
         check_spec(req.spec)
         network = Network(id=new_id(), spec=req.spec)
 
@@ -114,28 +101,20 @@ class NetworkAPI:
         stored = self.ctx.store.memory.get(Network, network.id)
         return NetworkView(network=stored or network)
 
-    async def ls(self, req: Empty, peer: Peer) -> NetworkList:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(NETWORK_LS, req, NetworkList)
+    async def ls(self, req: ListRequest, peer: Peer) -> NetworkList:
         memory = self.ctx.store.memory
         networks = sorted(memory.list(Network), key=lambda n: (n.spec.name, n.id))
+        networks = match_networks(req.filters, networks, services=memory.list(Service))
         return NetworkList(
             networks=[NetworkView(network=n, services=users(memory, n)) for n in networks]
         )
 
     async def inspect(self, req: NameRef, peer: Peer) -> NetworkView:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(NETWORK_INSPECT, req, NetworkView)
         memory = self.ctx.store.memory
         network = self.resolve(memory, req.ref)
         return NetworkView(network=network, services=users(memory, network))
 
     async def rm(self, req: NameRef, peer: Peer) -> NetworkView:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(NETWORK_RM, req, NetworkView)
         removed: list[Network] = []
 
         def write(state: ReadTx) -> Tx:

@@ -13,91 +13,91 @@ import logging
 
 import msgspec
 
-from swarmlite.api import Cluster, JoinSecrets, Node, NodeRole, NodeState
+from swarmlite.api import Cluster, JoinSecrets, Node, NodeRole, NodeState, Service, Task
 from swarmlite.api.control import (
-    JOIN_TOKEN,
-    NODE_INSPECT,
-    NODE_LS,
-    NODE_PS,
-    NODE_RM,
-    NODE_UPDATE,
     Empty,
     JoinTokenReply,
     JoinTokenRequest,
+    ListRequest,
     NodeList,
     NodeRef,
     NodeRemove,
+    NodeTasks,
     NodeUpdate,
     NodeView,
     TaskList,
 )
+from swarmlite.api.filters import match_nodes, match_tasks
+from swarmlite.api.routes import JOIN_TOKEN, NODE_INSPECT, NODE_LS, NODE_PS, NODE_RM, NODE_UPDATE
 from swarmlite.ca import RootCA, format_token, new_secret
 from swarmlite.errors import FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
-from swarmlite.rpc import Peer, RpcServer, require_role
+from swarmlite.manager.controlapi.router import Router
+from swarmlite.manager.heartbeats import Heartbeats
+from swarmlite.rpc import Peer
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
 
 
-def require_manager(peer: Peer) -> None:
-    """Control calls come from the local socket or from a manager's certificate."""
-    require_role(peer, "manager")
-
-
 class NodeAPI:
-    def __init__(self, ctx: ManagerContext) -> None:
+    def __init__(self, ctx: ManagerContext, heartbeats: Heartbeats) -> None:
         self.ctx = ctx
+        self.heartbeats = heartbeats
 
-    def register(self, server: RpcServer) -> None:
-        server.add_unary(NODE_LS, Empty, self.ls)
-        server.add_unary(NODE_INSPECT, NodeRef, self.inspect)
-        server.add_unary(NODE_UPDATE, NodeUpdate, self.update)
-        server.add_unary(NODE_RM, NodeRemove, self.rm)
-        server.add_unary(NODE_PS, NodeRef, self.ps)
-        server.add_unary(JOIN_TOKEN, JoinTokenRequest, self.join_token)
+    def register(self, router: Router) -> None:
+        router.unary(NODE_LS, self.ls, incoming=self._list_seen_here)
+        router.unary(NODE_INSPECT, self.inspect, incoming=self._as_seen_here)
+        router.unary(NODE_UPDATE, self.update)
+        router.unary(NODE_RM, self.rm)
+        router.unary(NODE_PS, self.ps, outgoing=self._here_named)
+        router.unary(JOIN_TOKEN, self.join_token)
 
     # ------------------------------------------------------------------ reads
 
     def _view(self, node: Node) -> NodeView:
         return NodeView(
-            node=node, manager=self.ctx.manager_status(node), self=node.id == self.ctx.node_id
+            node=node,
+            manager=self.ctx.manager_status(node),
+            self=node.id == self.ctx.node_id,
+            last_heartbeat=self.heartbeats.last(node.id),
         )
 
     def _as_seen_here(self, view: NodeView) -> NodeView:
         """A view the leader made, with `self` meaning the node that answers the CLI."""
         return msgspec.structs.replace(view, self=view.node.id == self.ctx.node_id)
 
-    async def ls(self, req: Empty, peer: Peer) -> NodeList:
-        require_manager(peer)
-        if not self.ctx.raft.is_leader:
-            listed = await self.ctx.forward(NODE_LS, req, NodeList)
-            return NodeList(nodes=[self._as_seen_here(v) for v in listed.nodes])
-        await self.ctx.raft.read_barrier()
+    def _list_seen_here(self, listed: NodeList) -> NodeList:
+        return NodeList(nodes=[self._as_seen_here(v) for v in listed.nodes])
+
+    def _here_named(self, req: NodeTasks) -> NodeTasks:
+        """`node ps` without a node means the node the CLI asked, not the leader."""
+        return req if req.refs else msgspec.structs.replace(req, refs=[self.ctx.node_id])
+
+    async def ls(self, req: ListRequest, peer: Peer) -> NodeList:
         nodes = sorted(self.ctx.store.memory.list(Node), key=lambda n: (n.status.hostname, n.id))
-        return NodeList(nodes=[self._view(n) for n in nodes])
+        views = [self._view(n) for n in nodes]
+        return NodeList(nodes=match_nodes(req.filters, views))
 
     async def inspect(self, req: NodeRef, peer: Peer) -> NodeView:
-        require_manager(peer)
-        if not self.ctx.raft.is_leader:
-            return self._as_seen_here(await self.ctx.forward(NODE_INSPECT, req, NodeView))
-        await self.ctx.raft.read_barrier()
         return self._view(self.ctx.resolve_node(req.ref))
 
-    async def ps(self, req: NodeRef, peer: Peer) -> TaskList:
-        require_manager(peer)
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(NODE_PS, req, TaskList)
-        self.ctx.resolve_node(req.ref or self.ctx.node_id)
-        return TaskList(tasks=[])  # tasks arrive with stacks
+    async def ps(self, req: NodeTasks, peer: Peer) -> TaskList:
+        """The tasks on the named nodes (this node when none is named), newest first in each
+        slot, as `docker node ps` lists them."""
+        memory = self.ctx.store.memory
+        ids = {self.ctx.resolve_node(ref).id for ref in (req.refs or [self.ctx.node_id])}
+        tasks = [t for t in memory.list(Task) if t.node_id in ids]
+        tasks = match_tasks(
+            req.filters, tasks, services=memory.list(Service), nodes=memory.list(Node)
+        )
+        tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.status.timestamp))
+        return TaskList(tasks=tasks)
 
     # ------------------------------------------------------------------ writes
 
     async def update(self, req: NodeUpdate, peer: Peer) -> NodeView:
-        require_manager(peer)
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(NODE_UPDATE, req, NodeView)
         node = self.ctx.resolve_node(req.ref)
         for key in req.label_rm:
             if key not in node.spec.labels and key not in req.label_add:
@@ -107,7 +107,7 @@ class NodeAPI:
         demoting = req.role is NodeRole.WORKER and node.spec.role is NodeRole.MANAGER
         if demoting and await self._demote(node, force=req.force) == "handed over":
             # It demoted this very node: leadership moved, the new leader finishes.
-            return await self.ctx.forward(NODE_UPDATE, req, NodeView)
+            return await self.ctx.forward(NODE_UPDATE, req)
 
         def write(state: ReadTx) -> Tx:
             current = state.get(Node, node.id)
@@ -129,7 +129,7 @@ class NodeAPI:
 
     async def _demote(self, node: Node, *, force: bool) -> str:
         raft = self.ctx.raft
-        voters = raft.core.membership.voters
+        voters = raft.voters()
         if node.id in voters:
             remaining = voters - {node.id}
             if not remaining:
@@ -137,9 +137,7 @@ class NodeAPI:
                     "cannot demote the last manager of the cluster",
                     hint="promote another node first",
                 )
-            reachable = {
-                v for v in remaining if v == self.ctx.node_id or raft.core.recently_active(v)
-            }
+            reachable = {v for v in remaining if v == self.ctx.node_id or raft.recently_active(v)}
             quorum = len(remaining) // 2 + 1
             if len(reachable) < quorum and not force:
                 raise FailedPrecondition(
@@ -155,12 +153,9 @@ class NodeAPI:
         return "removed"
 
     async def rm(self, req: NodeRemove, peer: Peer) -> Empty:
-        require_manager(peer)
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(NODE_RM, req, Empty)
         node = self.ctx.resolve_node(req.ref)
         name = node.status.hostname or node.id
-        if node.spec.role is NodeRole.MANAGER or self.ctx.raft.core.membership.get(node.id):
+        if node.spec.role is NodeRole.MANAGER or self.ctx.raft.member(node.id):
             raise FailedPrecondition(
                 f"node {name} is a manager: it must be demoted to worker before removal",
                 hint=f"run `swarmlite node demote {name}` first",
@@ -185,9 +180,6 @@ class NodeAPI:
         return Empty()
 
     async def join_token(self, req: JoinTokenRequest, peer: Peer) -> JoinTokenReply:
-        require_manager(peer)
-        if not self.ctx.raft.is_leader:
-            return await self.ctx.forward(JOIN_TOKEN, req, JoinTokenReply)
         if req.rotate:
 
             def write(state: ReadTx) -> Tx:

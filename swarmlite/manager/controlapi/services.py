@@ -11,6 +11,7 @@ orchestrator, scheduler and dispatcher act on what it writes.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -19,6 +20,7 @@ from swarmlite.api import (
     STACK_LABEL,
     Config,
     Network,
+    Node,
     Secret,
     Service,
     ServiceMode,
@@ -30,19 +32,11 @@ from swarmlite.api import (
     new_id,
 )
 from swarmlite.api.control import (
-    SERVICE_INSPECT,
-    SERVICE_LOGS,
-    SERVICE_LS,
-    SERVICE_RM,
-    SERVICE_ROLLBACK,
-    SERVICE_UPDATE,
-    STACK_DEPLOY,
-    STACK_LS,
-    STACK_RM,
-    TASK_LS,
     Empty,
+    LogLine,
     LogsRequest,
     NameRef,
+    ServiceCreate,
     ServiceFilter,
     ServiceList,
     ServiceUpdate,
@@ -53,6 +47,20 @@ from swarmlite.api.control import (
     StackList,
     TaskFilter,
     TaskList,
+)
+from swarmlite.api.filters import match_services, match_tasks
+from swarmlite.api.routes import (
+    SERVICE_CREATE,
+    SERVICE_INSPECT,
+    SERVICE_LOGS,
+    SERVICE_LS,
+    SERVICE_RM,
+    SERVICE_ROLLBACK,
+    SERVICE_UPDATE,
+    STACK_DEPLOY,
+    STACK_LS,
+    STACK_RM,
+    TASK_LS,
 )
 from swarmlite.errors import (
     AlreadyExists,
@@ -65,15 +73,15 @@ from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.blobs import check_create
 from swarmlite.manager.controlapi.blobs import users as blob_users
+from swarmlite.manager.controlapi.checks import check_ports, check_service
+from swarmlite.manager.controlapi.names import check_name
 from swarmlite.manager.controlapi.networks import users
+from swarmlite.manager.controlapi.router import Router
 from swarmlite.manager.logbroker import LogBroker
-from swarmlite.rpc import Peer, RpcClient, RpcServer, ServerStream, require_role
+from swarmlite.rpc import Peer
 from swarmlite.store import ReadTx, Tx
 
 log = logging.getLogger(__name__)
-
-_line_encoder = msgspec.msgpack.Encoder()
-_logs_decoder = msgspec.msgpack.Decoder(LogsRequest)
 
 
 def live(task: Task) -> bool:
@@ -130,32 +138,27 @@ class ServiceAPI:
         self.ctx = ctx
         self.logs = logs
 
-    def register(self, server: RpcServer) -> None:
-        server.add_unary(STACK_DEPLOY, StackDeploy, self.stack_deploy)
-        server.add_unary(STACK_LS, Empty, self.stack_ls)
-        server.add_unary(STACK_RM, NameRef, self.stack_rm)
-        server.add_unary(SERVICE_LS, ServiceFilter, self.service_ls)
-        server.add_unary(SERVICE_INSPECT, NameRef, self.service_inspect)
-        server.add_unary(SERVICE_UPDATE, ServiceUpdate, self.service_update)
-        server.add_unary(SERVICE_ROLLBACK, NameRef, self.service_rollback)
-        server.add_unary(SERVICE_RM, NameRef, self.service_rm)
-        server.add_unary(TASK_LS, TaskFilter, self.task_ls)
-        server.add_stream(SERVICE_LOGS, self.service_logs)
+    def register(self, router: Router) -> None:
+        router.unary(STACK_DEPLOY, self.stack_deploy)
+        router.unary(STACK_LS, self.stack_ls)
+        router.unary(STACK_RM, self.stack_rm)
+        router.unary(SERVICE_CREATE, self.service_create)
+        router.unary(SERVICE_LS, self.service_ls)
+        router.unary(SERVICE_INSPECT, self.service_inspect)
+        router.unary(SERVICE_UPDATE, self.service_update)
+        router.unary(SERVICE_ROLLBACK, self.service_rollback)
+        router.unary(SERVICE_RM, self.service_rm)
+        router.unary(TASK_LS, self.task_ls)
+        router.stream(SERVICE_LOGS, self.service_logs)
 
     # ------------------------------------------------------------------ lookups
 
     def resolve(self, state: ReadTx, ref: str) -> Service:
         return self.ctx.resolve_named(state, Service, ref)
 
-    async def _lead(self) -> bool:
-        return await self.ctx.answers_here()
-
     # ------------------------------------------------------------------ stacks
 
     async def stack_deploy(self, req: StackDeploy, peer: Peer) -> StackDeployReply:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(STACK_DEPLOY, req, StackDeployReply)
         _check_stack(req)
         reply = StackDeployReply()
 
@@ -183,6 +186,7 @@ class ServiceAPI:
             networks = {n.spec.name for n in req.networks} | {
                 n.spec.name for n in state.list(Network)
             }
+            check_ports(state, req.services)
             for spec in req.services:
                 _check_refs(spec, secrets, configs, networks)
                 old = state.get_by_name(Service, spec.name)
@@ -217,9 +221,6 @@ class ServiceAPI:
         return reply
 
     async def stack_ls(self, req: Empty, peer: Peer) -> StackList:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(STACK_LS, req, StackList)
         stacks: dict[str, int] = {}
         for service in self.ctx.store.memory.list(Service):
             if service.spec.stack:
@@ -227,9 +228,6 @@ class ServiceAPI:
         return StackList(stacks=[StackInfo(name=n, services=c) for n, c in sorted(stacks.items())])
 
     async def stack_rm(self, req: NameRef, peer: Peer) -> StackDeployReply:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(STACK_RM, req, StackDeployReply)
         removed: list[str] = []
         kept: list[str] = []
 
@@ -266,14 +264,34 @@ class ServiceAPI:
 
     # ------------------------------------------------------------------ services
 
+    async def service_create(self, req: ServiceCreate, peer: Peer) -> ServiceView:
+        """`service create`: one service outside any stack, checked like a stack's."""
+        if req.spec.stack is not None:
+            raise InvalidArgument(
+                f"service {req.spec.name}: the label {STACK_LABEL} belongs to stacks",
+                hint="deploy it with `swarmlite stack deploy`, or drop the label",
+            )
+        spec = req.spec if req.spec.name else _named(req.spec, self.ctx.store.memory)
+        check_service(spec)
+        service = Service(id=new_id(), spec=spec)
+
+        def write(state: ReadTx) -> Tx:
+            if state.get_by_name(Service, spec.name) is not None:
+                raise AlreadyExists(f"service {spec.name} already exists")
+            _check_refs(spec, _names(state, Secret), _names(state, Config), _names(state, Network))
+            check_ports(state, [spec])
+            return Tx().create(service)
+
+        await self.ctx.store.update(write)
+        log.info("service created %s", kv(service=spec.name, id=service.id))
+        return await self.service_inspect(NameRef(ref=service.id), peer)
+
     async def service_ls(self, req: ServiceFilter, peer: Peer) -> ServiceList:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(SERVICE_LS, req, ServiceList)
         memory = self.ctx.store.memory
         services = [self.resolve(memory, ref) for ref in req.names] or memory.list(Service)
         if req.stack is not None:
             services = [s for s in services if s.spec.stack == req.stack]
+        services = match_services(req.filters, services)
         tasks = memory.list(Task)
         views = [
             ServiceView(service=s, running=r, desired=d)
@@ -283,17 +301,12 @@ class ServiceAPI:
         return ServiceList(services=views)
 
     async def service_inspect(self, req: NameRef, peer: Peer) -> ServiceView:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(SERVICE_INSPECT, req, ServiceView)
         service = self.resolve(self.ctx.store.memory, req.ref)
         running, desired = counts(service, self.ctx.store.memory.list(Task))
         return ServiceView(service=service, running=running, desired=desired)
 
     async def service_update(self, req: ServiceUpdate, peer: Peer) -> ServiceView:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(SERVICE_UPDATE, req, ServiceView)
+        check_service(req.spec)
 
         def write(state: ReadTx) -> Tx | None:
             service = self.resolve(state, req.ref)
@@ -312,6 +325,10 @@ class ServiceAPI:
                     "the mode of a service cannot change",
                     hint="remove the service and create it again",
                 )
+            _check_refs(
+                req.spec, _names(state, Secret), _names(state, Config), _names(state, Network)
+            )
+            check_ports(state, [req.spec])
             now = self.ctx.clock.wall()
             return Tx().update(_with_update(service, req.spec, now, rollback=False))
 
@@ -319,9 +336,6 @@ class ServiceAPI:
         return await self.service_inspect(NameRef(ref=req.ref), peer)
 
     async def service_rollback(self, req: NameRef, peer: Peer) -> ServiceView:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(SERVICE_ROLLBACK, req, ServiceView)
 
         def write(state: ReadTx) -> Tx:
             service = self.resolve(state, req.ref)
@@ -336,9 +350,6 @@ class ServiceAPI:
         return await self.service_inspect(req, peer)
 
     async def service_rm(self, req: NameRef, peer: Peer) -> Empty:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(SERVICE_RM, req, Empty)
 
         def write(state: ReadTx) -> Tx:
             return Tx().delete(self.resolve(state, req.ref))
@@ -347,9 +358,6 @@ class ServiceAPI:
         return Empty()
 
     async def task_ls(self, req: TaskFilter, peer: Peer) -> TaskList:
-        require_role(peer, "manager")
-        if not await self._lead():
-            return await self.ctx.forward(TASK_LS, req, TaskList)
         memory = self.ctx.store.memory
         tasks = memory.list(Task)
         if req.service is not None:
@@ -363,50 +371,54 @@ class ServiceAPI:
             tasks = [t for t in tasks if t.node_id == node.id]
         if not req.all:
             tasks = [t for t in tasks if not t.desired_state.terminal]
+        tasks = match_tasks(
+            req.filters, tasks, services=memory.list(Service), nodes=memory.list(Node)
+        )
         tasks.sort(key=lambda t: (t.service_name, t.slot, t.node_id, -t.status.timestamp))
         return TaskList(tasks=tasks)
 
     # ------------------------------------------------------------------ logs
 
-    async def service_logs(self, stream: ServerStream, peer: Peer) -> None:
-        require_role(peer, "manager")
-        first = await stream.recv()
-        if first is None:
-            return
-        try:
-            req = _logs_decoder.decode(first)
-        except msgspec.DecodeError as exc:
-            raise InvalidArgument(f"malformed logs request: {exc}") from exc
-        if not self.ctx.raft.is_leader:
-            await self._relay_logs(stream, first)
-            return
+    async def service_logs(self, req: LogsRequest, peer: Peer) -> AsyncIterator[LogLine]:
         memory = self.ctx.store.memory
         service = self.resolve(memory, req.service)
         by_node: dict[str, list[str]] = {}
         for task in memory.list(Task):
             if task.service_id == service.id and task.node_id:
                 by_node.setdefault(task.node_id, []).append(task.id)
-        lines: AsyncIterator[object] = self.logs.lines(by_node, follow=req.follow, tail=req.tail)
-        async for line in lines:
-            await stream.send(_line_encoder.encode(line))
+        async for line in self.logs.lines(
+            by_node, follow=req.follow, tail=req.tail, since=req.since
+        ):
+            yield line
 
-    async def _relay_logs(self, stream: ServerStream, first: bytes) -> None:
-        address = self.ctx.raft.leader_address()
-        if address is None:
-            raise FailedPrecondition("no leader is known right now", hint="retry in a moment")
-        client = RpcClient(f"https://{address}", self.ctx.client_ssl(), timeout=30.0)
-        try:
-            upstream = await client.open_stream(SERVICE_LOGS)
-            await upstream.send(first)
-            while (frame := await upstream.recv()) is not None:
-                await stream.send(frame)
-        finally:
-            await client.close()
+
+_ADJECTIVES = (
+    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble",
+    "proud", "quiet", "steady", "swift", "tender", "upbeat", "vivid", "warm", "witty", "zesty",
+)  # fmt: skip
+_NOUNS = (
+    "alder", "birch", "cedar", "elm", "fir", "hazel", "juniper", "larch", "maple", "oak",
+    "pine", "rowan", "spruce", "willow", "yew", "aspen", "beech", "cherry", "holly", "laurel",
+)  # fmt: skip
+
+
+def _named(spec: ServiceSpec, state: ReadTx) -> ServiceSpec:
+    """A service created without a name gets a free one (`adjective_tree`), as Docker makes
+    one up for `docker service create` without `--name`."""
+    rng = random.Random()
+    for _ in range(100):
+        name = f"{rng.choice(_ADJECTIVES)}_{rng.choice(_NOUNS)}"
+        if state.get_by_name(Service, name) is None:
+            return msgspec.structs.replace(spec, name=name)
+    return msgspec.structs.replace(spec, name=f"service_{new_id()[:12]}")
+
+
+def _names(state: ReadTx, kind: type[Network] | type[Secret] | type[Config]) -> set[str]:
+    return {o.spec.name for o in state.list(kind)}
 
 
 def _check_stack(req: StackDeploy) -> None:
-    if not req.name:
-        raise InvalidArgument("a stack needs a name")
+    check_name("stack", req.name)
     names = [s.name for s in req.services]
     duplicate = {n for n in names if names.count(n) > 1}
     if duplicate:
@@ -416,10 +428,7 @@ def _check_stack(req: StackDeploy) -> None:
             raise InvalidArgument(
                 f"service {spec.name} does not carry the label {STACK_LABEL}={req.name}"
             )
-        if not spec.image:
-            raise InvalidArgument(f"service {spec.name} has no image")
-        if spec.replicas < 0:
-            raise InvalidArgument(f"service {spec.name}: replicas must not be negative")
+        check_service(spec)
     for kind, items in ((Secret, req.secrets), (Config, req.configs)):
         for item in items:  # the rules of `secret create`, for those a compose file makes
             check_create(kind, item.spec.name, item.spec.data)

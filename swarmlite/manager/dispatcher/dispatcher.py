@@ -52,6 +52,7 @@ from swarmlite.errors import (
 )
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
+from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import ReconcileLoop
 from swarmlite.manager.netstate import mesh_state, network_state
@@ -98,9 +99,10 @@ def advances(old: TaskStatus, new: TaskStatus) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, ctx: ManagerContext, logs: LogBroker) -> None:
+    def __init__(self, ctx: ManagerContext, logs: LogBroker, heartbeats: Heartbeats) -> None:
         self.ctx = ctx
         self.logs = logs
+        self.heartbeats = heartbeats
         self.sessions: dict[str, _Session] = {}
         self._last_seen: dict[str, float] = {}
         self._leading = False
@@ -131,6 +133,7 @@ class Dispatcher:
         session = _Session(node_id, stream)
         self.sessions[node_id] = session
         self._last_seen[node_id] = self.ctx.clock.monotonic()
+        self.heartbeats.beat(node_id)
         log.info("session opened %s", kv(node=node_id, peer=peer.address))
         self.logs.attach(node_id, session.send)
         try:
@@ -142,6 +145,7 @@ class Dispatcher:
                 if message is None:
                     return
                 self._last_seen[node_id] = self.ctx.clock.monotonic()
+                self.heartbeats.beat(node_id)
                 if isinstance(message, StatusReport):
                     await self._take_report(node_id, message)
                 elif isinstance(message, LogChunk):
@@ -282,6 +286,7 @@ class Dispatcher:
         finally:
             self._leading = False
             self._last_seen.clear()
+            self.heartbeats.clear()
             for session in list(self.sessions.values()):
                 await session.stream.close_with_error(
                     Unavailable("this manager is no longer the leader", hint="reconnect")

@@ -178,6 +178,8 @@ def container_config(
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits],
         "ExtraHosts": [_extra_host(h) for h in spec.extra_hosts] or None,
         "Dns": list(spec.dns) or None,
+        "DnsOptions": list(spec.dns_options) or None,
+        "DnsSearch": list(spec.dns_search) or None,
         "GroupAdd": list(spec.groups) or None,
         "NanoCpus": resources.limits.nano_cpus,
         "Memory": resources.limits.memory_bytes,
@@ -187,6 +189,8 @@ def container_config(
         host["PidsLimit"] = resources.limits.pids
     if spec.init is not None:
         host["Init"] = spec.init
+    if spec.oom_score_adj:
+        host["OomScoreAdj"] = spec.oom_score_adj
 
     config: dict[str, Any] = {
         "Image": spec.image,
@@ -432,7 +436,7 @@ class DockerDriver:
         return states
 
     async def logs(
-        self, container_id: str, *, follow: bool = False, tail: int = -1
+        self, container_id: str, *, follow: bool = False, tail: int = -1, since: float = 0.0
     ) -> AsyncIterator[LogEntry]:
         data = await self.engine.call(
             container_id, "container", self._container(container_id).show()
@@ -445,6 +449,8 @@ class DockerDriver:
             "follow": follow,
             "tail": "all" if tail < 0 else tail,
         }
+        if since > 0:
+            params["since"] = f"{since:.9f}"  # Docker takes fractional epoch seconds
         async with self.engine.stream(
             f"containers/{container_id}/logs", params, what=container_id, subject="container"
         ) as response:

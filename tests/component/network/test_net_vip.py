@@ -316,6 +316,7 @@ async def test_an_endpoint_without_backends_refuses_at_once(
 ) -> None:
     await mesh.apply([vip([], ports=[80])], [published(8080, [])])
 
+    # Refused (a TCP reset): a dropped SYN would end in TimeoutError instead.
     for netns, addr, port in (
         (topo.member, VIP, 80),
         (topo.client, VIP, 80),
@@ -323,10 +324,8 @@ async def test_an_endpoint_without_backends_refuses_at_once(
         (topo.node, VIP, 80),
         (topo.node, NODE_ADDR, 8080),
     ):
-        started = time.monotonic()
         with pytest.raises(ConnectionRefusedError):
             connect(netns, addr, port, timeout=2.0)
-        assert time.monotonic() - started < 1.0, (netns, addr, port)
 
     # Backends come back: the same VIP serves again, without a new table.
     handle = handles(listing(topo.node))["table"]

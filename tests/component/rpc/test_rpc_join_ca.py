@@ -10,7 +10,6 @@ from swarmlite.api.control import (
     CA_RENEW,
     JOIN,
     JOIN_CA,
-    PUBLIC_PATHS,
     CAReply,
     Empty,
     JoinReply,
@@ -18,6 +17,7 @@ from swarmlite.api.control import (
     RenewReply,
     RenewRequest,
 )
+from swarmlite.api.routes import PUBLIC_PATHS
 from swarmlite.api.states import NodeRole
 from swarmlite.ca import (
     NodeCredentials,

@@ -3,6 +3,8 @@
 `NetLab` wraps one `swarmlite lab` (h1 manager, h2 and h3 workers, each a network
 namespace with its own dockerd and swarmlite daemon) driven through the CLI as a user
 would: `swarmlite lab exec` for the cluster, `docker -H <host's socket>` for containers.
+It reads the cluster's state through the control API on h1's unix socket (`NetLab.call`,
+with the client the CLI uses), so a test does not depend on how the CLI prints it.
 Probes run from Python on a thread that entered a network namespace (a host's, or a
 container's through /proc/<pid>/ns/net), so a connection's timing is the kernel's, not a
 subprocess's start-up.
@@ -40,8 +42,11 @@ from typing import TypeVar
 
 import pytest
 
+from swarmlite.api.control import NameRef
+from swarmlite.api.routes import SERVICE_INSPECT, Rep, Req, Route
 from swarmlite.lab import LabState, load
 from swarmlite.lab import down as lab_down
+from swarmlite.rpc import ControlClient
 
 T = TypeVar("T")
 
@@ -164,6 +169,11 @@ class NetLab:
         """`swarmlite args...` against the manager (h1)."""
         return self.exec("h1", "swarmlite", *args)
 
+    def call(self, route: Route[Req, Rep], request: Req, host: str = "h1") -> Rep:
+        """One control call on `host`'s unix socket (h1: the manager), as the CLI makes it."""
+        client = ControlClient.unix(self.state.host(host).swarmlite_socket, timeout=CLI_TIMEOUT)
+        return client.call(route, request)
+
     def cli_result(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`swarmlite args...` against the manager (h1), failed or not."""
         return swarmlite("lab", "exec", "--dir", str(self.dir), "h1", "--", "swarmlite", *args)
@@ -205,8 +215,8 @@ class NetLab:
         return sorted(found, key=lambda c: c.host)
 
     def vips(self, service: str) -> set[str]:
-        [view] = json.loads(self.cli("service", "inspect", service))
-        return {v["address"].split("/")[0] for v in view["endpoint"]["vips"]}
+        endpoint = self.call(SERVICE_INSPECT, NameRef(ref=service)).service.endpoint
+        return {vip.address.split("/")[0] for vip in endpoint.vips}
 
     def wait(self, what: str, check: Callable[[], T], timeout: float = 60.0) -> T:
         deadline = time.monotonic() + timeout

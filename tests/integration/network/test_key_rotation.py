@@ -5,7 +5,8 @@ Every daemon rotates its WireGuard key pair every few seconds here
 which calls `api` by name: both legs cross the mesh between hosts. Every request must be
 answered, and every node must have published new keys.
 
-Not marked `integration`: it needs root and what `scripts/setup` installs (CI has both).
+Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it, a plain
+`pytest` does not. It needs root and what `scripts/setup` installs (CI has both).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from swarmlite.api.control import ListRequest
+from swarmlite.api.routes import NODE_LS
+from swarmlite.lab import load
+from swarmlite.rpc import ControlClient
 
 ROTATION_SECONDS = 8
 RUN_SECONDS = 30.0
@@ -59,17 +65,13 @@ def lab() -> Iterator[tuple[Path, dict[str, object]]]:
 
 
 def keys(directory: Path) -> dict[str, str]:
-    """Each node's published WireGuard public key, as the managers know it."""
-    out = swarmlite("lab", "exec", "--dir", str(directory), "h1", "--", "swarmlite", "node", "ls",
-                    "--format", "json")  # fmt: skip
-    ids = [view["node"]["id"] for view in json.loads(out)]
-    found = {}
-    for node_id in ids:
-        shown = swarmlite("lab", "exec", "--dir", str(directory), "h1", "--", "swarmlite",
-                          "node", "inspect", node_id)  # fmt: skip
-        [view] = json.loads(shown)
-        found[node_id] = view["node"]["status"]["mesh_public_key"]
-    return found
+    """Each node's published WireGuard public key, as the managers know it (NODE_LS on h1's
+    unix socket, with the client the CLI uses)."""
+    state = load(directory)
+    assert state is not None, directory
+    client = ControlClient.unix(state.host("h1").swarmlite_socket, timeout=60.0)
+    views = client.call(NODE_LS, ListRequest()).nodes
+    return {view.node.id: view.node.status.mesh_public_key for view in views}
 
 
 def mesh_log(directory: Path) -> str:

@@ -5,21 +5,24 @@ the workers, each task serving its own hostname; a `probe` client container on h
 `other` (other.yml: `hidden` on every host, on a network of its own). The tests run in file
 order and the last one kills h3 outright; the fixture tears the lab down whatever happened.
 
-Not marked `integration`: it needs root and the lab's packages (docker.io,
-docker-registry, busybox-static, wireguard-go, nftables, tcpdump), which .ci/run installs,
-and runs in about two minutes.
+Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it, a plain
+`pytest` does not. It needs root and the lab's packages (docker.io, docker-registry,
+busybox-static, wireguard-go, nftables, tcpdump), which .ci/run installs, and runs in about
+two minutes. Tests assert what the probes saw, not how soon: a wait's deadline only bounds it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from swarmlite.api.control import NameRef
+from swarmlite.api.routes import NETWORK_INSPECT
 
 HERE = Path(__file__).parent
 NetLab = Any  # conftest.NetLab, reached through the `netlab` fixture
@@ -29,8 +32,7 @@ WG_PORT = 51820
 CLUSTER_PORT = 2377  # the control plane: HTTPS with mutual TLS, on the underlay by design
 WEB_PORT = 8080
 FLIP_PORT = 8081
-HEALTH_INTERVAL = 1.0  # net.yml's flip healthcheck
-KILL_DEADLINE = 10.0
+STEADY = 20  # answers in a row that show where traffic goes now
 
 
 def _nslookup(output: str) -> list[str]:
@@ -56,6 +58,12 @@ class Hit:
     start: float  # monotonic, when the connection was opened
     end: float
     body: str  # the hostname that answered, or "error: ..."
+
+
+def _last(hits: list[Hit]) -> list[Hit] | None:
+    """The last STEADY hits, once there are that many."""
+    last = hits[-STEADY:]
+    return last if len(last) == STEADY else None
 
 
 class Prober:
@@ -180,7 +188,7 @@ def test_routing_mesh_replies_go_only_to_the_host_that_forwarded_the_request(
     assert strays == [], "\n".join(f.line for f in strays[:20])
 
 
-def test_an_unhealthy_task_leaves_rotation_within_one_interval_and_a_second(
+def test_an_unhealthy_task_leaves_rotation_and_the_healthy_one_keeps_answering(
     netlab: NetLab,
 ) -> None:
     probe = _probe(netlab)
@@ -198,23 +206,36 @@ def test_an_unhealthy_task_leaves_rotation_within_one_interval_and_a_second(
         Prober(netlab, netlab.host_netns("h1"), h1, FLIP_PORT) as published,
         Prober(netlab, probe.netns, vip, 80) as through_vip,
     ):
-        time.sleep(1.0)
-        Path(f"/proc/{victim.pid}/root/tmp/ok").unlink()  # its next health check fails
-        flipped = time.monotonic()
-        time.sleep(HEALTH_INTERVAL + 1.0 + 3.0)
-
-    limit = flipped + HEALTH_INTERVAL + 1.0
-    for what, prober in (("published port", published), ("VIP", through_vip)):
-        before = [h for h in prober.hits if h.end < flipped]
-        assert victim.hostname in {h.body for h in before}, f"{what}: {before}"
-        late = [h for h in prober.hits if h.start > limit and h.body == victim.hostname]
-        last = max((h.start for h in prober.hits if h.body == victim.hostname), default=0.0)
-        assert late == [], (
-            f"{what}: the unhealthy task still got new connections {last - flipped:.2f}s after "
-            f"its health check was broken (limit {HEALTH_INTERVAL + 1.0:g}s)\n{netlab.logs()}"
+        probers = {"published port": published, "VIP": through_vip}
+        netlab.wait(
+            f"{victim.hostname} answering on both paths",
+            lambda: all(victim.hostname in {h.body for h in p.hits} for p in probers.values()),
         )
-        after = [h for h in prober.hits if h.start > limit]
-        assert after and all(h.body != victim.hostname for h in after), after
+        Path(f"/proc/{victim.pid}/root/tmp/ok").unlink()  # its next health check fails
+
+        def out_of_rotation(prober: Prober) -> bool:
+            last = _last(prober.hits)
+            return last is not None and all(h.body != victim.hostname for h in last)
+
+        # The deadline only bounds the wait (the health check runs every second).
+        netlab.wait(
+            f"{STEADY} answers in a row without {victim.hostname} on both paths",
+            lambda: all(out_of_rotation(p) for p in probers.values()),
+        )
+        left = {what: len(p.hits) for what, p in probers.items()}
+        netlab.wait(
+            f"{STEADY} more answers on both paths",
+            lambda: all(len(p.hits) >= left[what] + STEADY for what, p in probers.items()),
+        )
+
+    # Once out of rotation it stays out, and the healthy task answers every connection.
+    for what, prober in probers.items():
+        after = prober.hits[left[what] :]
+        late = [h for h in after if h.body == victim.hostname]
+        assert late == [], (
+            f"{what}: the unhealthy task got new connections again after it had left the "
+            f"rotation: {len(late)} of {len(after)}\n{netlab.logs()}"
+        )
         errors = [h for h in after if h.body.startswith("error")]
         assert errors == [], f"{what}: the healthy task did not answer: {errors[:5]}"
         assert survivor.hostname in {h.body for h in after}, after
@@ -280,8 +301,9 @@ def test_stacks_share_a_network_made_with_network_create(netlab: NetLab) -> None
     also uses b's own network b_back. Names resolve across the stacks; a network in use is
     not removed, neither by `network rm` nor with the stack that made it."""
     made = netlab.cli("network", "create", "--subnet", "198.19.200.0/24", "shared").strip()
-    row = re.compile(r"^" + made[:12] + r"\s+shared\s+overlay\s+swarm\s+198.19.200.0/24$", re.M)
-    netlab.wait("shared allocated", lambda: row.search(netlab.cli("network", "ls")))
+    row = f"{made[:12]} shared overlay swarm 198.19.200.0/24"
+    listing = ("network", "ls", "--format", "{{.ID}} {{.Name}} {{.Driver}} {{.Scope}} {{.Subnet}}")
+    netlab.wait("shared allocated", lambda: row in netlab.cli(*listing).splitlines())
     netlab.deploy(HERE / "shared-b.yml", "b")
     netlab.deploy(HERE / "shared-a.yml", "a")
     [client] = netlab.containers("b_client")
@@ -300,12 +322,12 @@ def test_stacks_share_a_network_made_with_network_create(netlab: NetLab) -> None
     assert removed.returncode == 0, removed
     assert "Removing service b_client" in removed.stdout, removed
     assert "Keeping network b_back: in use by a_api" in removed.stderr, removed
-    back = json.loads(netlab.cli("network", "inspect", "b_back"))
-    assert [v["services"] for v in back] == [["a_api"]], back
+    back = netlab.call(NETWORK_INSPECT, NameRef(ref="b_back"))
+    assert back.services == ["a_api"], back
 
     netlab.cli("stack", "rm", "a")
     assert netlab.cli("network", "rm", "shared", "b_back").split() == ["shared", "b_back"]
-    names = [row.split()[1] for row in netlab.cli("network", "ls").splitlines()[1:]]
+    names = netlab.cli("network", "ls", "--format", "{{.Name}}").split()
     assert "shared" not in names and "b_back" not in names, names
     assert "ingress" in names and "net_default" in names, names
 
@@ -321,20 +343,27 @@ def test_the_published_port_keeps_answering_after_a_host_is_killed(netlab: NetLa
 
     with Prober(netlab, netlab.host_netns("h1"), h1, WEB_PORT, period=0.2) as poll:
         killed, pids = netlab.kill_host("h3")
-        time.sleep(KILL_DEADLINE + 5.0)
-    assert [pid for pid in pids if _alive(pid)] == [], "h3 has live processes left"
 
-    after = [h for h in poll.hits if h.start >= killed]
-    ok = [h.body == survivor.hostname for h in after]
-    # The first poll from which every later one is answered (by h2's task).
-    steady = next((i for i in range(len(ok)) if all(ok[i:])), None)
-    timeline = ", ".join(f"{h.start - killed:.1f}:{h.body[:12]}" for h in after)
-    assert steady is not None, f"never answered steadily after the kill: {timeline}"
-    recovered = after[steady].start - killed
-    assert recovered <= KILL_DEADLINE, (
-        f"answered steadily only {recovered:.1f}s after h3 was killed: {timeline}"
-    )
-    assert after[-1].start - after[steady].start >= 4.0, timeline
+        def since_kill() -> list[Hit]:
+            return [h for h in poll.hits if h.start >= killed]
+
+        def answered_by_survivor() -> bool:
+            last = _last(since_kill())
+            return last is not None and all(h.body == survivor.hostname for h in last)
+
+        # The deadline only bounds the wait; how soon the mesh recovers is not asserted.
+        netlab.wait(
+            f"{STEADY} polls in a row answered by {survivor.hostname} after h3 was killed",
+            answered_by_survivor,
+        )
+        steady = len(poll.hits)
+        netlab.wait(f"{STEADY} more polls", lambda: len(poll.hits) >= steady + STEADY)
+    netlab.wait("every process of h3 gone", lambda: not [pid for pid in pids if _alive(pid)])
+
+    # Once answered by h2's task alone, the published port stays so, without an error.
+    after = poll.hits[steady:]
+    timeline = ", ".join(f"{h.start - killed:.1f}:{h.body[:12]}" for h in since_kill())
+    assert all(h.body == survivor.hostname for h in after), timeline
 
 
 def _alive(pid: int) -> bool:

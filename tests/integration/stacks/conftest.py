@@ -5,7 +5,8 @@ scripts/bench/cluster.py does; that file is not changed) with one `Dockerd` per 
 starts each node with `--docker-host` pointing at its own dockerd. All dockerds live in the
 root network namespace: tasks run with NetworkMode none, so they cannot collide. It reads
 containers straight from each node's dockerd (by the labels the docker driver sets) and the
-cluster through the CLI's JSON output, so a test sees what a user would.
+cluster through the control API, with the client the CLI uses (`Cluster.call`); tests drive
+the cluster through the CLI, and read its output only where what it prints is the point.
 
 Invariant: `close()` SIGKILLs every daemon the harness saw and stops every dockerd this
 object started (which removes their containers, mounts, cgroups and directories).
@@ -27,8 +28,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import pytest
 
+from swarmlite.api.control import NameRef, TaskFilter
+from swarmlite.api.routes import SERVICE_INSPECT, TASK_LS, Rep, Req, Route
 from swarmlite.errors import FailedPrecondition
 from swarmlite.testing.dockerd import Dockerd, engine_json, engine_request
 from swarmlite.testing.images import ensure_test_images
@@ -176,22 +180,31 @@ class StackCluster:
             args += ["-c", str(path)]
         return self.swl(*args, stack, timeout=300)
 
+    # ------------------------------------------------------------------ the control API
+
+    def call(self, route: Route[Req, Rep], request: Req) -> Rep:
+        """One control call on a live manager, with the client the CLI uses."""
+        reply: Rep = self.cluster.call(route, request)
+        return reply
+
     def tasks(self, *services: str) -> list[dict[str, Any]]:
-        """`service ps --format json` of `services`."""
-        found: list[dict[str, Any]] = json.loads(
-            self.ok("service", "ps", "--format", "json", *services)
-        )
+        """Every task of `services` (TASK_LS, history included), as plain dicts."""
+        found: list[dict[str, Any]] = [
+            msgspec.to_builtins(task)
+            for service in services
+            for task in self.call(TASK_LS, TaskFilter(service=service)).tasks
+        ]
         return found
 
     def inspect(self, service: str) -> dict[str, Any]:
-        found: list[dict[str, Any]] = json.loads(
-            self.ok("service", "inspect", "--format", "json", service)
+        """The stored service (SERVICE_INSPECT), as a plain dict."""
+        found: dict[str, Any] = msgspec.to_builtins(
+            self.call(SERVICE_INSPECT, NameRef(ref=service)).service
         )
-        assert len(found) == 1, found
-        return found[0]
+        return found
 
     def node_names(self) -> dict[str, str]:
-        """Node id -> hostname, from `node ls`."""
+        """Node id -> hostname, from NODE_LS."""
         return {row.id: row.hostname for row in self.cluster.node_ls()}
 
     # ------------------------------------------------------------------ the dockerds

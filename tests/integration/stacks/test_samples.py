@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from swarmlite.api import ServiceMode
-from swarmlite.compose import load_stack
+from swarmlite.compose import load_stack, to_stack_deploy
 from swarmlite.testing.images import TEST_IMAGES
 
 SAMPLES = Path(__file__).resolve().parents[3] / "compose-samples"
@@ -27,13 +27,13 @@ def test_there_are_samples() -> None:
 def test_sample_loads_cleanly_with_test_images(name: str) -> None:
     loaded = load_stack([SAMPLES / name], env={})
     assert loaded.warnings == []
-    specs = loaded.deploy("demo").services
+    specs = to_stack_deploy(loaded, "demo").services
     assert specs
     assert {s.task.container.image for s in specs} <= KNOWN_IMAGES
 
 
 def test_shop_sample_has_one_service_of_each_mode() -> None:
-    specs = load_stack([SAMPLES / "shop.yml"], env={}).deploy("shop").services
+    specs = to_stack_deploy(load_stack([SAMPLES / "shop.yml"], env={}), "shop").services
     modes = {s.name: s.mode for s in specs}
     assert modes == {
         "shop_web": ServiceMode.REPLICATED,
@@ -43,15 +43,16 @@ def test_shop_sample_has_one_service_of_each_mode() -> None:
 
 
 def test_bad_update_merged_over_web_changes_only_the_image() -> None:
-    base = load_stack([SAMPLES / "web.yml"], env={}).deploy("demo").services
+    base = to_stack_deploy(load_stack([SAMPLES / "web.yml"], env={}), "demo").services
     merged = load_stack([SAMPLES / "web.yml", SAMPLES / "bad-update.yml"], env={})
-    [web] = merged.deploy("demo").services
+    [web] = to_stack_deploy(merged, "demo").services
     assert web.task.container.image == "swl/web:bad"
     assert web.update_config == base[0].update_config
     assert web.update_config is not None and web.update_config.failure_action.value == "rollback"
 
 
 def test_bench_sample_takes_its_replicas_from_the_environment() -> None:
-    [web] = load_stack([SAMPLES / "bench.yml"], env={"REPLICAS": "50"}).deploy("b").services
+    bench = load_stack([SAMPLES / "bench.yml"], env={"REPLICAS": "50"})
+    [web] = to_stack_deploy(bench, "b").services
     assert web.replicas == 50
     assert web.task.restart_policy.delay == 0.0

@@ -1,9 +1,10 @@
 """Fixtures for the CLI: a fake daemon (a real RpcServer on a unix socket, in its own thread
 with its own event loop, answering scripted control calls) and a runner pointed at it.
 
-Every call the fake daemon receives is recorded as (path, decoded request), so a test can
-check exactly what a command sent. A path the test did not script answers
-FailedPrecondition, so a command calling something unexpected fails loudly.
+The fake serves every route of ``api.routes.ROUTES``, unary and stream alike, so it can
+never drift from the table. Every call it receives is recorded as (route, decoded
+request), so a test can check exactly what a command sent. A route the test did not script
+answers FailedPrecondition, so a command calling something unexpected fails loudly.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,73 +21,61 @@ import pytest
 from click.testing import CliRunner, Result
 
 from swarmlite.api import Node, NodeAvailability, NodeRole, NodeSpec, NodeState, NodeStatus
-from swarmlite.api.control import (
-    INFO,
-    JOIN_TOKEN,
-    LEAVE,
-    NODE_INSPECT,
-    NODE_LS,
-    NODE_PS,
-    NODE_RM,
-    NODE_UPDATE,
-    Empty,
-    JoinTokenRequest,
-    LeaveRequest,
-    ManagerStatus,
-    NodeRef,
-    NodeRemove,
-    NodeUpdate,
-    NodeView,
-)
+from swarmlite.api.control import ManagerStatus, NodeView
+from swarmlite.api.routes import ROUTES, Route
 from swarmlite.cli import cli
 from swarmlite.errors import FailedPrecondition
 from swarmlite.rpc import Peer, RpcServer
 
-Reply = Callable[[Any], msgspec.Struct | None]
-
-_ROUTES: dict[str, type[msgspec.Struct]] = {
-    NODE_LS: Empty,
-    NODE_INSPECT: NodeRef,
-    NODE_UPDATE: NodeUpdate,
-    NODE_RM: NodeRemove,
-    NODE_PS: NodeRef,
-    JOIN_TOKEN: JoinTokenRequest,
-    INFO: Empty,
-    LEAVE: LeaveRequest,
-}
+# A unary route's answer, or a stream route's items (a list, any iterable).
+Reply = Callable[[Any], msgspec.Struct | Iterable[Any] | None]
 
 
 class FakeDaemon:
-    """Serves the control paths on ``socket``; ``on(path, reply)`` scripts the answers."""
+    """Serves every control route on ``socket``; ``on(route, reply)`` scripts the answers."""
 
     def __init__(self, socket: Path) -> None:
         self.socket = socket
-        self.calls: list[tuple[str, msgspec.Struct]] = []
+        self.calls: list[tuple[Route[Any, Any], msgspec.Struct]] = []
         self._replies: dict[str, Reply] = {}
         self._loop = asyncio.new_event_loop()
         self._server = RpcServer(None)
-        for path, request_type in _ROUTES.items():
-            self._server.add_unary(path, request_type, self._handler(path))
+        for route in ROUTES:
+            handler = self._stream(route) if route.stream else self._unary(route)
+            self._server.add_route(route, handler)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     @property
     def host(self) -> str:
         return f"unix://{self.socket}"
 
-    def on(self, path: str, reply: Reply) -> None:
-        """Answer ``path`` with ``reply(request)``; ``reply`` may raise a SwarmliteError."""
-        self._replies[path] = reply
+    def on(self, route: Route[Any, Any], reply: Reply) -> None:
+        """Answer ``route`` with ``reply(request)``, which may raise a SwarmliteError (None
+        stands for an empty reply); for a stream route, ``reply(request)`` gives the items to
+        send (then the stream ends)."""
+        self._replies[route.path] = reply
 
-    def requests(self, path: str) -> list[Any]:
-        return [request for called, request in self.calls if called == path]
+    def requests(self, route: Route[Any, Any]) -> list[Any]:
+        return [request for called, request in self.calls if called == route]
 
-    def _handler(self, path: str) -> Callable[[Any, Peer], Any]:
-        async def handle(request: Any, peer: Peer) -> msgspec.Struct | None:
-            self.calls.append((path, request))
-            reply = self._replies.get(path)
-            if reply is None:
-                raise FailedPrecondition(f"the test did not script {path}")
-            return reply(request)
+    def _answer(self, route: Route[Any, Any], request: Any) -> Any:
+        self.calls.append((route, request))
+        reply = self._replies.get(route.path)
+        if reply is None:
+            raise FailedPrecondition(f"the test did not script {route.path}")
+        return reply(request)
+
+    def _unary(self, route: Route[Any, Any]) -> Callable[[Any, Peer], Any]:
+        async def handle(request: Any, peer: Peer) -> Any:
+            answer = self._answer(route, request)
+            return route.reply() if answer is None else answer  # None: Empty, for short
+
+        return handle
+
+    def _stream(self, route: Route[Any, Any]) -> Callable[[Any, Peer], AsyncIterator[Any]]:
+        async def handle(request: Any, peer: Peer) -> AsyncIterator[Any]:
+            for item in self._answer(route, request):
+                yield item
 
         return handle
 

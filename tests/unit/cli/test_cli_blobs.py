@@ -12,53 +12,38 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from swarmlite.api import Config, ConfigSpec, Secret, SecretSpec
-from swarmlite.api.control import (
+from swarmlite.api.control import BlobCreate, BlobList, BlobView, ListRequest, NameRef
+from swarmlite.api.routes import (
     CONFIG_CREATE,
     CONFIG_INSPECT,
-    CONFIG_PATHS,
+    CONFIG_LS,
     CONFIG_RM,
     SECRET_CREATE,
     SECRET_INSPECT,
     SECRET_LS,
-    SECRET_PATHS,
-    BlobCreate,
-    BlobList,
-    BlobView,
-    Empty,
-    NameRef,
 )
 from swarmlite.errors import FailedPrecondition, NotFound
 from swarmlite.manager.controlapi.blobs import check_create, shown
 
-REQUESTS = (BlobCreate, Empty, NameRef, NameRef)  # create, ls, inspect, rm
-ROUTES: dict[str, type[msgspec.Struct]] = {
-    path: request
-    for paths in (SECRET_PATHS, CONFIG_PATHS)
-    for path, request in zip(paths, REQUESTS, strict=True)
-}
-
 DB_ID = "7q2w8e5r4t6y1u0io3k9x0c1m"
 SITE_ID = "0c1m7q2w8e5r4t6y1u0io3k9x"
-
-
-@pytest.fixture
-def daemon(daemon: Any) -> Any:
-    """The conftest's fake daemon, also serving the secret and config paths."""
-    for path, request_type in ROUTES.items():
-        daemon._server.add_unary(path, request_type, daemon._handler(path))
-    return daemon
 
 
 def secret(name: str = "db_pass", data: bytes = b"hunter2", **meta: Any) -> Secret:
     return Secret(id=meta.pop("id", DB_ID), spec=SecretSpec(name=name, data=data), **meta)
 
 
-def config(name: str = "site", data: bytes = b"listen 80;\n", **meta: Any) -> Config:
-    return Config(id=meta.pop("id", SITE_ID), spec=ConfigSpec(name=name, data=data), **meta)
+def config(
+    name: str = "site",
+    data: bytes = b"listen 80;\n",
+    labels: dict[str, str] | None = None,
+    **meta: Any,
+) -> Config:
+    spec = ConfigSpec(name=name, data=data, labels=labels or {})
+    return Config(id=meta.pop("id", SITE_ID), spec=spec, **meta)
 
 
 def created(kind: type[Secret] | type[Config], object_id: str) -> Any:
@@ -171,7 +156,7 @@ def test_ls_shows_ids_names_and_ages(daemon: Any, run: Any) -> None:
         lambda _: BlobList(
             items=[
                 shown(secret("z_token", id=SITE_ID, created_at=now - 7200), []),
-                shown(secret(created_at=now - 180, updated_at=now - 120), ["shop_db"]),
+                shown(secret(created_at=now - 180, updated_at=now - 65), ["shop_db"]),
             ]
         ),
     )
@@ -179,16 +164,44 @@ def test_ls_shows_ids_names_and_ages(daemon: Any, run: Any) -> None:
     result = run("secret", "ls")
 
     assert result.exit_code == 0, result.stderr
+    assert daemon.requests(SECRET_LS) == [ListRequest()]
     assert [re.split(r" {3,}", line) for line in result.stdout.splitlines()] == [
-        ["ID", "NAME", "CREATED", "UPDATED"],
-        [DB_ID[:12], "db_pass", "3 minutes ago", "2 minutes ago"],
-        [SITE_ID[:12], "z_token", "2 hours ago", "2 hours ago"],
+        ["ID", "NAME", "DRIVER", "CREATED", "UPDATED"],
+        [DB_ID, "db_pass", "3 minutes ago", "About a minute ago"],
+        [SITE_ID, "z_token", "2 hours ago", "2 hours ago"],
     ]
     quiet = run("secret", "ls", "-q")
-    assert quiet.stdout.split() == [DB_ID[:12], SITE_ID[:12]]
+    assert quiet.stdout.split() == [DB_ID, SITE_ID]
 
 
-def test_inspect_never_shows_a_secret_s_content_but_shows_a_config_s(daemon: Any, run: Any) -> None:
+def test_ls_sends_the_filters_and_takes_a_template(daemon: Any, run: Any) -> None:
+    daemon.on(
+        CONFIG_LS,
+        lambda _: BlobList(items=[shown(config(labels={"env": "prod"}, created_at=1.0), [])]),
+    )
+
+    result = run(
+        "config", "ls", "-f", "name=si", "--filter", "label=env", "--format",
+        'table {{.Name}}\t{{.Label "env"}}\t{{.Labels}}',
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert daemon.requests(CONFIG_LS) == [ListRequest(filters={"name": ["si"], "label": ["env"]})]
+    assert result.stdout.splitlines() == ["NAME   env    LABELS", "site   prod   env=prod"]
+    as_json = run("config", "ls", "--format", "json")
+    assert json.loads(as_json.stdout)["Name"] == "site"
+    assert sorted(json.loads(as_json.stdout)) == ["CreatedAt", "ID", "Labels", "Name", "UpdatedAt"]
+
+
+def test_ls_with_a_bad_filter_calls_nothing(daemon: Any, run: Any) -> None:
+    result = run("secret", "ls", "-f", "name")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "error: bad format of filter (expected name=value)"
+    assert daemon.calls == []
+
+
+def test_inspect_is_dockers_json_without_a_secret_s_content(daemon: Any, run: Any) -> None:
     daemon.on(SECRET_INSPECT, lambda req: shown(secret(), ["shop_db"]))
     daemon.on(CONFIG_INSPECT, lambda req: shown(config(), ["shop_web"]))
 
@@ -197,12 +210,37 @@ def test_inspect_never_shows_a_secret_s_content_but_shows_a_config_s(daemon: Any
 
     assert shown_secret.exit_code == 0, shown_secret.stderr
     [view] = json.loads(shown_secret.stdout)
-    assert view["object"]["spec"] == {"name": "db_pass", "labels": {}}
-    assert view["services"] == ["shop_db"]
+    assert view["ID"] == DB_ID
+    assert view["Spec"] == {"Name": "db_pass", "Labels": {}}
+    assert shown_secret.stdout.startswith('[\n    {\n        "ID": ')
     assert b"hunter2" not in shown_secret.stdout_bytes
     [view] = json.loads(shown_config.stdout)
-    assert base64.b64decode(view["object"]["spec"]["data"]) == b"listen 80;\n"
+    assert base64.b64decode(view["Spec"]["Data"]) == b"listen 80;\n"
     assert daemon.requests(CONFIG_INSPECT) == [NameRef(ref="site")]
+
+
+def test_inspect_format_and_pretty(daemon: Any, run: Any) -> None:
+    daemon.on(
+        CONFIG_INSPECT,
+        lambda req: shown(config(labels={"env": "prod"}, created_at=1_700_000_000.5), []),
+    )
+
+    name = run("config", "inspect", "-f", "{{.Spec.Name}} {{json .Spec.Labels}}", "site")
+    pretty = run("config", "inspect", "--pretty", "site")
+
+    assert name.stdout == 'site {"env":"prod"}\n'
+    assert pretty.exit_code == 0, pretty.stderr
+    assert pretty.stdout.splitlines() == [
+        f"ID:\t\t\t{SITE_ID}",
+        "Name:\t\t\tsite",
+        "Labels:",
+        " - env=prod",
+        "Created at:            \t2023-11-14 22:13:20.5 +0000 utc",
+        "Updated at:            \t2023-11-14 22:13:20.5 +0000 utc",
+        "Data:",
+        "listen 80;",
+        "",  # the data's own newline, then the template's
+    ]
 
 
 def test_inspect_shows_what_it_found_and_fails_for_what_it_did_not(daemon: Any, run: Any) -> None:
@@ -216,7 +254,7 @@ def test_inspect_shows_what_it_found_and_fails_for_what_it_did_not(daemon: Any, 
     result = run("secret", "inspect", "db_pass", "nope")
 
     assert result.exit_code == 1
-    assert [v["object"]["spec"]["name"] for v in json.loads(result.stdout)] == ["db_pass"]
+    assert [v["Spec"]["Name"] for v in json.loads(result.stdout)] == ["db_pass"]
     assert "secret 'nope' not found" in result.stderr
 
 

@@ -9,9 +9,10 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from swarmlite.api.control import NODE_INSPECT, NODE_LS, Empty, NodeList
+from swarmlite.api.control import ListRequest, NodeList
+from swarmlite.api.routes import NODE_INSPECT, NODE_LS
 from swarmlite.ca import RootCA, issue_node_cert, server_context, write_credentials
-from swarmlite.cli import cli, render
+from swarmlite.cli import cli, listing, render
 from swarmlite.errors import NotFound
 from swarmlite.rpc import Peer, RpcServer
 
@@ -143,10 +144,10 @@ async def test_https_host_with_a_cert_dir(tmp_path, make_view) -> None:
     server = RpcServer(server_context(issue_node_cert(ca, "manager-1", "manager", "cluster-1")))
     views = [make_view("m" * 25, "manager-1")]
 
-    async def ls(request: Empty, peer: Peer) -> NodeList:
+    async def ls(request: ListRequest, peer: Peer) -> NodeList:
         return NodeList(nodes=views)
 
-    server.add_unary(NODE_LS, Empty, ls)
+    server.add_route(NODE_LS, ls)
     port = await server.start("127.0.0.1", 0)
     write_credentials(tmp_path, issue_node_cert(ca, "operator", "manager", "cluster-1"))
     args = ["-H", f"https://127.0.0.1:{port}", "--cert-dir", str(tmp_path), "node", "ls", "-q"]
@@ -166,7 +167,7 @@ def test_internal_error_names_the_type_and_asks_for_debug(daemon, run, monkeypat
     def broken(views: object) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(render, "node_table", broken)
+    monkeypatch.setattr(listing, "node_rows", broken)
 
     plain = run("node", "ls")
     debug = run("--debug", "node", "ls")
@@ -201,7 +202,7 @@ def test_interrupt_exits_130(daemon, run, monkeypatch) -> None:
     def interrupted(views: object) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "node_table", interrupted)
+    monkeypatch.setattr(listing, "node_rows", interrupted)
 
     result = run("node", "ls")
 
@@ -221,7 +222,10 @@ def test_table_keeps_markup_and_long_cells_as_they_are() -> None:
 @pytest.mark.parametrize(
     ("seconds", "words"),
     [(0.2, "Less than a second ago"), (1, "1 second ago"), (59, "59 seconds ago"),
-     (60, "1 minute ago"), (7200, "2 hours ago"), (86400 * 3, "3 days ago")],
+     (60, "About a minute ago"), (119, "About a minute ago"), (120, "2 minutes ago"),
+     (3599, "59 minutes ago"), (3600, "About an hour ago"), (5399, "About an hour ago"),
+     (7200, "2 hours ago"), (86400 * 3, "3 days ago"), (86400 * 20, "2 weeks ago"),
+     (86400 * 90, "3 months ago"), (86400 * 800, "2 years ago")],
 )  # fmt: skip
-def test_ago(seconds: float, words: str) -> None:
+def test_ago_is_dockers_human_duration(seconds: float, words: str) -> None:
     assert render.ago(1000.0, 1000.0 + seconds) == words

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import msgspec
 import pytest
 
 from swarmlite.api import (
@@ -21,45 +20,29 @@ from swarmlite.api import (
     TaskTemplate,
 )
 from swarmlite.api.control import (
+    ListRequest,
+    NameRef,
+    NetworkCreate,
+    NetworkList,
+    NetworkView,
+    ServiceList,
+    ServiceView,
+    StackDeployReply,
+)
+from swarmlite.api.routes import (
     NETWORK_CREATE,
     NETWORK_INSPECT,
     NETWORK_LS,
     NETWORK_RM,
     SERVICE_LS,
     STACK_RM,
-    Empty,
-    NameRef,
-    NetworkCreate,
-    NetworkList,
-    NetworkView,
-    ServiceFilter,
-    ServiceList,
-    ServiceView,
-    StackDeployReply,
 )
 from swarmlite.errors import FailedPrecondition, NotFound
 from swarmlite.manager.controlapi.networks import check_spec
 
-ROUTES: dict[str, type[msgspec.Struct]] = {
-    NETWORK_CREATE: NetworkCreate,
-    NETWORK_LS: Empty,
-    NETWORK_INSPECT: NameRef,
-    NETWORK_RM: NameRef,
-    SERVICE_LS: ServiceFilter,
-    STACK_RM: NameRef,
-}
-
 SHARED_ID = "7q2w8e5r4t6y1u0io3k9x0c1m"
 FRONT_ID = "0c1m7q2w8e5r4t6y1u0io3k9x"
 INGRESS_ID = "k9x0c1m7q2w8e5r4t6y1u0io3"
-
-
-@pytest.fixture
-def daemon(daemon: Any) -> Any:
-    """The conftest's fake daemon, also serving the network paths and those of `stack rm`."""
-    for path, request_type in ROUTES.items():
-        daemon._server.add_unary(path, request_type, daemon._handler(path))
-    return daemon
 
 
 def view(
@@ -214,20 +197,18 @@ def three_networks() -> list[NetworkView]:
     ]
 
 
-def test_ls_table_is_sorted_by_name_and_says_which_network_has_no_subnet_yet(
-    daemon: Any, run: Any
-) -> None:
+def test_ls_table_has_dockers_columns_sorted_by_name(daemon: Any, run: Any) -> None:
     daemon.on(NETWORK_LS, lambda request: NetworkList(networks=three_networks()))
 
     result = run("network", "ls")
 
     assert result.exit_code == 0, result.stderr
-    assert daemon.requests(NETWORK_LS) == [Empty()]
+    assert daemon.requests(NETWORK_LS) == [ListRequest()]
     assert result.stdout.splitlines() == [
-        "NETWORK ID     NAME      DRIVER    SCOPE   SUBNET",
-        "0c1m7q2w8e5r   front     overlay   swarm   10.0.1.0/24",
-        "k9x0c1m7q2w8   ingress   overlay   swarm   10.0.0.0/24",
-        "7q2w8e5r4t6y   shared    overlay   swarm   (not allocated yet)",
+        "NETWORK ID     NAME      DRIVER    SCOPE",
+        "0c1m7q2w8e5r   front     overlay   swarm",
+        "k9x0c1m7q2w8   ingress   overlay   swarm",
+        "7q2w8e5r4t6y   shared    overlay   swarm",
     ]
 
 
@@ -238,24 +219,50 @@ def test_ls_quiet_prints_short_ids_or_whole_ones(daemon: Any, run: Any) -> None:
     whole = run("network", "ls", "-q", "--no-trunc")
 
     assert quiet.exit_code == 0, quiet.stderr
-    assert quiet.stdout.splitlines() == [SHARED_ID[:12], INGRESS_ID[:12], FRONT_ID[:12]]
-    assert whole.stdout.splitlines() == [SHARED_ID, INGRESS_ID, FRONT_ID]
+    assert quiet.stdout.splitlines() == [FRONT_ID[:12], INGRESS_ID[:12], SHARED_ID[:12]]
+    assert whole.stdout.splitlines() == [FRONT_ID, INGRESS_ID, SHARED_ID]
 
 
-def test_ls_json_has_each_network_and_its_services(daemon: Any, run: Any) -> None:
+def test_ls_filters_go_to_the_server_and_the_subnet_is_a_field(daemon: Any, run: Any) -> None:
     daemon.on(NETWORK_LS, lambda request: NetworkList(networks=three_networks()))
 
-    result = run("network", "ls", "--format", "json")
+    result = run(
+        "network", "ls", "--filter", "driver=overlay", "-f", "name=front", "-f", "name=shared",
+        "--format", "table {{.Name}}\t{{.Subnet}}\t{{.CreatedAt}}",
+    )  # fmt: skip
 
     assert result.exit_code == 0, result.stderr
-    document = json.loads(result.stdout)
-    assert [item["network"]["id"] for item in document] == [SHARED_ID, INGRESS_ID, FRONT_ID]
-    assert [item["services"] for item in document] == [["b_client"], [], ["a_web"]]
-    front = document[2]["network"]
-    assert front["spec"]["name"] == "front"
-    assert front["spec"]["driver"] == "overlay"
-    assert front["status"] == {"vni": 4096, "subnet": "10.0.1.0/24", "gateway": "10.0.1.1"}
-    assert document[0]["network"]["status"]["subnet"] == ""
+    assert daemon.requests(NETWORK_LS) == [
+        ListRequest(filters={"driver": ["overlay"], "name": ["front", "shared"]})
+    ]
+    assert result.stdout.splitlines() == [
+        "NAME      SUBNET        CREATED AT",
+        "front     10.0.1.0/24   2023-11-14 22:13:20 +0000 UTC",
+        "ingress   10.0.0.0/24   2023-11-14 22:13:20 +0000 UTC",
+        "shared                  2023-11-14 22:13:20 +0000 UTC",
+    ]
+
+
+def test_ls_json_is_one_docker_object_a_line(daemon: Any, run: Any) -> None:
+    daemon.on(NETWORK_LS, lambda request: NetworkList(networks=three_networks()))
+
+    result = run("network", "ls", "--format", "json", "--no-trunc")
+
+    assert result.exit_code == 0, result.stderr
+    documents = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [item["ID"] for item in documents] == [FRONT_ID, INGRESS_ID, SHARED_ID]
+    assert documents[0] == {
+        "CreatedAt": "2023-11-14 22:13:20 +0000 UTC",
+        "Driver": "overlay",
+        "ID": FRONT_ID,
+        "IPv4": "true",
+        "IPv6": "false",
+        "Internal": "false",
+        "Labels": "",
+        "Name": "front",
+        "Scope": "swarm",
+        "Subnet": "10.0.1.0/24",
+    }
 
 
 # --------------------------------------------------------------------------- inspect, rm
@@ -279,12 +286,28 @@ def test_inspect_shows_the_found_network_then_the_error(daemon: Any, run: Any) -
     assert result.exit_code == 1
     assert daemon.requests(NETWORK_INSPECT) == [NameRef(ref="front"), NameRef(ref="ghost")]
     document = json.loads(result.stdout)
-    assert [item["network"]["id"] for item in document] == [FRONT_ID]
-    assert document[0]["services"] == ["a_web"]
+    assert [item["Id"] for item in document] == [FRONT_ID]
+    assert document[0]["Name"] == "front"
+    assert document[0]["IPAM"]["Config"] == [{"Subnet": "10.0.1.0/24", "Gateway": "10.0.1.1"}]
     assert result.stderr.splitlines() == [
         "error: network 'ghost' not found",
         "hint: `swarmlite network ls` lists the networks of this cluster",
     ]
+
+
+def test_inspect_format_reads_dockers_fields(daemon: Any, run: Any) -> None:
+    front = view(FRONT_ID, "front", subnet="10.0.1.0/24")
+    daemon.on(NETWORK_INSPECT, lambda request: front)
+
+    result = run(
+        "network", "inspect", "-f", "{{.Name}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", "front"
+    )
+    as_json = run("network", "inspect", "--format", "json", "front")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "front 10.0.1.0/24\n"
+    assert as_json.stdout.count("\n") == 1
+    assert json.loads(as_json.stdout)[0]["Scope"] == "swarm"
 
 
 def test_rm_of_a_network_in_use_says_by_whom_and_removes_the_others(daemon: Any, run: Any) -> None:

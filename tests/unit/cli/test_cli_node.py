@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Callable
 
+import msgspec
 import pytest
 
-from swarmlite.api import NodeAvailability, NodeRole, NodeState
+from swarmlite.api import (
+    ContainerSpec,
+    NodeAvailability,
+    NodeRole,
+    NodeState,
+    Task,
+    TaskState,
+    TaskStatus,
+    TaskTemplate,
+)
 from swarmlite.api.control import (
+    Info,
+    ListRequest,
+    ManagerStatus,
+    NodeList,
+    NodeRef,
+    NodeRemove,
+    NodeTasks,
+    NodeUpdate,
+    NodeView,
+    ServiceList,
+    TaskList,
+)
+from swarmlite.api.routes import (
     INFO,
     NODE_INSPECT,
     NODE_LS,
     NODE_PS,
     NODE_RM,
     NODE_UPDATE,
-    Empty,
-    Info,
-    ManagerStatus,
-    NodeList,
-    NodeRef,
-    NodeRemove,
-    NodeUpdate,
-    NodeView,
+    SERVICE_LS,
 )
 from swarmlite.errors import FailedPrecondition, NotFound
 
@@ -41,6 +59,23 @@ def info(node_id: str) -> Info:
         hostname="manager-1",
         addr="manager-1:2377",
         managers=["manager-1:2377"],
+    )
+
+
+def task(
+    task_id: str, *, slot: int, state: TaskState, at: float, err: str = "", created: float = 0.0
+) -> Task:
+    desired = TaskState.RUNNING if state is TaskState.RUNNING else TaskState.SHUTDOWN
+    return Task(
+        id=task_id,
+        created_at=created or at,
+        service_id="svc1",
+        service_name="shop_web",
+        slot=slot,
+        node_id=LEADER,
+        desired_state=desired,
+        spec=TaskTemplate(container=ContainerSpec(image="nginx:1.25@sha256:" + "a" * 64)),
+        status=TaskStatus(state=state, timestamp=at, err=err),
     )
 
 
@@ -71,7 +106,7 @@ def test_node_ls_table(daemon, run, three) -> None:
     result = run("node", "ls")
 
     assert result.exit_code == 0, result.stderr
-    assert daemon.calls == [(NODE_LS, Empty())]
+    assert daemon.calls == [(NODE_LS, ListRequest())]
     pad = " " * 25  # the ID column is as wide as the widest cell ("<id> *")
     assert result.stdout.splitlines() == [
         f"ID{pad}   HOSTNAME    STATUS   AVAILABILITY   MANAGER STATUS   ENGINE VERSION",
@@ -90,29 +125,77 @@ def test_node_ls_quiet_prints_ids_only(daemon, run, three) -> None:
     assert result.stdout.splitlines() == [LEADER, MANAGER, WORKER]
 
 
-def test_node_ls_json_has_the_api_field_names(daemon, run, three) -> None:
+def test_node_ls_json_is_one_docker_row_a_line(daemon, run, three) -> None:
+    # the leader heard from manager-1 at 2023-11-14T22:13:20.5Z
+    three[2] = msgspec.structs.replace(three[2], last_heartbeat=1_700_000_000.5)
     daemon.on(NODE_LS, lambda request: NodeList(nodes=three))
 
     result = run("node", "ls", "--format", "json")
 
     assert result.exit_code == 0, result.stderr
-    document = json.loads(result.stdout)
-    assert [view["node"]["id"] for view in document] == [LEADER, MANAGER, WORKER]
-    leader = document[0]
-    assert leader["self"] is True
-    assert leader["manager"] == {
-        "addr": "manager-1:2377",
-        "leader": True,
-        "reachability": "reachable",
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["ID"] for row in rows] == [LEADER, MANAGER, WORKER]
+    assert rows[0] == {
+        "Availability": "Active",
+        "EngineVersion": "0.1.0",
+        "Hostname": "manager-1",
+        "ID": LEADER,
+        "ManagerStatus": "Leader",
+        "Self": True,
+        "Status": "Ready",
+        "TLSStatus": "Ready",
+        "LastHeartbeat": "2023-11-14T22:13:20.5Z",
     }
-    assert leader["node"]["kind"] == "node"
-    assert leader["node"]["status"]["state"] == "ready"
-    assert leader["node"]["spec"]["labels"] == {"zone": "a"}
-    assert document[2]["manager"] is None
-    assert document[2]["node"]["spec"]["availability"] == "drain"
+    assert rows[2]["ManagerStatus"] == ""
+    assert rows[1]["LastHeartbeat"] == ""  # not heard from since this leader took over
 
 
-def test_node_inspect_several_as_json(daemon, run, three) -> None:
+def test_node_ls_filters_and_templates(daemon, run, three) -> None:
+    daemon.on(NODE_LS, lambda request: NodeList(nodes=three))
+
+    table = run("node", "ls", "-f", "role=manager", "--format", "table {{.Hostname}}\t{{.Self}}")
+    bare = run("node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}")
+    quiet = run("node", "ls", "-q", "--format", "{{.Hostname}}")  # a format wins, as docker's
+
+    assert table.exit_code == 0, table.stderr
+    assert daemon.requests(NODE_LS)[0] == ListRequest(filters={"role": ["manager"]})
+    assert table.stdout.splitlines() == [
+        "HOSTNAME",
+        "manager-1   true",
+        "manager-2   false",
+        "worker-1    false",
+    ]
+    assert bare.stdout == "manager-1 Leader\nmanager-2 Reachable\nworker-1 \n"
+    assert quiet.stdout.split() == ["manager-1", "manager-2", "worker-1"]
+
+
+def test_node_ls_refuses_a_bad_template_before_calling(daemon, run) -> None:
+    broken = run("node", "ls", "--format", "{{.Hostname")
+    missing = run("node", "ls", "--format", "json", "-f", "nokey")
+
+    assert broken.exit_code == 2
+    assert broken.stderr.splitlines()[0] == (
+        "error: --format '{{.Hostname': template: :1: unclosed action"
+    )
+    assert json.loads(missing.stderr)["message"] == "bad format of filter (expected name=value)"
+    assert daemon.calls == []
+
+
+def test_node_ls_template_with_an_unknown_field(daemon, run, three) -> None:
+    daemon.on(NODE_LS, lambda request: NodeList(nodes=three))
+
+    result = run("node", "ls", "--format", "{{.Name}}")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: --format '{{.Name}}': template: :1:2: executing \"\" at <.Name>: "
+        "can't evaluate field Name in type row",
+        "hint: the fields are Availability, EngineVersion, Hostname, ID, LastHeartbeat, "
+        "ManagerStatus, Self, Status, TLSStatus",
+    ]
+
+
+def test_node_inspect_several_as_dockers_json(daemon, run, three) -> None:
     by_ref = {"manager-1": three[2], WORKER[:6]: three[0]}
     daemon.on(NODE_INSPECT, lambda request: by_ref[request.ref])
 
@@ -121,7 +204,30 @@ def test_node_inspect_several_as_json(daemon, run, three) -> None:
     assert result.exit_code == 0, result.stderr
     assert daemon.requests(NODE_INSPECT) == [NodeRef(ref="manager-1"), NodeRef(ref=WORKER[:6])]
     document = json.loads(result.stdout)
-    assert [view["node"]["id"] for view in document] == [LEADER, WORKER]
+    assert [node["ID"] for node in document] == [LEADER, WORKER]
+    assert document[0]["Spec"] == {
+        "Labels": {"zone": "a"},
+        "Role": "manager",
+        "Availability": "active",
+    }
+    assert document[0]["ManagerStatus"] == {
+        "Leader": True,
+        "Reachability": "reachable",
+        "Addr": "manager-1:2377",
+    }
+    assert "ManagerStatus" not in document[1]
+
+
+def test_node_inspect_format(daemon, run, three) -> None:
+    daemon.on(NODE_INSPECT, lambda request: three[2])
+
+    result = run(
+        "node", "inspect", "-f", "{{.Description.Hostname}} {{index .Spec.Labels \"zone\"}}",
+        "manager-1", "manager-1",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "manager-1 a\nmanager-1 a\n"
 
 
 def test_node_inspect_pretty_of_self(daemon, run, three) -> None:
@@ -156,7 +262,7 @@ def test_node_inspect_shows_the_found_nodes_then_the_error(daemon, run, three) -
     result = run("node", "inspect", "ghost", "worker-1")
 
     assert result.exit_code == 1
-    assert [view["node"]["id"] for view in json.loads(result.stdout)] == [WORKER]
+    assert [node["ID"] for node in json.loads(result.stdout)] == [WORKER]
     assert result.stderr.splitlines() == [
         'error: node "ghost" not found',
         "hint: `swarmlite node ls` lists the nodes",
@@ -292,18 +398,57 @@ def test_rm_without_force_sends_force_false(daemon, run) -> None:
 
 
 def test_node_ps_renders_an_empty_task_table(daemon, run) -> None:
-    daemon.on(NODE_PS, lambda request: Empty())
+    daemon.on(NODE_PS, lambda request: TaskList())
+    daemon.on(NODE_LS, lambda request: NodeList(nodes=[]))
 
     this_node = run("node", "ps")
-    other = run("node", "ps", "worker-1")
+    other = run("node", "ps", "-f", "desired-state=running", "worker-1", "worker-2")
 
     assert this_node.exit_code == 0, this_node.stderr
     assert this_node.stdout.splitlines() == [
-        "ID   NAME   IMAGE   NODE   DESIRED STATE   CURRENT STATE   ERROR"
+        "ID   NAME   IMAGE   NODE   DESIRED STATE   CURRENT STATE   ERROR   PORTS"
     ]
     assert other.exit_code == 0, other.stderr
-    # no NODE: the empty reference, which the server reads as the node answering
-    assert daemon.requests(NODE_PS) == [NodeRef(ref=""), NodeRef(ref="worker-1")]
+    # no NODE: no reference, which the server reads as the node answering
+    running = {"desired-state": ["running"]}
+    assert daemon.requests(NODE_PS) == [
+        NodeTasks(),
+        NodeTasks(refs=["worker-1"], filters=running),
+        NodeTasks(refs=["worker-2"], filters=running),
+    ]
+
+
+def test_node_ps_shows_dockers_task_columns(daemon, run, three) -> None:
+    now = time.time()
+    old = task("t-old", slot=1, state=TaskState.FAILED, at=now - 7200, err="x" * 40)
+    new = task("t-new", slot=1, state=TaskState.RUNNING, at=now - 90, created=now - 100)
+    daemon.on(INFO, lambda request: info(LEADER))
+    daemon.on(NODE_PS, lambda request: TaskList(tasks=[old, new]))
+    daemon.on(NODE_LS, lambda request: NodeList(nodes=three))
+    daemon.on(SERVICE_LS, lambda request: ServiceList(services=[]))
+
+    result = run("node", "ps", "self")
+    no_resolve = run("node", "ps", "--no-resolve", "--no-trunc", "--format", "json", "self")
+
+    assert result.exit_code == 0, result.stderr
+    assert daemon.requests(NODE_PS)[0] == NodeTasks(refs=[LEADER])
+    assert [re.split(r" {3,}", line) for line in result.stdout.splitlines()] == [
+        ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"],
+        ["t-new", "shop_web.1", "nginx:1.25", "manager-1", "Running", "Running about a minute ago"],
+        [
+            "t-old",
+            "\\_ shop_web.1",  # " \\_ ", after the column's blanks
+            "nginx:1.25",
+            "manager-1",
+            "Shutdown",
+            "Failed 2 hours ago",
+            '"' + "x" * 29 + '\u2026"',
+        ],
+    ]
+    rows = [json.loads(line) for line in no_resolve.stdout.splitlines()]
+    assert [row["Name"] for row in rows] == ["svc1.1", "svc1.1"]  # ids, and no indent
+    assert rows[1]["Node"] == LEADER
+    assert rows[1]["Error"] == '"' + "x" * 40 + '"'
 
 
 def test_self_resolves_for_update_promote_and_rm(daemon, run, three) -> None:

@@ -14,6 +14,7 @@ from swarmlite.api import (
     ContainerSpec,
     EndpointSpec,
     FailureAction,
+    JobSpec,
     Node,
     NodeSpec,
     NodeStatus,
@@ -34,14 +35,6 @@ from swarmlite.api import (
     UpdateStatus,
 )
 from swarmlite.api.control import (
-    NODE_LS,
-    SERVICE_INSPECT,
-    SERVICE_LOGS,
-    SERVICE_LS,
-    SERVICE_RM,
-    SERVICE_ROLLBACK,
-    SERVICE_UPDATE,
-    TASK_LS,
     Empty,
     LogLine,
     LogsRequest,
@@ -55,30 +48,26 @@ from swarmlite.api.control import (
     TaskFilter,
     TaskList,
 )
-from swarmlite.cli.commands import service as service_commands
+from swarmlite.api.routes import (
+    NODE_LS,
+    SERVICE_INSPECT,
+    SERVICE_LOGS,
+    SERVICE_LS,
+    SERVICE_RM,
+    SERVICE_ROLLBACK,
+    SERVICE_UPDATE,
+    TASK_LS,
+)
+from swarmlite.cli import converge
 from swarmlite.errors import Conflict, NotFound
-from swarmlite.rpc import Peer, ServerStream
 
 WEB_ID = "web00000000000000000000001"[:25]
 NOW = 1_700_000_000.0
 
-ROUTES: dict[str, type[msgspec.Struct]] = {
-    SERVICE_LS: ServiceFilter,
-    SERVICE_INSPECT: NameRef,
-    SERVICE_UPDATE: ServiceUpdate,
-    SERVICE_ROLLBACK: NameRef,
-    SERVICE_RM: NameRef,
-    TASK_LS: TaskFilter,
-}
 
-
-@pytest.fixture
-def daemon(daemon: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The conftest's fake daemon, also serving the service paths; waits poll at once."""
-    for path, request_type in ROUTES.items():
-        daemon._server.add_unary(path, request_type, daemon._handler(path))
-    monkeypatch.setattr(service_commands, "POLL_SECONDS", 0.0)
-    return daemon
+@pytest.fixture(autouse=True)
+def _poll_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(converge, "POLL_SECONDS", 0.0)
 
 
 # --------------------------------------------------------------------------- factories
@@ -233,17 +222,41 @@ def test_service_ls_table_counts_replicas_and_job_completions(daemon, run) -> No
     ]
 
 
-def test_service_ls_quiet_and_json(daemon, run) -> None:
-    web = make_service()
+def test_service_ls_quiet_json_and_templates(daemon, run) -> None:
+    web = make_service(ports=[PortConfig(target=80, published=8080)])
     daemon.on(SERVICE_LS, lambda request: ServiceList(services=[view_of(web, running(web))]))
 
     quiet = run("service", "ls", "-q")
     as_json = run("service", "ls", "--format", "json")
+    template = run("service", "ls", "--format", "{{.Name}} {{.Replicas}}")
+    table = run("service", "ls", "--format", "table {{.ID}}\t{{.Ports}}")
 
     assert quiet.stdout == "web000000000\n"
-    document = json.loads(as_json.stdout)
-    assert [entry["service"]["spec"]["name"] for entry in document] == ["shop_web"]
-    assert document[0]["running"] == 3 and document[0]["desired"] == 3
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+        {
+            "ID": "web000000000",
+            "Image": "shop/web:1",
+            "Mode": "replicated",
+            "Name": "shop_web",
+            "Ports": "*:8080->80/tcp",
+            "Replicas": "3/3",
+        }
+    ]
+    assert template.stdout == "shop_web 3/3\n"
+    assert run("service", "ls", "-q", "--no-trunc").stdout == f"{WEB_ID}\n"
+    assert table.stdout == "ID             PORTS\nweb000000000   *:8080->80/tcp\n"
+
+
+def test_service_ls_sends_the_filters(daemon, run) -> None:
+    daemon.on(SERVICE_LS, lambda request: ServiceList(services=[]))
+
+    result = run("service", "ls", "-f", "mode=global", "--filter", "label=tier=front", "-q")
+
+    assert result.exit_code == 0, result.stderr
+    assert daemon.requests(SERVICE_LS) == [
+        ServiceFilter(filters={"mode": ["global"], "label": ["tier=front"]})
+    ]
+    assert result.stdout == ""
 
 
 def test_service_ps_shows_hostnames_history_errors_and_host_ports(daemon, run) -> None:
@@ -289,7 +302,27 @@ def test_service_ps_no_trunc_and_quiet(daemon, run) -> None:
     quiet = run("service", "ps", "-q", "shop_web")
 
     assert failed.id in full.stdout and f'"{"x" * 40}"' in full.stdout
-    assert quiet.stdout == failed.id[:12] + "\n"
+    assert quiet.stdout == failed.id + "\n"  # docker's -q prints whole ids
+
+
+def test_service_ps_filters_no_resolve_and_format(daemon, run) -> None:
+    web = make_service()
+    tasks = [make_task(web, 1, old=True, state=TaskState.SHUTDOWN), make_task(web, 1)]
+    daemon.on(TASK_LS, lambda request: TaskList(tasks=tasks))
+    daemon.on(SERVICE_LS, lambda request: ServiceList(services=[view_of(web, tasks)]))
+
+    result = run(
+        "service", "ps", "--no-resolve", "-f", "desired-state=running",
+        "--format", "{{.Name}} {{.Node}} {{.DesiredState}}", "shop_web",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert daemon.requests(TASK_LS) == [
+        TaskFilter(service="shop_web", filters={"desired-state": ["running"]})
+    ]
+    assert daemon.requests(NODE_LS) == []  # --no-resolve: ids, not names
+    # no " \_ " indent outside a table; the service named by its id
+    assert result.stdout.splitlines() == [f"{WEB_ID}.1 n1 Running", f"{WEB_ID}.1 n1 Running"]
 
 
 def test_service_ps_of_an_unknown_service_fails_with_the_servers_error(daemon, run) -> None:
@@ -320,9 +353,9 @@ def test_service_inspect_json_and_pretty(daemon, run) -> None:
     pretty = run("service", "inspect", "--pretty", "shop_web")
 
     assert daemon.requests(SERVICE_INSPECT) == [NameRef(ref="shop_web")] * 2
-    document = json.loads(as_json.stdout)
-    assert document[0]["id"] == web.id
-    assert document[0]["spec"]["task"]["container"]["image"] == "shop/web:1"
+    document = json.loads(as_json.stdout)  # docker's shape
+    assert document[0]["ID"] == web.id
+    assert document[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "shop/web:1"
     lines = pretty.stdout.splitlines()
     assert lines[:5] == [
         f"ID:                     {web.id}",
@@ -343,13 +376,26 @@ def test_service_inspect_json_and_pretty(daemon, run) -> None:
         assert expected in lines
 
 
+def test_service_inspect_format_and_its_conflict_with_pretty(daemon, run) -> None:
+    web = make_service()
+    daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
+
+    fmt = "{{.Spec.Name}} {{.Spec.Mode.Replicated.Replicas}}"
+    template = run("service", "inspect", "-f", fmt, "shop_web", "shop_web")
+    both = run("service", "inspect", "--pretty", "--format", "{{.ID}}", "shop_web")
+
+    assert template.stdout == "shop_web 3\nshop_web 3\n"
+    assert both.exit_code == 2
+    assert both.stderr.startswith("error: --format is incompatible with human friendly format")
+
+
 # --------------------------------------------------------------------------- scale and update
 
 
 def test_scale_edits_replicas_with_the_version_read(daemon, run) -> None:
     web = make_service()
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
 
     result = run("service", "scale", "--detach", "shop_web=6")
 
@@ -367,7 +413,7 @@ def test_scale_waits_until_the_new_replicas_run(daemon, run) -> None:
         web, spec=msgspec.structs.replace(web.spec, replicas=5), spec_version=2
     )
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     # the old tasks have the same template, so they count for the scaled service too
     script(
         daemon,
@@ -387,6 +433,18 @@ def test_scale_waits_until_the_new_replicas_run(daemon, run) -> None:
         "shop_web: 5/5 running",
         "verify: Service shop_web converged",
     ]
+
+
+def test_scale_of_a_replicated_job_sets_its_completions(daemon, run) -> None:
+    job = make_service("shop_migrate", mode=ServiceMode.REPLICATED_JOB)
+    daemon.on(SERVICE_INSPECT, lambda request: view_of(job, []))
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(job, []))
+
+    result = run("service", "scale", "-d", "shop_migrate=4")
+
+    assert result.exit_code == 0, result.stderr
+    (sent,) = daemon.requests(SERVICE_UPDATE)
+    assert sent.spec.job == JobSpec(max_concurrent=1, total_completions=4)  # as docker's scale
 
 
 def test_scale_refuses_a_global_service_with_dockers_words(daemon, run) -> None:
@@ -413,7 +471,7 @@ def test_scale_needs_service_equals_number(daemon, run) -> None:
 def test_update_flags_edit_the_spec_read(daemon, run) -> None:
     web = make_service(env=["A=1", "B=2"], constraints=["node.role==worker"])
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
 
     result = run(
         "service", "update", "--detach",
@@ -447,11 +505,11 @@ def test_update_retries_on_a_stale_version(daemon, run) -> None:
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
     answers = iter([Conflict("service changed since it was read"), None])
 
-    def update(request: ServiceUpdate) -> Empty:
+    def update(request: ServiceUpdate) -> ServiceView:
         answer = next(answers)
         if answer is not None:
             raise answer
-        return Empty()
+        return view_of(web, [])
 
     daemon.on(SERVICE_UPDATE, update)
 
@@ -480,7 +538,7 @@ def updated(web: Service, state: UpdateState, message: str = "") -> Service:
 def test_update_waits_for_the_rolling_update_to_converge(daemon, run) -> None:
     web = make_service(status=UpdateStatus(state=UpdateState.COMPLETED, started_at=NOW - 99))
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     new = updated(web, UpdateState.UPDATING)
     done = msgspec.structs.replace(new, update_status=UpdateStatus(state=UpdateState.COMPLETED))
     old = [make_task(new, slot, old=True) for slot in (1, 2, 3)]
@@ -520,7 +578,7 @@ def test_update_waits_for_the_rolling_update_to_converge(daemon, run) -> None:
 def test_update_that_pauses_or_rolls_back_exits_1(daemon, run, state, words) -> None:
     web = make_service()
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     script(daemon, [(web, running(web)), (updated(web, state, "update paused: task failed"), [])])
 
     result = run("service", "update", "--image", "shop/web:2", "shop_web")
@@ -532,7 +590,7 @@ def test_update_that_pauses_or_rolls_back_exits_1(daemon, run, state, words) -> 
 def test_an_update_that_rolls_back_is_waited_for_until_the_rollback_completes(daemon, run) -> None:
     web = make_service()
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     started = updated(web, UpdateState.ROLLBACK_STARTED, "task failed: unhealthy container")
     done = updated(web, UpdateState.ROLLBACK_COMPLETED, "task failed: unhealthy container")
     script(daemon, [(web, running(web)), (started, running(web, 1)), (done, running(web))])
@@ -551,7 +609,7 @@ def test_a_pause_from_before_the_command_is_not_blamed_on_it(daemon, run) -> Non
     paused = UpdateStatus(state=UpdateState.PAUSED, message="old news", started_at=NOW - 99)
     web = make_service(status=paused)
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     script(daemon, [(web, running(web))])
 
     result = run("service", "update", "--label-add", "a=b", "shop_web")
@@ -563,7 +621,7 @@ def test_a_pause_from_before_the_command_is_not_blamed_on_it(daemon, run) -> Non
 def test_tasks_that_keep_failing_end_the_wait(daemon, run) -> None:
     web = make_service(replicas=1)
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     new = updated(web, UpdateState.UPDATING)
     old_failure = make_task(web, 1, state=TaskState.FAILED, task_id="oldfail".ljust(25, "0"))
     failures = [
@@ -592,7 +650,7 @@ def test_tasks_that_keep_failing_end_the_wait(daemon, run) -> None:
 def test_one_failure_is_enough_without_restarts(daemon, run) -> None:
     web = make_service(replicas=1, restart=RestartCondition.NONE)
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     new = updated(web, UpdateState.UPDATING)
     script(daemon, [(web, []), (new, [make_task(new, 1, state=TaskState.FAILED, err="boom")])])
 
@@ -606,7 +664,7 @@ def test_pending_past_the_timeout_says_why(daemon, run) -> None:
     web = make_service(replicas=2)
     reason = "no suitable node (scheduling constraints not satisfied on 2 nodes)"
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     stuck = [make_task(web, slot, state=TaskState.PENDING, pending=reason) for slot in (1, 2)]
     script(daemon, [(web, stuck)])
 
@@ -623,7 +681,7 @@ def test_pending_past_the_timeout_says_why(daemon, run) -> None:
 def test_update_quiet_prints_no_progress(daemon, run) -> None:
     web = make_service()
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: Empty())
+    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
     script(daemon, [(web, running(web))])
 
     result = run("service", "update", "-q", "--force", "shop_web")
@@ -642,7 +700,7 @@ def test_rollback_waits_for_the_rollback_to_complete(daemon, run) -> None:
         back, update_status=UpdateStatus(state=UpdateState.ROLLBACK_COMPLETED)
     )
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_ROLLBACK, lambda request: Empty())
+    daemon.on(SERVICE_ROLLBACK, lambda request: view_of(web, []))
     script(daemon, [(web, []), (back, running(back, 1)), (finished, running(finished))])
 
     result = run("service", "rollback", "shop_web")
@@ -661,7 +719,7 @@ def test_rollback_waits_for_the_rollback_to_complete(daemon, run) -> None:
 def test_rollback_that_pauses_exits_1(daemon, run) -> None:
     web = make_service()
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_ROLLBACK, lambda request: Empty())
+    daemon.on(SERVICE_ROLLBACK, lambda request: view_of(web, []))
     stuck = msgspec.structs.replace(
         web, update_status=UpdateStatus(state=UpdateState.ROLLBACK_PAUSED, message="no luck")
     )
@@ -694,28 +752,6 @@ def test_rm_removes_each_and_reports_every_failure(daemon, run) -> None:
 # --------------------------------------------------------------------------- logs
 
 
-@pytest.fixture
-def log_stream(daemon: Any) -> Callable[[list[Any]], list[LogsRequest]]:
-    """Serve SERVICE_LOGS: record the request (the first frame), send ``frames``."""
-    received: list[LogsRequest] = []
-    frames: list[Any] = []
-
-    async def handle(stream: ServerStream, peer: Peer) -> None:
-        first = await stream.recv()
-        assert first is not None
-        received.append(msgspec.msgpack.decode(first, type=LogsRequest))
-        for frame in frames:
-            await stream.send(msgspec.msgpack.encode(frame))
-
-    daemon._server.add_stream(SERVICE_LOGS, handle)
-
-    def serve(lines: list[Any]) -> list[LogsRequest]:
-        frames[:] = lines
-        return received
-
-    return serve
-
-
 def log(task: str, line: str, *, node: str = "n1", stream: str = "stdout") -> LogLine:
     return LogLine(
         task_id=task.ljust(25, "0"),
@@ -727,42 +763,90 @@ def log(task: str, line: str, *, node: str = "n1", stream: str = "stdout") -> Lo
     )
 
 
-def test_logs_prints_lines_with_dockers_prefix(daemon, run, log_stream) -> None:
-    daemon.on(NODE_LS, lambda request: nodes())
-    requests = log_stream(
-        [log("abc1", "GET / 200"), [log("abc2", "oops", node="n2", stream="stderr")]]
-    )
+@pytest.fixture
+def logged(daemon: Any) -> Callable[..., None]:
+    """``logged(lines, replicas=3)``: shop_web and its LogLines, the nodes n1 and n2."""
+
+    def serve(lines: list[LogLine], replicas: int = 3) -> None:
+        web = make_service(replicas=replicas)
+        daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
+        daemon.on(NODE_LS, lambda request: nodes())
+        daemon.on(SERVICE_LOGS, lambda request: lines)
+
+    return serve
+
+
+def test_logs_prints_lines_with_dockers_prefix(daemon, run, logged) -> None:
+    logged([log("abc1", "GET / 200"), log("abc2", "oops", node="n2", stream="stderr")])
 
     result = run("service", "logs", "--tail", "10", "-t", "shop_web")
 
     assert result.exit_code == 0, result.stderr
-    assert requests == [LogsRequest(service="shop_web", follow=False, tail=10, timestamps=True)]
+    assert daemon.requests(SERVICE_LOGS) == [
+        LogsRequest(service=WEB_ID, follow=False, tail=10, timestamps=True)
+    ]
     assert result.stdout == (
-        "shop_web.1.abc100000000@node-1    | 2023-11-14T22:13:20.500000000Z GET / 200\n"
+        "2023-11-14T22:13:20.500000000Z shop_web.1.abc100000000@node-1    | GET / 200\n"
     )
     assert result.stderr == (
-        "shop_web.2.abc200000000@node-2    | 2023-11-14T22:13:20.500000000Z oops\n"
+        "2023-11-14T22:13:20.500000000Z shop_web.2.abc200000000@node-2    | oops\n"
     )
 
 
-def test_logs_follow_without_timestamps(daemon, run, log_stream) -> None:
-    daemon.on(NODE_LS, lambda request: nodes())
-    requests = log_stream([log("abc1", "hello")])
+def test_logs_follow_since_and_padding(daemon, run, logged) -> None:
+    logged([log("abc1", "hello")], replicas=10)
 
-    result = run("service", "logs", "-f", "shop_web")
+    result = run("service", "logs", "-f", "--since", "2023-11-14T22:13:20Z", "shop_web")
 
     assert result.exit_code == 0, result.stderr
-    assert requests == [LogsRequest(service="shop_web", follow=True, tail=-1)]
-    assert result.stdout == "shop_web.1.abc100000000@node-1    | hello\n"
+    assert daemon.requests(SERVICE_LOGS) == [
+        LogsRequest(service=WEB_ID, follow=True, tail=-1, since=NOW)
+    ]
+    # up to 10 replicas: slot 1's node padded by one blank, as docker lines the bars up
+    assert result.stdout == "shop_web.1.abc100000000@node-1     | hello\n"
 
 
-def test_logs_of_an_unknown_service_shows_the_streams_error(daemon, run) -> None:
-    async def handle(stream: ServerStream, peer: Peer) -> None:
-        await stream.recv()
-        raise NotFound('service "ghost" not found')
+def test_logs_since_a_relative_duration(daemon, run, logged, monkeypatch) -> None:
+    logged([])
+    monkeypatch.setattr("time.time", lambda: NOW)
 
-    daemon._server.add_stream(SERVICE_LOGS, handle)
-    daemon.on(NODE_LS, lambda request: nodes())
+    result = run("service", "logs", "--since", "10m", "shop_web")
+
+    assert result.exit_code == 0, result.stderr
+    assert daemon.requests(SERVICE_LOGS)[0].since == NOW - 600
+
+
+def test_logs_raw_details_no_resolve_no_task_ids(daemon, run, logged) -> None:
+    logged([log("abc1", "hello")])
+
+    raw = run("service", "logs", "--raw", "shop_web")
+    details = run("service", "logs", "--raw", "--details", "shop_web")
+    ids = run("service", "logs", "--no-resolve", "--no-trunc", "shop_web")
+    bare = run("service", "logs", "--no-task-ids", "--details", "shop_web")
+
+    assert raw.stdout == "hello\n"
+    task = "abc1".ljust(25, "0")
+    swarm = f"com.docker.swarm.node.id=n1,com.docker.swarm.service.id={WEB_ID},"
+    assert details.stdout == f"{swarm}com.docker.swarm.task.id={task} hello\n"
+    assert ids.stdout == f"{WEB_ID}.1.{task}@n1    | hello\n"
+    assert bare.stdout == f"shop_web.1@node-1    | {swarm}com.docker.swarm.task.id={task} hello\n"
+
+
+def test_logs_refuses_a_bad_since_or_tail(daemon, run) -> None:
+    since = run("service", "logs", "--since", "yesterday", "shop_web")
+    tail = run("service", "logs", "--tail", "ten", "shop_web")
+
+    assert since.exit_code == tail.exit_code == 2
+    assert "failed to parse value as time or duration: 'yesterday'" in since.stderr
+    assert tail.stderr.startswith("error: --tail ten: expected a number of lines or 'all'")
+    assert daemon.calls == []
+
+
+def test_logs_of_an_unknown_service_shows_the_servers_error(daemon, run) -> None:
+    def inspect(request: NameRef) -> ServiceView:
+        raise NotFound(f'service "{request.ref}" not found')
+
+    daemon.on(SERVICE_INSPECT, inspect)
 
     result = run("service", "logs", "ghost")
 

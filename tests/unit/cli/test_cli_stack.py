@@ -4,12 +4,10 @@ errors with file:line, and `stack config` offline."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from swarmlite.api import (
@@ -26,12 +24,6 @@ from swarmlite.api import (
     UpdateStatus,
 )
 from swarmlite.api.control import (
-    NODE_LS,
-    SERVICE_LS,
-    STACK_DEPLOY,
-    STACK_LS,
-    STACK_RM,
-    TASK_LS,
     Empty,
     NameRef,
     NodeList,
@@ -45,24 +37,15 @@ from swarmlite.api.control import (
     TaskFilter,
     TaskList,
 )
-from swarmlite.cli.commands import service as service_commands
+from swarmlite.api.routes import NODE_LS, SERVICE_LS, STACK_DEPLOY, STACK_LS, STACK_RM, TASK_LS
+from swarmlite.cli import converge
 from swarmlite.errors import NotFound
-
-ROUTES: dict[str, type[msgspec.Struct]] = {
-    STACK_DEPLOY: StackDeploy,
-    STACK_LS: Empty,
-    STACK_RM: NameRef,
-    SERVICE_LS: ServiceFilter,
-    TASK_LS: TaskFilter,
-}
 
 
 @pytest.fixture
 def daemon(daemon: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The conftest's fake daemon, also serving the stack paths; waits poll at once."""
-    for path, request_type in ROUTES.items():
-        daemon._server.add_unary(path, request_type, daemon._handler(path))
-    monkeypatch.setattr(service_commands, "POLL_SECONDS", 0.0)
+    """The conftest's fake daemon; waits poll at once."""
+    monkeypatch.setattr(converge, "POLL_SECONDS", 0.0)
     return daemon
 
 
@@ -322,6 +305,24 @@ def test_detach_deploys_everything_at_once_and_says_ordering_needs_waiting(
     assert daemon.requests(TASK_LS) == []
 
 
+def test_deploy_reads_the_compose_file_from_stdin(daemon, run) -> None:
+    cluster = FakeCluster(daemon)
+
+    result = run("stack", "deploy", "-d", "-c", "-", "shop", input=SHOP.encode())
+
+    assert result.exit_code == 0, result.stderr
+    (request,) = cluster.deploys
+    assert sorted(s.name for s in request.services) == ["shop_api", "shop_db", "shop_web"]
+
+
+def test_a_broken_file_on_stdin_is_named_dash_and_nothing_is_sent(daemon, run) -> None:
+    result = run("stack", "deploy", "-c", "-", "shop", input=b"services:\n  web: [\n")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: -:3:1: invalid YAML")
+    assert daemon.calls == []
+
+
 def web_service(image: str, status: UpdateStatus | None = None) -> Service:
     spec = ServiceSpec(
         name="shop_web",
@@ -455,12 +456,14 @@ def test_stack_ls_table_and_json(daemon, run) -> None:
 
     table = run("stack", "ls")
     as_json = run("stack", "ls", "--format", "json")
+    names = run("stack", "ls", "--format", "{{.Name}}: {{.Services}}")
 
     assert table.stdout.splitlines() == ["NAME   SERVICES", "blog   1", "shop   3"]
-    assert json.loads(as_json.stdout) == [
-        {"name": "blog", "services": 1},
-        {"name": "shop", "services": 3},
+    assert as_json.stdout.splitlines() == [
+        '{"Name":"blog","Services":"1"}',
+        '{"Name":"shop","Services":"3"}',
     ]
+    assert names.stdout == "blog: 1\nshop: 3\n"
 
 
 def test_stack_services_and_ps(daemon, run) -> None:
@@ -481,6 +484,28 @@ def test_stack_services_and_ps(daemon, run) -> None:
     assert ps.stdout.splitlines()[1].split()[:3] == ["shop_web1000", "shop_web.1", "shop/web:1"]
     assert daemon.requests(TASK_LS) == [TaskFilter(stack="shop")]
     assert cluster.deploys == []
+
+
+def test_stack_services_and_ps_send_filters_and_take_formats(daemon, run) -> None:
+    FakeCluster(daemon, existing=(web_service("shop/web:1"),))
+    daemon.on(NODE_LS, lambda request: NodeList(nodes=[]))
+
+    services = run("stack", "services", "-f", "mode=replicated", "--format", "{{.Name}}", "shop")
+    ps = run("stack", "ps", "--filter", "desired-state=running", "-q", "--no-trunc", "shop")
+    names = run("stack", "ps", "--no-resolve", "--format", "{{.Name}} {{.Node}}", "shop")
+
+    assert services.exit_code == 0, services.stderr
+    assert services.stdout == "shop_web\n"
+    assert daemon.requests(SERVICE_LS)[0] == ServiceFilter(
+        stack="shop", filters={"mode": ["replicated"]}
+    )
+    assert ps.exit_code == 0, ps.stderr
+    assert ps.stdout == "shop_web" + "1".ljust(17, "0") + "\n"
+    assert daemon.requests(TASK_LS)[0] == TaskFilter(
+        stack="shop", filters={"desired-state": ["running"]}
+    )
+    assert names.exit_code == 0, names.stderr
+    assert names.stdout == "shop_web".ljust(25, "0") + ".1 \n"  # ids; the task has no node
 
 
 def test_stack_ps_and_services_of_an_empty_stack(daemon, run) -> None:

@@ -11,10 +11,19 @@ import pytest
 
 from swarmlite import daemon as node_daemon
 from swarmlite.api import NodeRole
-from swarmlite.api.control import JOIN_TOKEN, LEAVE, JoinTokenReply, JoinTokenRequest, LeaveRequest
+from swarmlite.api.cluster import ClusterSpec
+from swarmlite.api.control import (
+    JoinTokenReply,
+    JoinTokenRequest,
+    LeaveRequest,
+    SwarmUpdate,
+    SwarmView,
+)
+from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE
 from swarmlite.cli import client as cli_client
 from swarmlite.cli.commands import parse_duration, swarm
-from swarmlite.errors import FailedPrecondition, PermissionDenied
+from swarmlite.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from swarmlite.rpc import control
 
 NODE_ID = "n0de" * 6 + "1"
 WORKER_TOKEN = "SWLTKN-1-worker"
@@ -79,7 +88,7 @@ def tokens(request: JoinTokenRequest) -> JoinTokenReply:
 
 def test_the_cli_defaults_are_the_daemons() -> None:
     assert cli_client.DEFAULT_SOCKET == node_daemon.DEFAULT_SOCKET
-    assert cli_client.DEFAULT_PORT == node_daemon.DEFAULT_PORT
+    assert control.DEFAULT_PORT == node_daemon.DEFAULT_PORT
     assert swarm.DEFAULT_DATA_DIR == node_daemon.DEFAULT_DATA_DIR
 
 
@@ -229,6 +238,88 @@ def test_join_token_prints_the_instructions(daemon, run) -> None:
         "\n"
         f"    swarmlite join --token {MANAGER_TOKEN} 10.0.0.1:2377\n"
         "\n"
+    )
+
+
+@pytest.mark.parametrize("prefix", [(), ("swarm",)])
+def test_the_lifecycle_commands_are_under_swarm_too(daemon, run, prefix) -> None:
+    daemon.on(JOIN_TOKEN, tokens)
+
+    result = run(*prefix, "join-token", "-q", "worker")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{WORKER_TOKEN}\n"
+
+
+def test_swarm_group_has_dockers_commands(run) -> None:
+    result = run("swarm", "--help")
+
+    assert result.exit_code == 0
+    commands = result.stdout.split("Commands:")[1].splitlines()
+    named = [line.split()[0] for line in commands if line[2:3].strip()]  # not wrapped text
+    assert named == [
+        "init",
+        "join",
+        "join-token",
+        "leave",
+        "update",
+    ]
+
+
+def test_swarm_update_sends_only_the_flags_given(daemon, run) -> None:
+    daemon.on(SWARM_UPDATE, lambda request: swarm_view())
+
+    result = run(
+        "swarm", "update", "--cert-expiry", "720h", "--dispatcher-heartbeat", "5s",
+        "--task-history-limit", "3",
+    )  # fmt: skip
+    nothing = run("swarm", "update", "--task-history-limit", "0")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Swarm updated.\n"
+    assert daemon.requests(SWARM_UPDATE) == [
+        SwarmUpdate(heartbeat_period=5.0, task_history_limit=3, cert_expiry=720 * 3600.0),
+        SwarmUpdate(task_history_limit=0),
+    ]
+    assert nothing.exit_code == 0, nothing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (("--dispatcher-heartbeat", "soon"), "is not a duration"),
+        (("--task-history-limit", "-1"), "-1 is not in the range x>=0"),
+        (("--autolock",), "No such option"),
+    ],
+)
+def test_swarm_update_refuses_bad_values_before_calling(daemon, run, args, word) -> None:
+    result = run("swarm", "update", *args)
+
+    assert result.exit_code == 2
+    assert word in result.stderr
+    assert daemon.calls == []
+
+
+def test_swarm_update_refused_by_the_server(daemon, run) -> None:
+    def refuse(request: SwarmUpdate) -> SwarmView:
+        raise InvalidArgument("certificate expiry 60s is too short: it must be at least 1h")
+
+    daemon.on(SWARM_UPDATE, refuse)
+
+    result = run("swarm", "update", "--cert-expiry", "60s")
+
+    assert result.exit_code == 1
+    assert result.stderr == ("error: certificate expiry 60s is too short: it must be at least 1h\n")
+
+
+def swarm_view() -> SwarmView:
+    return SwarmView(
+        id="c" * 25,
+        version=7,
+        created_at=1_700_000_000.0,
+        updated_at=1_700_000_000.0,
+        spec=ClusterSpec(),
+        ca_cert_pem=b"PEM",
     )
 
 

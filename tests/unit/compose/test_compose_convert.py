@@ -20,7 +20,7 @@ from swarmlite.api.service import (
     Ulimit,
     UpdateOrder,
 )
-from swarmlite.compose import LoadedStack, load_stack
+from swarmlite.compose import LoadedStack, load_stack, to_stack_deploy
 
 COMPOSE = """\
 services:
@@ -118,7 +118,7 @@ def load(tmp_path: Path) -> tuple[LoadedStack, StackDeploy]:
     (tmp_path / "pw.txt").write_text("s3cret")
     (tmp_path / "site.conf").write_text("listen 80;")
     stack = load_stack([tmp_path / "compose.yml"], env={})
-    return stack, stack.deploy("shop")
+    return stack, to_stack_deploy(stack, "shop")
 
 
 def test_names_and_stack_labels(tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_dependencies_and_warnings(tmp_path: Path) -> None:
 
 def test_defaults_when_deploy_says_nothing(tmp_path: Path) -> None:
     (tmp_path / "compose.yml").write_text("services:\n  web:\n    image: nginx\n")
-    deployed = load_stack([tmp_path / "compose.yml"], env={}).deploy("s")
+    deployed = to_stack_deploy(load_stack([tmp_path / "compose.yml"], env={}), "s")
     (web,) = deployed.services
     assert web.mode is ServiceMode.REPLICATED and web.replicas == 1
     assert web.update_config is None and web.task.container.stop_grace_period == 10.0

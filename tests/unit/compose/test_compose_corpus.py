@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from swarmlite.api.control import StackDeploy
-from swarmlite.compose import BUILD_NEEDS_IMAGE, NOT_IN_CLUSTER, load_stack
+from swarmlite.compose import BUILD_NEEDS_IMAGE, NOT_IN_CLUSTER, load_stack, to_stack_deploy
 from swarmlite.compose.interpolate import interpolate
 from swarmlite.compose.loader import Mark
 from swarmlite.errors import ComposeError
@@ -109,7 +109,7 @@ def test_corpus_file_loads_or_is_refused_for_a_cluster_reason(
         return
     try:
         stack = load_stack(files, env=ENV)
-        deployed = stack.deploy("t")
+        deployed = to_stack_deploy(stack, "t")
     except ComposeError as exc:
         assert _allowed_refusal(str(exc), local), str(exc)
         assert exc.path  # it names the file
@@ -121,4 +121,4 @@ def test_corpus_file_loads_or_is_refused_for_a_cluster_reason(
     again = load_stack([rendered], env=ENV)
     assert again == stack
     assert again.to_yaml() == stack.to_yaml()
-    assert again.deploy("t") == deployed
+    assert to_stack_deploy(again, "t") == deployed

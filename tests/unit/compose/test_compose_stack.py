@@ -7,7 +7,7 @@ from textwrap import dedent
 
 import pytest
 
-from swarmlite.compose import load_stack
+from swarmlite.compose import load_stack, to_stack_deploy
 from swarmlite.errors import ComposeError
 
 
@@ -236,7 +236,7 @@ def test_include_brings_services_with_their_own_relative_paths(tmp_path: Path) -
     assert set(stack.services) == {"db", "web"}
     assert stack.secrets["pw"] == {"file": str(tmp_path / "db" / "pw.txt")}
     assert stack.services["db"].config["volumes"][0]["source"] == str(tmp_path / "db" / "init")
-    deployed = stack.deploy("t")
+    deployed = to_stack_deploy(stack, "t")
     assert deployed.secrets[0].spec.data == b"hunter2"
 
 

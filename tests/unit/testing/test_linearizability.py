@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -379,15 +378,15 @@ def test_random_register_histories_pass_and_a_corrupted_read_fails(seed: int) ->
     assert f"#{victim} " in corrupted.explanation
 
 
-def test_thousands_of_operations_per_key_are_checked_quickly() -> None:
+def test_thousands_of_operations_per_key_are_decided_in_a_linear_number_of_steps() -> None:
     rng = random.Random(7)
     history = generate(rng, clients=5, ops=4000, unknown=0.01)
-    started = time.perf_counter()
-    result = check(history)
-    elapsed = time.perf_counter() - started
+    # The search decides this history in about 4.4 steps per operation; a blow-up (the
+    # cache missing, backtracking without end) runs out of a budget linear in its length,
+    # and the verdict is undecided.
+    result = check(history, max_steps=25 * len(history))
+    assert not result.undecided, result.explanation
     assert result.ok, result.explanation
-    # Generous bound (the budget is "well under a second"); it guards against a blow-up.
-    assert elapsed < 5, elapsed
 
 
 def brute_force(history: list[Operation], initial: object = None) -> bool:
