@@ -118,6 +118,17 @@ def test_a_container_reaches_a_service_by_name_on_other_hosts(netlab: NetLab) ->
     assert set(replies.stdout.split()) == {w.hostname for w in webs}, replies.stdout
 
 
+def test_node_ps_lists_the_tasks_each_host_runs(netlab: NetLab) -> None:
+    webs = _on_workers(netlab, "net_web")
+    shown = netlab.cli("node", "ps", "-f", "desired-state=running",
+                       "--format", "{{.Name}} {{.Node}}", "h2", "h3")  # fmt: skip
+    rows = {tuple(line.split()) for line in shown.splitlines()}
+    for web in webs:  # a container is named <service>.<slot>.<task id>; ps shows <service>.<slot>
+        assert (web.name.rsplit(".", 1)[0], web.host) in rows, (web, shown)
+    assert {node for _, node in rows} == {"h2", "h3"}, shown
+    assert "h1" not in netlab.cli("node", "ps", "--format", "{{.Node}}", "h2", "h3").split()
+
+
 def test_a_published_port_answers_on_a_host_without_a_task(netlab: NetLab) -> None:
     webs = _on_workers(netlab, "net_web")
     expected = {w.hostname for w in webs}
