@@ -27,6 +27,7 @@ ORDER = [
     "agent",
     "runtime",
     "network",
+    "dockerapi",
     "cli",
 ]
 BASE = {"errors", "clock", "log"}
@@ -41,6 +42,9 @@ ALLOWED["network"] -= {"store", "manager", "raft", "runtime"}
 # The CLI reaches only the API (rpc, ca to talk to it, compose to read files); daemon.py
 # and lab/ wire everything else.
 ALLOWED["cli"] = BASE | {"api", "rpc", "ca", "compose", "daemon", "lab"}
+# The Docker Engine API is a second front end on the control API: like the CLI it reaches
+# nothing but the API (and rpc, to call it); daemon.py wires it.
+ALLOWED["dockerapi"] = BASE | {"api", "rpc"}
 FREE = {"testing", "lab", "daemon", "bootstrap", "__init__", "__main__"}
 # The manager's control loops meet in the store, never in each other's modules.
 LOOPS = {"orchestrator", "scheduler", "allocator", "dispatcher", "controlapi"}

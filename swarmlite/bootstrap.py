@@ -79,6 +79,12 @@ class NodeOptions:
     default_addr_pool: str | None = None  # default 10.0.0.0/8
     default_addr_pool_mask_length: int | None = None  # default 24
     mesh_pool: str | None = None  # default 100.96.0.0/16
+    # `swarmlite daemon` only: the Docker Engine API on TCP too, with TLS requiring client
+    # certificates signed by the CA (the unix socket beside `socket_path` is always served)
+    docker_api_addr: str | None = None  # HOST:PORT
+    docker_api_tls_cert: str = ""
+    docker_api_tls_key: str = ""
+    docker_api_tls_ca: str = ""
 
     @property
     def socket_path(self) -> Path:

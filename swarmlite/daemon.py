@@ -41,6 +41,7 @@ import msgspec
 
 from swarmlite import __version__
 from swarmlite import log as swl_log
+from swarmlite.agent.dockersocket import DockerSocketSwap
 from swarmlite.agent.driver import RuntimeDriver, RuntimeInfo
 from swarmlite.agent.session import Session
 from swarmlite.agent.worker import Worker
@@ -74,6 +75,7 @@ from swarmlite.bootstrap import (  # the CLI reaches the node's state through da
 )
 from swarmlite.ca import CertRenewer
 from swarmlite.clock import Clock, SystemClock
+from swarmlite.dockerapi import DockerApiServer, tls_context
 from swarmlite.errors import FailedPrecondition, SwarmliteError, Unavailable
 from swarmlite.log import kv
 from swarmlite.manager.manager import Manager
@@ -105,6 +107,7 @@ log = logging.getLogger(__name__)
 
 _RESTART = 75  # run() asks its caller to start the daemon again (role changed)
 _KERNEL_WIREGUARD = "/sys/module/wireguard"
+DOCKER_API_PORT = 2376  # dockerd's TLS port, when --docker-api-addr names none
 
 
 # --------------------------------------------------------------------------- starting
@@ -233,8 +236,10 @@ class Daemon:
                     local.add_route(
                         route, _not_a_manager_stream if route.stream else _not_a_manager
                     )
+        docker_api = self._docker_api()
         await local.start_unix(str(self.opts.socket_path))
         try:
+            await docker_api.start()
             if cluster_server is not None:
                 host, port = split_addr(self.state.listen_addr)
                 await cluster_server.start(host, port)
@@ -280,6 +285,7 @@ class Daemon:
                     self.clock,
                     session.send,
                     network=network,
+                    docker_socket=self._docker_socket_swap(docker_api.socket_path),
                 )
 
                 async def announce_mesh_keys(public_key: str, next_key: str) -> None:
@@ -318,6 +324,7 @@ class Daemon:
                     await self._net.close()
             if cluster_server is not None:
                 await cluster_server.stop()
+            await docker_api.stop()
             await local.stop()
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
@@ -326,6 +333,35 @@ class Daemon:
             log.info("left the cluster %s", kv(node=self.state.node_id))
         log.info("swarmlite daemon stopped %s", kv(node=self.state.node_id))
         return self._exit_code
+
+    def _docker_api(self) -> DockerApiServer:
+        """The Docker Engine API beside the local socket; on TCP too when asked (with TLS
+        that requires client certificates). A worker serves it as well: its manager calls
+        answer "not a manager" through the control API."""
+        opts = self.opts
+        tcp, context = None, None
+        if opts.docker_api_addr:
+            tcp = split_addr(opts.docker_api_addr, DOCKER_API_PORT)
+            context = tls_context(
+                Path(opts.docker_api_tls_cert),
+                Path(opts.docker_api_tls_key),
+                Path(opts.docker_api_tls_ca),
+            )
+        return DockerApiServer(
+            opts.socket_path,
+            tcp_addr=tcp,
+            ssl_context=context,
+            version=__version__,
+            docker_host=self.state.docker_host,
+        )
+
+    def _docker_socket_swap(self, api_socket: Path) -> DockerSocketSwap:
+        """Tasks that bind the runtime's socket get this node's Docker API socket there:
+        the runtime's is this node's --docker-host (as given, and with links resolved) as
+        well as Docker's usual paths (api.dockersocket)."""
+        path = self.state.docker_host.removeprefix("unix://")  # tcp://... names no path
+        paths = [path, os.path.realpath(path)] if path.startswith("/") else []
+        return DockerSocketSwap.for_node(str(api_socket), paths)
 
     async def _runtime(self) -> tuple[RuntimeDriver, RuntimeInfo | None]:
         """This node's container runtime, or one that refuses every task if there is none."""

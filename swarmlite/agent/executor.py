@@ -7,6 +7,10 @@ Owns the order of a task's states on the node and what the runtime is asked at e
                with health "unhealthy" first, so it leaves rotation, then stopped)
     any live state, desired SHUTDOWN -> stop (signal, grace) -> SHUTDOWN
 
+The container is made from a copy of the task with what only this node knows: its DNS
+server on the task's networks, and its Docker API socket where the task binds the
+runtime's (`agent.dockersocket`). The task the worker reports keeps the manager's spec.
+
 Does not own reporting (the worker reports every status `step` returns), the session, or
 which tasks exist (the worker's Assignments do). Never touches the store.
 
@@ -33,6 +37,7 @@ from typing import Any
 
 import msgspec
 
+from swarmlite.agent.dockersocket import DockerSocketSwap
 from swarmlite.agent.driver import (
     LABEL_CLUSTER,
     LABEL_NODE,
@@ -135,12 +140,15 @@ class Executor:
         configs: Mapping[str, bytes] | None = None,
         adopted: ContainerState | None = None,
         network: NetworkDriver | None = None,
+        docker_socket: DockerSocketSwap | None = None,
     ) -> None:
         """`adopted` is the task's container found on the node (after an agent restart);
-        `network` attaches the container to the task's networks once it runs."""
+        `network` attaches the container to the task's networks once it runs;
+        `docker_socket` gives binds of the runtime's socket this node's Docker API socket."""
         self._task = task
         self._driver = driver
         self._network = network
+        self._docker_socket = docker_socket
         self._clock = clock
         self._cluster_id = cluster_id
         self._node_id = node_id
@@ -307,6 +315,8 @@ class Executor:
                     task.spec, container=msgspec.structs.replace(container, dns=servers)
                 )
                 task = msgspec.structs.replace(task, spec=spec)
+            if self._docker_socket is not None:
+                task = self._docker_socket.apply(task)
             request = ContainerRequest(
                 task=task,
                 name=container_name(task),

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from swarmlite.agent.dockersocket import DockerSocketSwap
 from swarmlite.agent.driver import (
     LABEL_CLUSTER,
     LABEL_NODE,
@@ -67,9 +68,11 @@ class Worker:
         send: Callable[[AgentMessage], Awaitable[None]],
         *,
         network: NetworkDriver | None = None,
+        docker_socket: DockerSocketSwap | None = None,
     ) -> None:
         self.node_id = node_id
         self._network = network
+        self._docker_socket = docker_socket
         self._network_lock = asyncio.Lock()
         self._newest: dict[type, MeshState | NetworkState] = {}  # the one of each kind that counts
         self.cluster_id = cluster_id
@@ -224,6 +227,7 @@ class Worker:
                     configs=configs,
                     adopted=found,
                     network=self._network,
+                    docker_socket=self._docker_socket,
                 )
                 self._executors[task.id] = ex
                 self._supervisors[task.id] = self._spawn(self._supervise(ex))

@@ -342,7 +342,8 @@ def match_tasks(
 ) -> list[Task]:
     """The tasks that ``filters`` select, in order. ``services`` and ``nodes`` are those of
     the cluster: the ``service`` and ``node`` values resolve against them (NotFound for
-    one that names none), ``label`` and ``_up-to-date`` read the task's service."""
+    one that names none); ``label`` reads the service labels the task was made with (its
+    service's when it has none), ``_up-to-date`` the task's service."""
     TASK.check(filters)
     resolved = dict(filters)
     if "service" in filters:
@@ -360,7 +361,9 @@ def match_tasks(
         return {
             "id": task.id,
             "name": f"{task.name}.{task.id}",
-            "label": service.spec.labels if service is not None else {},
+            # the labels the task was made with (as swarm keeps them on each task), so the
+            # tasks of a service just removed are still found while they stop
+            "label": task.service_labels or (service.spec.labels if service is not None else {}),
             "service": task.service_id,
             "node": task.node_id,
             "desired-state": task.desired_state.value,

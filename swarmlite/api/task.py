@@ -44,6 +44,9 @@ class Task(Meta, frozen=True, kw_only=True, tag="task"):
 
     service_id: str = ""
     service_name: str = ""
+    # The service's labels when the task was made (swarm's ServiceAnnotations): what the
+    # node may act on without the service, e.g. api.dockersocket's opt-out.
+    service_labels: dict[str, str] = {}
     slot: int = 0  # 1..replicas for replicated services; 0 for global ones (see node_id)
     node_id: str = ""  # "" until the scheduler assigns one
     desired_state: TaskState = TaskState.RUNNING

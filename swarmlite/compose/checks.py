@@ -3,14 +3,24 @@
 Owns: every service names an image; referenced secrets, configs, networks and named
 volumes are defined; depends_on names active services and has no cycle; a job has no
 update_config or rollback_config; a global service has no replicas; dnsrr has no
-ingress-published port. Does not own the type of single values (validate.py, at read
-time). Invariant: every failure is a ComposeError at the position of the offending value.
+ingress-published port; the value of the label com.swarmlite.docker-socket. Says where a
+bind of Docker's socket will be given swarmlite's Docker API socket (api.dockersocket: a
+node also matches its own runtime path, which a file cannot know). Does not own the type
+of single values (validate.py, at read time). Invariant: every failure is a ComposeError
+at the position of the offending value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from swarmlite.api.dockersocket import (
+    DOCKER_SOCKET_LABEL,
+    DOCKER_SOCKET_VALUES,
+    KEEP_RUNTIME,
+    binds_runtime_socket,
+    keeps_runtime_socket,
+)
 from swarmlite.compose.loader import Mark
 from swarmlite.compose.model import LoadedStack, ServiceDef
 
@@ -62,6 +72,7 @@ def _check_service(
                 hint="declare it under the top-level volumes:, or write a path for a bind mount",
             )
     _check_deploy(name, service)
+    _docker_socket(name, service, warn)
     depends = config.get("depends_on", {})
     for dep in list(depends):
         mark = _at(service, f"depends_on.{dep}", "depends_on")
@@ -107,6 +118,33 @@ def _check_deploy(name: str, service: ServiceDef) -> None:
                     f"(port {port['target']})",
                     hint="publish the ports with mode: host, or use endpoint_mode vip",
                 )
+
+
+def _docker_socket(name: str, service: ServiceDef, warn: Warn) -> None:
+    path = f"services.{name}"
+    labels: dict[str, str] = service.config.get("labels", {})
+    service_labels: dict[str, str] = service.deploy.get("labels", {})
+    for key, found in (("labels", labels), ("deploy.labels", service_labels)):
+        value = found.get(DOCKER_SOCKET_LABEL)
+        if value is not None and value not in DOCKER_SOCKET_VALUES:
+            raise _at(service, key).error(
+                f"{path}.{key}: {DOCKER_SOCKET_LABEL} must be "
+                f"{' or '.join(DOCKER_SOCKET_VALUES)}, got {value!r}",
+                hint=f"{KEEP_RUNTIME} keeps the container runtime's socket where the service "
+                "binds it; by default the service is given swarmlite's Docker API socket",
+            )
+    if keeps_runtime_socket(labels, service_labels):
+        return
+    for i, volume in enumerate(service.config.get("volumes", [])):
+        source = volume.get("source", "")
+        if binds_runtime_socket(volume["type"], source):
+            warn(
+                _at(service, f"volumes[{volume['target']}]", "volumes"),
+                f"{path}.volumes[{i}]",
+                f"{source} is given swarmlite's Docker API socket (the cluster's services and "
+                f"this node's containers); label {DOCKER_SOCKET_LABEL}={KEEP_RUNTIME} keeps "
+                "the runtime's",
+            )
 
 
 def _check_cycles(stack: LoadedStack) -> None:

@@ -179,6 +179,7 @@ def read_volumes(
         )
         if entry["type"] == "volume" and entry.get("source"):
             marks[f"volumes.{entry['source']}"] = item.mark
+        marks[f"volumes[{entry['target']}]"] = item.mark  # entries merge by target
         result.append(entry)
     return result
 

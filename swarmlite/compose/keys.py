@@ -33,7 +33,11 @@ ports                       supported    short ("8080:80", "80", "127.0.0.1:8080
                                          ranges) and long (mode ingress | host); a host IP is
                                          ignored with a warning (published on every address)
 volumes                     supported    named volumes, binds (relative to the compose file),
-                                         anonymous volumes, tmpfs; short and long form
+                                         anonymous volumes, tmpfs; short and long form; a
+                                         bind of /var/run/docker.sock (or /run/docker.sock)
+                                         is given swarmlite's Docker API socket, with a
+                                         warning, unless labels or deploy.labels set
+                                         com.swarmlite.docker-socket: runtime
 secrets, configs            supported    short and long form (source, target, uid, gid, mode)
 networks                    supported    list or map with aliases; ipv4_address,
                                          ipv6_address, mac_address, priority, link_local_ips,

@@ -18,7 +18,8 @@ from swarmlite.compose.loader import Mark, dump
 
 @dataclass(frozen=True)
 class ComposeWarning:
-    """Something the stack file says that the cluster ignores, and where it says it."""
+    """Something the stack file says that the cluster ignores or does its own way (a bind
+    of Docker's socket), and where it says it."""
 
     path: str
     line: int

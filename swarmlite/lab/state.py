@@ -57,7 +57,9 @@ class Host(msgspec.Struct, kw_only=True):
 
     @property
     def docker_socket(self) -> Path:
-        return Path(self.dir) / "docker.sock"
+        """The host's own dockerd (its container runtime). Not `docker.sock`: that name,
+        beside the swarmlite socket, is the swarmlite daemon's Docker Engine API."""
+        return Path(self.dir) / "dockerd.sock"
 
     @property
     def docker_host(self) -> str:

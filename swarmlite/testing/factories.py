@@ -194,6 +194,7 @@ def make_task(
         updated_at=created_at,
         service_id=service.id if service is not None else "",
         service_name=service.spec.name if service is not None else "",
+        service_labels=service.spec.labels if service is not None else {},
         slot=slot,
         node_id=node_id,
         desired_state=TaskState(desired),

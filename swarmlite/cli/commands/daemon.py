@@ -2,25 +2,67 @@
 init or join.
 
 Owns only the command; ``swarmlite.daemon`` owns the daemon. This is what ``init`` and
-``join`` spawn (detached) and what a service manager such as systemd runs.
+``join`` spawn (detached) and what a service manager such as systemd runs. The Docker
+Engine API is always served on ``docker.sock`` beside the node's socket;
+``--docker-api-addr`` serves it on TCP too, only with TLS and client certificates (as
+``dockerd --tlsverify``), so all three ``--docker-api-tls-*`` files are required with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from swarmlite.cli.commands.swarm import data_dir_option, socket_option
+from swarmlite.errors import UsageError
+
+_TLS_FILE = click.Path(exists=True, dir_okay=False, resolve_path=True)
 
 
 @click.command("daemon")
 @data_dir_option()
 @socket_option()
+@click.option(
+    "--docker-api-addr",
+    metavar="HOST:PORT",
+    help="Serve the Docker Engine API on TCP too (TLS with client certificates; port 2376 "
+    "when none is given).",
+)
+@click.option("--docker-api-tls-cert", type=_TLS_FILE, help="The Docker API's certificate (PEM).")
+@click.option("--docker-api-tls-key", type=_TLS_FILE, help="Its private key (PEM).")
+@click.option(
+    "--docker-api-tls-ca", type=_TLS_FILE, help="The CA that signs the clients' certificates."
+)
 @click.pass_context
-def daemon(ctx: click.Context, data_dir: Path, socket: Path | None) -> None:
+def daemon(
+    ctx: click.Context,
+    data_dir: Path,
+    socket: Path | None,
+    docker_api_addr: str | None,
+    docker_api_tls_cert: str | None,
+    docker_api_tls_key: str | None,
+    docker_api_tls_ca: str | None,
+) -> None:
     """Run this node's daemon in the foreground until SIGTERM or SIGINT."""
     from swarmlite import daemon as node_daemon
 
+    tls = (docker_api_tls_cert, docker_api_tls_key, docker_api_tls_ca)
+    if docker_api_addr is not None and not all(tls):
+        raise UsageError(
+            "--docker-api-addr needs --docker-api-tls-cert, --docker-api-tls-key and "
+            "--docker-api-tls-ca: the Docker API on TCP requires client certificates"
+        )
+    if docker_api_addr is None and any(tls):
+        raise UsageError("the --docker-api-tls-* options go with --docker-api-addr")
     opts = node_daemon.load_options(data_dir, socket)
+    if docker_api_addr is not None:
+        opts = dataclasses.replace(
+            opts,
+            docker_api_addr=docker_api_addr,
+            docker_api_tls_cert=docker_api_tls_cert or "",
+            docker_api_tls_key=docker_api_tls_key or "",
+            docker_api_tls_ca=docker_api_tls_ca or "",
+        )
     ctx.exit(node_daemon.start_daemon(opts, foreground=True))

@@ -83,8 +83,8 @@ def _arch(name: str) -> str:
 def declared_platforms(task: Task) -> list[tuple[str, str]]:
     """The (os, arch) pairs the task can run on; [] (the usual case) means any.
 
-    Read from ``placement.platforms`` when the api has that field (items with ``os`` and
-    ``architecture`` or ``arch``); the api does not carry it yet, so this is [] today.
+    Read from ``placement.platforms`` (items with ``os`` and ``architecture``; the Docker
+    API's ``Placement.Platforms`` fills it).
     """
     declared: Sequence[Any] = getattr(task.spec.placement, "platforms", None) or ()
     pairs = []

@@ -237,9 +237,18 @@ def test_task_desired_state_label_and_up_to_date() -> None:
 
 
 def test_task_of_a_service_unknown_to_the_caller_has_no_labels() -> None:
-    task = make_task(make_service("gone"))
+    task = msgspec.structs.replace(make_task(make_service("gone")), service_labels={})
     assert match_tasks({"label": ["x"]}, [task]) == []
     assert match_tasks({"desired-state": [TaskState.RUNNING.value]}, [task]) == [task]
+
+
+def test_task_label_reads_the_labels_the_task_was_made_with_even_once_its_service_is_gone() -> None:
+    """`docker stack rm` waits for the stack's tasks by label after removing the services."""
+    task = msgspec.structs.replace(
+        make_task(make_service("gone")), service_labels={"com.docker.stack.namespace": "app"}
+    )
+    assert match_tasks({"label": ["com.docker.stack.namespace=app"]}, [task]) == [task]
+    assert match_tasks({"label": ["com.docker.stack.namespace=other"]}, [task]) == []
 
 
 # --------------------------------------------------------------------------- networks

@@ -438,6 +438,31 @@ def test_config_prints_the_merged_stack_without_a_daemon(daemon, run, compose) -
     assert daemon.calls == []
 
 
+@pytest.mark.parametrize("command", ["config", "deploy"])
+def test_config_and_deploy_say_where_docker_socket_binds_get_swarmlite_s(
+    daemon, run, compose, command
+) -> None:
+    cluster = FakeCluster(daemon)
+    path = compose(
+        "services:\n  viz:\n    image: viz:1\n    volumes:\n"
+        "      - /var/run/docker.sock:/var/run/docker.sock\n"
+    )
+    args = ("-d", "-c", path, "tools") if command == "deploy" else ("-c", path)
+
+    result = run("stack", command, *args)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "warning: compose.yml:5: services.viz.volumes[0]: /var/run/docker.sock is given "
+        "swarmlite's Docker API socket (the cluster's services and this node's containers); "
+        "label com.swarmlite.docker-socket=runtime keeps the runtime's"
+    )
+    mounts = [s.task.container.mounts for d in cluster.deploys for s in d.services]
+    assert [[m.source for m in ms] for ms in mounts] == (
+        [["/var/run/docker.sock"]] if command == "deploy" else []
+    )
+
+
 def test_config_error_exits_1(run, compose) -> None:
     path = compose("services:\n  web:\n    image: [1, 2\n")
 

@@ -12,11 +12,12 @@ Sim = Any  # conftest.Sim, reached through the `sim` fixture
 
 async def test_new_service_gets_one_pending_task_per_slot(sim: Sim) -> None:
     await sim.advance(3)
-    svc = await sim.add_service(name="web", replicas=3, image="nginx:1")
+    svc = await sim.add_service(name="web", replicas=3, image="nginx:1", labels={"tier": "a"})
     tasks = sim.tasks(svc.id)
     assert [t.slot for t in tasks] == [1, 2, 3]
     for task in tasks:
         assert task.service_name == "web"
+        assert task.service_labels == {"tier": "a"}  # what the node may act on (swarm's too)
         assert task.spec == svc.spec.task
         assert task.spec_version == svc.spec_version
         assert task.desired_state is TaskState.RUNNING
