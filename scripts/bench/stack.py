@@ -4,8 +4,13 @@ For each system, in the same run and one after the other, on a private dockerd o
 (swarmlite.testing.dockerd: its own socket, data root, exec root and cgroup parent; no
 bridge, no iptables changes) holding the test images (swarmlite.testing.images):
 
-- swarmlite: one `swarmlite init --docker-host` node (a manager that runs its tasks);
+- swarmlite: one `swarmlite init --docker-host` node (a manager that runs its tasks),
+  driven by the `swarmlite` CLI, or with `--client docker` by the `docker` CLI on the
+  node's Docker API socket (`<node data dir>/docker.sock`);
 - swarm: `docker swarm init` on that dockerd, driven by the `docker` CLI.
+
+The `docker` CLI is /usr/local/bin/docker, pointed at its socket by DOCKER_HOST with an
+empty DOCKER_CONFIG; with `--client docker` both systems get the same docker commands.
 
 Both deploy compose-samples/bench.yml (REPLICAS and IMAGE come from the environment) and
 are timed by the same observer: the dockerd's container list, polled every 50 ms through
@@ -29,7 +34,8 @@ system that could not run, with the reason on stderr).
 Owns the runs and the output; the swarmlite node is started by the stack integration
 test's harness (tests/integration/stacks/conftest.py, loaded by path).
 
-    python scripts/bench/stack.py [--quick] [--only swarmlite|swarm] [--keep-dir]
+    python scripts/bench/stack.py [--quick] [--only swarmlite|swarm] [--client native|docker]
+                                  [--keep-dir]
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from swarmlite.testing.images import ensure_test_images
 _ROOT = Path(__file__).resolve().parents[2]
 _STACK_HARNESS = _ROOT / "tests" / "integration" / "stacks" / "conftest.py"
 COMPOSE = _ROOT / "compose-samples" / "bench.yml"
+DOCKER = Path("/usr/local/bin/docker")  # docker CLI 28.2.2 (scripts/setup)
 STACK_LABEL = "com.docker.stack.namespace"
 V1, V2 = "swl/web:1", "swl/web:2"
 POLL = 0.05
@@ -152,11 +159,49 @@ def _finish(proc: subprocess.Popen[bytes], what: str) -> None:
         raise RuntimeError(f"{what} exited {proc.returncode}: {err.decode()} {out.decode()}")
 
 
+class DockerCli:
+    """The docker CLI on one Engine API socket (DOCKER_HOST), with an empty client config."""
+
+    def __init__(self, host: str, config: Path) -> None:
+        if not DOCKER.is_file():
+            raise RuntimeError(f"{DOCKER} (the docker CLI) is not installed; see scripts/setup")
+        config.mkdir(parents=True, exist_ok=True)
+        self._env = {"DOCKER_HOST": host, "DOCKER_CONFIG": str(config)}
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        return _popen([str(DOCKER), *args], _env(**self._env, **env))
+
+    def ok(self, *args: str) -> None:
+        _finish(self.popen(*args), f"docker {' '.join(args)}")
+
+    def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]:
+        args = ("stack", "deploy", "--detach=true", "-c", str(COMPOSE), stack)
+        return self.popen(*args, REPLICAS=str(replicas), IMAGE=image)
+
+    def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]:
+        return self.popen("service", "scale", "--detach", f"{stack}_web={replicas}")
+
+    def rm(self, stack: str) -> None:
+        """`docker stack rm`, again while swarm refuses it because the stack's network is
+        still "in use by task": it removes the network while the tasks on it stop."""
+        deadline = time.monotonic() + LIMIT
+        while True:
+            try:
+                self.ok("stack", "rm", stack)
+                return
+            except RuntimeError as exc:
+                if "in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
 class Swarmlite:
     name = "swarmlite"
 
-    def __init__(self) -> None:
+    def __init__(self, client: str) -> None:
+        self._client = client
         self._made: Any = None
+        self._docker: DockerCli | None = None
 
     @property
     def dockerd(self) -> Dockerd:
@@ -166,22 +211,32 @@ class Swarmlite:
     def start(self, root: Path) -> None:
         harness = _load(_STACK_HARNESS, "swarmlite_stack_harness")
         self._made = harness.StackCluster(harness.harness.Cluster(root))
-        self._made.init("m1")
+        node = self._made.init("m1")
         self._made.cluster.heal()
+        if self._client == "docker":
+            sock = Path(node.data_dir) / "docker.sock"
+            self._docker = DockerCli(f"unix://{sock}", root / "docker-config")
 
     def _cli(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         host = self._made.cluster.nodes["m1"].host
         return _popen([sys.executable, "-m", "swarmlite", "-H", host, *args], _env(**env))
 
     def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]:
+        if self._docker is not None:
+            return self._docker.deploy(stack, replicas, image)
         return self._cli(
             "stack", "deploy", "-d", "-c", str(COMPOSE), stack, REPLICAS=str(replicas), IMAGE=image
         )
 
     def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]:
+        if self._docker is not None:
+            return self._docker.scale(stack, replicas)
         return self._cli("service", "scale", "-d", f"{stack}_web={replicas}")
 
     def rm(self, stack: str) -> None:
+        if self._docker is not None:
+            self._docker.rm(stack)
+            return
         _finish(self._cli("stack", "rm", stack), f"swarmlite stack rm {stack}")
 
     def close(self) -> None:
@@ -194,60 +249,34 @@ class Swarm:
 
     def __init__(self) -> None:
         self.dockerd = Dockerd.in_temp_dir()
+        self._docker: DockerCli | None = None
+
+    @property
+    def docker(self) -> DockerCli:
+        assert self._docker is not None, "start() first"
+        return self._docker
 
     def start(self, root: Path) -> None:
+        self._docker = DockerCli(self.dockerd.url, root / "docker-config")
         self.dockerd.start()
         ensure_test_images(self.dockerd.socket)
-        harness = _load(_STACK_HARNESS, "swarmlite_stack_harness").harness
-        port = harness.free_port()
-        argv = [*self._docker(), "swarm", "init", "--advertise-addr", "127.0.0.1"]
-        done = subprocess.run(
-            [*argv, "--listen-addr", f"127.0.0.1:{port}"],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"docker swarm init failed: {done.stderr}")
-
-    def _docker(self) -> list[str]:
-        docker = shutil.which("docker")
-        if docker is None:
-            raise RuntimeError("the docker CLI is not installed")
-        return [docker, "-H", self.dockerd.url]
+        port = _load(_STACK_HARNESS, "swarmlite_stack_harness").harness.free_port()
+        listen = f"127.0.0.1:{port}"
+        self.docker.ok("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", listen)
 
     def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]:
-        argv = [*self._docker(), "stack", "deploy", "--detach=true", "-c", str(COMPOSE), stack]
-        return _popen(argv, _env(REPLICAS=str(replicas), IMAGE=image))
+        return self.docker.deploy(stack, replicas, image)
 
     def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]:
-        argv = [*self._docker(), "service", "scale", "--detach", f"{stack}_web={replicas}"]
-        return _popen(argv, _env())
+        return self.docker.scale(stack, replicas)
 
     def rm(self, stack: str) -> None:
-        """`docker stack rm`, again while it fails: it removes the stack's network while the
-        tasks on it are still stopping ("network ... is in use by task ..."), and says so."""
-        deadline = time.monotonic() + LIMIT
-        while True:
-            try:
-                _finish(_popen([*self._docker(), "stack", "rm", stack], _env()), "stack rm")
-                return
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        self.docker.rm(stack)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            subprocess.run(
-                [*self._docker(), "swarm", "leave", "--force"],
-                capture_output=True,
-                env=_env(),
-                timeout=60,
-                check=False,
-            )
+        if self._docker is not None:
+            with contextlib.suppress(Exception):
+                self._docker.ok("swarm", "leave", "--force")
         self.dockerd.stop()
 
 
@@ -388,10 +417,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="stacks: swarmlite vs Docker swarm mode")
     parser.add_argument("--quick", action="store_true", help="1 round instead of 3")
     parser.add_argument("--only", choices=("swarmlite", "swarm"), help="run one system")
+    parser.add_argument(
+        "--client",
+        choices=("native", "docker"),
+        default="native",
+        help="drive swarmlite with the swarmlite CLI (native) or the docker CLI on its docker.sock",
+    )
     parser.add_argument("--keep-dir", action="store_true", help="keep data dirs and logs")
     args = parser.parse_args()
     params = Params(rounds=1 if args.quick else 3)
-    makers: dict[str, Callable[[], System]] = {"swarmlite": Swarmlite, "swarm": Swarm}
+    makers: dict[str, Callable[[], System]] = {
+        "swarmlite": lambda: Swarmlite(args.client),
+        "swarm": Swarm,
+    }
     names = [args.only] if args.only else list(makers)
     root = Path(tempfile.mkdtemp(prefix="swarmlite-bench-stack-")).resolve()
     try:
