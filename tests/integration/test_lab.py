@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,45 @@ def test_hosts_reach_each_other_on_the_underlay(lab: Lab) -> None:
     # The workers reach the manager's cluster port, which h1's daemon listens on.
     assert can_connect(h2.netns, h1.addr, 2377)
     assert can_connect(h3.netns, h1.addr, 2377)
+
+
+DEMO = Path(__file__).resolve().parents[2] / "compose-samples" / "demo" / "compose.yml"
+DOCKER = "/usr/local/bin/docker"  # the docker CLI 28.2.2 of the machine
+
+
+def test_the_docker_cli_deploys_the_demo_through_the_lab_s_docker_socket(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The stock docker CLI on h1's swarmlite docker.sock: `docker stack deploy` of the
+    README's demo converges (web 3/3, api 2/2), and `docker stack rm` takes it away."""
+    if not os.path.exists(DOCKER):
+        pytest.fail(f"{DOCKER} (docker CLI 28.2.2) is missing on this machine", pytrace=False)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DOCKER_HOST": f"unix://{Path(lab.state.host('h1').dir) / 'docker.sock'}",
+        "DOCKER_CONFIG": str(tmp_path),
+        "REGISTRY": lab.state.registry,
+    }
+
+    def docker(*args: str) -> str:
+        done = subprocess.run(
+            [DOCKER, *args], capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False
+        )
+        assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    deployed = docker("stack", "deploy", "--detach=true", "-c", str(DEMO), "demo")
+    assert "Creating service demo_web" in deployed and "Creating service demo_api" in deployed
+    want = {"demo_web 3/3", "demo_api 2/2"}
+    deadline = time.monotonic() + TIMEOUT
+    seen: set[str] = set()
+    while time.monotonic() < deadline and not want <= seen:
+        seen = set(docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}").splitlines())
+        time.sleep(0.5)
+    assert want <= seen, f"the demo did not converge: {sorted(seen)}"
+    removed = docker("stack", "rm", "demo")
+    assert "Removing service demo_web" in removed and "Removing service demo_api" in removed
+    assert docker("service", "ls", "-q") == ""
 
 
 def test_status_shows_every_host_and_the_nodes(lab: Lab) -> None:
