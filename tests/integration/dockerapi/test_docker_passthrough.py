@@ -128,7 +128,10 @@ def docker(
     version: str = request.param
     binary = CLIS[version]
     if shutil.which(binary) is None:
-        pytest.skip(f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it")
+        pytest.fail(
+            f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it",
+            pytrace=False,
+        )
     return Docker(version, binary, tmp_path_factory.mktemp("docker-config"), api_sock(node))
 
 

@@ -103,7 +103,10 @@ def docker(
     version: str = request.param
     binary = CLIS[version]
     if shutil.which(binary) is None:
-        pytest.skip(f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it")
+        pytest.fail(
+            f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it",
+            pytrace=False,
+        )
     return Docker(version, binary, tmp_path_factory.mktemp("docker-config"), small.nodes["m1"])
 
 
@@ -464,8 +467,9 @@ def test_a_field_swarmlite_cannot_honour_is_refused_by_name(small: Cluster) -> N
 def test_docker_py(small: Cluster) -> None:
     """A27: services.create with ServiceMode("replicated", 1) (sent as lower-case
     "replicated"), scale, tasks, remove."""
-    docker_py = pytest.importorskip("docker")
-    types = pytest.importorskip("docker.types")
+    import docker as docker_py
+    import docker.types as types
+
     client = docker_py.DockerClient(base_url=f"unix://{docker_sock(small.nodes['m1'])}")
     try:
         service = client.services.create(

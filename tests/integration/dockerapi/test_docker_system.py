@@ -101,7 +101,10 @@ def docker(
     version: str = request.param
     binary = CLIS[version]
     if shutil.which(binary) is None:
-        pytest.skip(f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it")
+        pytest.fail(
+            f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it",
+            pytrace=False,
+        )
     return Docker(version, binary, tmp_path_factory.mktemp("docker-config"), small.nodes["m1"])
 
 
@@ -419,7 +422,8 @@ def test_stale_node_version_is_update_out_of_sequence(small: Cluster) -> None:
 
 
 def test_docker_py(small: Cluster) -> None:
-    docker_py = pytest.importorskip("docker")
+    import docker as docker_py
+
     client = docker_py.DockerClient(base_url=f"unix://{docker_sock(small.nodes['m1'])}")
     try:
         assert client.api.api_version == "1.47"

@@ -148,7 +148,7 @@ def test_tls_with_a_client_certificate(
     binary: str, tls_port: int, certs: Path, tmp_path: Path
 ) -> None:
     if shutil.which(binary) is None:
-        pytest.skip(f"{binary} is not installed; scripts/setup installs it")
+        pytest.fail(f"{binary} is not installed; scripts/setup installs it", pytrace=False)
     tls = ["--tlsverify", "--tlscacert", str(certs / "ca.crt")]
     mine = [*tls, "--tlscert", str(certs / "client.crt"), "--tlskey", str(certs / "client.key")]
     done = _docker(binary, tls_port, *mine, "node", "ls", tmp=tmp_path)

@@ -77,7 +77,10 @@ def docker(
     version: str = request.param
     binary = CLIS[version]
     if shutil.which(binary) is None:
-        pytest.skip(f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it")
+        pytest.fail(
+            f"{binary} (docker CLI {version}) is not installed; scripts/setup installs it",
+            pytrace=False,
+        )
     return Docker(version, binary, tmp_path_factory.mktemp("docker-config"), m1_sock(stacks))
 
 
@@ -214,7 +217,8 @@ def test_tty_service_logs_are_raw_only(docker: Docker, stacks: StackCluster) -> 
 
 def test_docker_py_logs(stacks: StackCluster, web: str) -> None:
     """B6: docker-py demultiplexes the frames into lines."""
-    docker_py = pytest.importorskip("docker")
+    import docker as docker_py
+
     client = docker_py.DockerClient(base_url=f"unix://{m1_sock(stacks)}")
     try:
         service = client.services.get(web)

@@ -118,7 +118,11 @@ class Docker:
 
 def docker_for(version: str, stacks: StackCluster, config_dir: Path) -> Docker:
     if shutil.which(CLIS[version]) is None:
-        pytest.skip(f"{CLIS[version]} (docker CLI {version}) is not installed; scripts/setup does")
+        pytest.fail(
+            f"{CLIS[version]} (docker CLI {version}) is missing: the machine has 28.2.2, "
+            "scripts/setup installs 20.10",
+            pytrace=False,
+        )
     sock = Path(stacks.cluster.nodes["m1"].data_dir) / "docker.sock"
     return Docker(version, config_dir, sock)
 
