@@ -213,6 +213,13 @@ def test_node_errors(docker: Docker) -> None:
     assert "must be demoted" in removing
 
 
+def test_a_filter_docker_rejects_is_refused(docker: Docker) -> None:
+    for listing in (("node", "ls"), ("service", "ls"), ("secret", "ls"), ("network", "ls")):
+        refused = docker.fails(*listing, "-f", "colour=red")
+        assert "invalid filter 'colour'" in refused, (listing, refused)
+    assert "Invalid role filter: 'boss'" in docker.fails("node", "ls", "-f", "role=boss")
+
+
 # --------------------------------------------------------------------------- A6-A9
 
 
