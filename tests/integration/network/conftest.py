@@ -445,7 +445,9 @@ def capture_in(netns: str, out: Path) -> Iterator[Path]:
 
 
 def read_capture(path: Path) -> list[Frame]:
-    done = run(["tcpdump", "-r", str(path), "-nn"], timeout=120)
+    """The frames hosts sent: a bridge's own IGMP membership reports (from 0.0.0.0, when it
+    comes up) are the switch's, not traffic between hosts."""
+    done = run(["tcpdump", "-r", str(path), "-nn", "not (ip and src host 0.0.0.0)"], timeout=120)
     assert done.returncode == 0, f"tcpdump -r {path}: {done.stderr}"
     return parse_frames(done.stdout)
 
