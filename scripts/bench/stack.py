@@ -250,6 +250,7 @@ class Swarm:
     def __init__(self) -> None:
         self.dockerd = Dockerd.in_temp_dir()
         self._docker: DockerCli | None = None
+        self._made_gwbridge = False
 
     @property
     def docker(self) -> DockerCli:
@@ -257,6 +258,9 @@ class Swarm:
         return self._docker
 
     def start(self, root: Path) -> None:
+        # `swarm init` makes docker_gwbridge in this (the root) namespace; close() removes
+        # it again, but only if this run made it.
+        self._made_gwbridge = not _link_exists(_GWBRIDGE)
         self._docker = DockerCli(self.dockerd.url, root / "docker-config")
         self.dockerd.start()
         ensure_test_images(self.dockerd.socket)
@@ -278,6 +282,15 @@ class Swarm:
             with contextlib.suppress(Exception):
                 self._docker.ok("swarm", "leave", "--force")
         self.dockerd.stop()
+        if self._made_gwbridge and _link_exists(_GWBRIDGE):
+            subprocess.run(["ip", "link", "del", _GWBRIDGE], check=False, capture_output=True)
+
+
+_GWBRIDGE = "docker_gwbridge"
+
+
+def _link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
 
 
 # --------------------------------------------------------------------------- measurements
