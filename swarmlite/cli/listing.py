@@ -20,11 +20,10 @@ from typing import Any
 
 from swarmlite.api.control import BlobView, ManagerStatus, NetworkView, NodeView, StackInfo
 from swarmlite.api.dockerjson import rfc3339
-from swarmlite.cli.render import human_duration
+from swarmlite.cli.render import human_duration, short_id
 
 Row = dict[str, Any]
 
-SHORT_ID = 12
 
 # --------------------------------------------------------------------------- shared words
 
@@ -54,10 +53,6 @@ def _labels(labels: Mapping[str, str]) -> str:
 
 def _label(labels: Mapping[str, str]) -> Callable[[str], str]:
     return lambda name: labels.get(name, "")
-
-
-def short_id(object_id: str, *, trunc: bool = True) -> str:
-    return object_id[:SHORT_ID] if trunc else object_id
 
 
 # --------------------------------------------------------------------------- nodes
@@ -112,7 +107,7 @@ def network_rows(views: Iterable[NetworkView], *, trunc: bool = True) -> list[Ro
         network, spec = view.network, view.network.spec
         rows.append(
             {
-                "ID": short_id(network.id, trunc=trunc),
+                "ID": short_id(network.id, no_trunc=not trunc),
                 "Name": spec.name,
                 "Driver": spec.driver,
                 "Scope": "swarm",

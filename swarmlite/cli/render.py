@@ -39,6 +39,7 @@ from swarmlite.api.control import (
     ServiceView,
     StackDeployReply,
 )
+from swarmlite.api.dockerjson import rfc3339
 from swarmlite.errors import SwarmliteError
 
 _COLUMN_GAP = 3
@@ -490,12 +491,7 @@ def deploy_lines(reply: StackDeployReply) -> list[str]:
 
 def log_time(seconds_since_epoch: float) -> str:
     """RFC 3339 with nanoseconds in UTC, as docker's ``logs -t`` prints a time."""
-    whole = int(seconds_since_epoch)
-    nanos = round((seconds_since_epoch - whole) * 1e6) * 1000
-    if nanos >= 1_000_000_000:
-        whole, nanos = whole + 1, 0
-    moment = datetime.datetime.fromtimestamp(whole, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return rfc3339(seconds_since_epoch, fixed=True)
 
 
 def log_line(
