@@ -210,6 +210,30 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     line: str
 
 
+class EventsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """``swarmlite events``: the events kept from ``since`` on, then (unless ``until`` has
+    passed) every new one until ``until``; without either, only new events, for ever."""
+
+    since: float | None = None  # epoch seconds
+    until: float | None = None  # epoch seconds; the stream ends when it passes
+    filters: Filters = {}  # Docker's events filters (api/filters.py EVENT)
+
+
+class ClusterEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One change to the cluster's objects, in Docker's words (``type``, ``action``,
+    the actor's ``id`` and ``attributes``), plus who asked for it and why."""
+
+    seq: int  # this event's place in the manager's event log; increases by one
+    time: float  # epoch seconds, when the change applied on the answering manager
+    index: int  # the raft index of the change
+    type: str  # service | task | node | network | secret | config
+    action: str  # create | update | remove
+    id: str
+    attributes: dict[str, str]  # name, and "<field>.old"/"<field>.new" for what changed
+    actor: str = ""  # who asked: "admin@<node>", "docker-api@<node>", a manager loop...
+    message: str = ""  # why, when the change says: a task's error, an update's pause
+
+
 class JoinTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
     role: NodeRole
     rotate: bool = False

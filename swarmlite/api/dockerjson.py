@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from swarmlite.api.cluster import Cluster
-from swarmlite.api.control import ManagerStatus
+from swarmlite.api.control import ClusterEvent, ManagerStatus
 from swarmlite.api.meta import Meta
 from swarmlite.api.network import Network
 from swarmlite.api.node import Node
@@ -600,3 +600,23 @@ def swarm_json(
     if worker_token is not None or manager_token is not None:
         out["JoinTokens"] = {"Worker": worker_token or "", "Manager": manager_token or ""}
     return out
+
+
+def event_json(event: ClusterEvent) -> JSON:
+    """One cluster event as Docker's events message (``docker events --format '{{json .}}'``,
+    the Engine API's ``/events`` stream): scope ``swarm``, the object as ``Actor``. Who asked
+    and why ride along as the attributes ``by`` and ``reason`` (when known)."""
+    attributes = dict(event.attributes)
+    if event.actor:
+        attributes["by"] = event.actor
+    if event.message:
+        attributes["reason"] = event.message
+    nanos = round(event.time * 1_000_000) * 1000
+    return {
+        "Type": event.type,
+        "Action": event.action,
+        "Actor": {"ID": event.id, "Attributes": attributes},
+        "scope": "swarm",
+        "time": nanos // 1_000_000_000,
+        "timeNano": nanos,
+    }

@@ -439,3 +439,73 @@ def _resolve(ref: str, items: Sequence[_Named], what: str, name: Callable[[_Name
     if len(found) > 1:
         raise InvalidArgument(f"{what} {ref} is ambiguous ({len(found)} matches found)")
     return found[0].id
+
+
+# --------------------------------------------------------------------------- events
+
+EVENT_TYPES = frozenset(
+    {
+        "builder",
+        "config",
+        "container",
+        "daemon",
+        "image",
+        "network",
+        "node",
+        "plugin",
+        "secret",
+        "service",
+        "volume",
+        "task",  # swarmlite's own: a task's life on the cluster
+    }
+)
+_NAMED = ("config", "container", "daemon", "image", "network", "node", "plugin", "secret")
+_NAMED_EVENT_KEYS = (*_NAMED, "service", "volume")
+
+EVENT = FilterSet(
+    "event",
+    {
+        **{key: Key(Match.PREFIX) for key in _NAMED_EVENT_KEYS},
+        "event": Key(Match.EXACT),
+        "type": Key(Match.EXACT, EVENT_TYPES, "invalid filter 'type={value}'"),
+        "scope": Key(Match.EXACT, frozenset({"local", "swarm"}), "invalid filter 'scope={value}'"),
+        "label": Key(Match.KV_LIST),
+    },
+)
+
+
+def match_event(
+    filters: Filters,
+    *,
+    type: str,
+    action: str,
+    id: str,
+    attributes: Mapping[str, str],
+    scope: str = "swarm",
+) -> bool:
+    """Whether one event passes ``filters`` (checked beforehand with ``EVENT.check``).
+
+    As dockerd has it: ``type``, ``event`` (the action) and ``scope`` compare exactly;
+    ``label`` holds on the attributes; every name key (``service``, ``node``...) matches
+    the event's id or ``name`` by prefix, so it keeps only events of objects of that name.
+    A task's event also answers ``service`` and ``node`` with its own service and node.
+    """
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "type":
+            ok = type in values
+        elif key == "event":
+            ok = action in values
+        elif key == "scope":
+            ok = scope in values
+        elif key == "label":
+            ok = _kv_list_holds(attributes, values)
+        else:
+            seen = [id, attributes.get("name", "")]
+            if type == "task" and key in ("service", "node"):
+                seen += [attributes.get(key, ""), attributes.get(f"{key}.id", "")]
+            ok = any(s and s.startswith(v) for s in seen for v in values)
+        if not ok:
+            return False
+    return True

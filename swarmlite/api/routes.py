@@ -104,6 +104,7 @@ SERVICE_ROLLBACK = _route("/service/rollback", c.NameRef, c.ServiceView)
 SERVICE_RM = _route("/service/rm", c.NameRef, c.Empty)
 TASK_LS = _route("/task/ls", c.TaskFilter, c.TaskList)
 SERVICE_LOGS = _route("/service/logs", c.LogsRequest, c.LogLine, stream=True)
+EVENTS = _route("/events", c.EventsRequest, c.ClusterEvent, stream=True)
 
 # --------------------------------------------------------------------------- networks, blobs
 
@@ -164,6 +165,7 @@ ROUTES: tuple[Route[Any, Any], ...] = (
     SERVICE_RM,
     TASK_LS,
     SERVICE_LOGS,
+    EVENTS,
     NETWORK_CREATE,
     NETWORK_LS,
     NETWORK_INSPECT,

@@ -50,6 +50,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from swarmlite.api.actor import acting_as
 from swarmlite.api.filters import Filters, filters_from_json
 from swarmlite.api.routes import NOT_A_MANAGER, Rep, Req, Route
 from swarmlite.errors import (
@@ -106,7 +107,8 @@ class Control:
         self._client = RpcClient("http://localhost", None, unix_socket=socket_path, timeout=timeout)
 
     async def call(self, route: Route[Req, Rep], request: Req) -> Rep:
-        return await self._client.request(route, request)
+        with acting_as(ACTOR):  # the store records the Docker API's writes as its own
+            return await self._client.request(route, request)
 
     def items(self, route: Route[Req, Rep], request: Req) -> AsyncIterator[Rep]:
         """A streaming route's items (service logs)."""
@@ -116,6 +118,7 @@ class Control:
         await self._client.close()
 
 
+ACTOR = "docker-api"  # who asked, in the event log (the router adds "@<node>")
 CONTROL_KEY = web.AppKey("swarmlite.dockerapi.control", Control)
 
 

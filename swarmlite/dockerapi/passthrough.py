@@ -4,13 +4,13 @@ node's containers beside the cluster's services, as on a swarm node's dockerd.
 
 Owns which paths go to the runtime (``PASSED``: ``/containers``, ``/images``,
 ``/volumes``, ``/exec``, ``/build`` with BuildKit's ``/session`` and ``/grpc``,
-``/plugins``, ``/system/df``, ``/events`` (the runtime's event stream: swarmlite keeps
-none of its own), ``/auth``, ``/commit``), the API version they are forwarded with (the
+``/plugins``, ``/system/df``, ``/auth``, ``/commit``; ``/events`` is ``events.py``'s, which
+merges the runtime's stream with the cluster's), the API version they are forwarded with (the
 client's, capped at the newest the runtime speaks: its ``/version`` is asked once), the
 headers (hop-by-hop ones are dropped both ways; ``Api-Version``, ``Server`` and ``Ostype``
 of the answer are swarmlite's, set for every response by ``server.py``), and the relay of
-bodies both ways chunk by chunk as they come, never buffered: ``docker logs -f``,
-``/events`` and pulls' JSON progress reach the client line by line. A streamed answer
+bodies both ways chunk by chunk as they come, never buffered: ``docker logs -f``
+and pulls' JSON progress reach the client line by line. A streamed answer
 whose client has gone is cut within ``_CLIENT_CHECK`` even when the runtime says nothing.
 Attach, exec start and any ``Connection: Upgrade`` request are hijacked: ``hijack.py``.
 
@@ -60,7 +60,6 @@ PASSED = (
     "/grpc",  # buildx talking to the runtime's BuildKit (an h2c upgrade)
     "/plugins",
     "/system/df",
-    "/events",
     "/auth",
     "/commit",
 )

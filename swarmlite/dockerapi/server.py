@@ -22,7 +22,15 @@ from typing import Protocol
 
 from aiohttp import web
 
-from swarmlite.dockerapi import blobs, networks, nodes, passthrough, services, system
+from swarmlite.dockerapi import (
+    blobs,
+    events,
+    networks,
+    nodes,
+    passthrough,
+    services,
+    system,
+)
 from swarmlite.dockerapi.http import (
     API_VERSION,
     CONTROL_KEY,
@@ -47,7 +55,15 @@ class RouteModule(Protocol):
 
 
 # passthrough last: the node's runtime gets only what no swarm endpoint serves.
-ROUTE_MODULES: tuple[RouteModule, ...] = (system, nodes, services, networks, blobs, passthrough)
+ROUTE_MODULES: tuple[RouteModule, ...] = (
+    system,
+    nodes,
+    services,
+    networks,
+    blobs,
+    events,
+    passthrough,
+)
 
 SERVER_KEY = web.AppKey("swarmlite.dockerapi.server_header", str)
 

@@ -6,8 +6,7 @@ VERSION, INFO, SWARM_INSPECT, NODE_LS and JOIN_TOKEN calls. ``/info`` carries ev
 capability field whose absence makes ``docker info`` print WARNING lines (the CLI falls back
 to them when ``Warnings`` is empty). A worker answers ``/info`` with ``ControlAvailable:
 false`` and no ``Cluster``, as dockerd does; ``/swarm`` on a worker is the control API's
-refusal (503). ``/events`` is the node's runtime's (``passthrough.py``): swarmlite keeps no
-event stream of its own.
+refusal (503). ``/events`` is ``events.py``'s.
 """
 
 from __future__ import annotations

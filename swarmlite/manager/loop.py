@@ -7,7 +7,9 @@ delay, an update's monitor period) asks for a wake-up with `wake_at`. Errors: a
 retryable one (the store was busy, leadership is moving) retries the round after a short
 delay; any other is logged and the loop goes on with the next round, never silently.
 
-Loops never call each other; they meet in the store.
+Loops never call each other; they meet in the store. A loop given a `LoopStats` (one per
+manager, shared by its loops) reports there what metrics read: the events its watch holds
+and has not yet handed to `changed`, and how long each `reconcile` took.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from swarmlite.api.actor import set_for_task
 from swarmlite.clock import Clock
 from swarmlite.errors import SwarmliteError
 from swarmlite.log import kv
@@ -27,9 +30,25 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.2
 
 
+class LoopStats:
+    """What a manager's running loops report, by loop name, for metrics."""
+
+    def __init__(self) -> None:
+        self._watches: dict[str, Watch] = {}
+        self.on_round: Callable[[str, float], None] | None = None  # (loop, seconds)
+
+    def watching(self, loop: str, watch: Watch) -> None:
+        self._watches[loop] = watch
+
+    def pending(self) -> dict[str, int]:
+        """Events queued for each running loop (a stopped loop's watch is closed: left out)."""
+        return {name: w.pending for name, w in self._watches.items() if not w.closed}
+
+
 class ReconcileLoop:
     name = "loop"
     kinds: Sequence[str] = ()
+    stats: LoopStats | None = None
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
@@ -65,6 +84,7 @@ class ReconcileLoop:
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
+        set_for_task(self.name)  # the store records this loop's writes as its own
         watch = self.memory.watch(kinds=list(self.kinds) or None)
         try:
             self.start()
@@ -78,6 +98,8 @@ class ReconcileLoop:
             watch.close()
 
     async def _next(self, watch: Watch) -> list[Event]:
+        if self.stats is not None:
+            self.stats.watching(self.name, watch)
         timeout = None
         if self._wake_at is not None:
             timeout = max(0.0, self._wake_at - self.clock.monotonic())
@@ -97,12 +119,23 @@ class ReconcileLoop:
             return getter.result()
         return []
 
+    async def _timed_reconcile(self) -> None:
+        on_round = self.stats.on_round if self.stats is not None else None
+        if on_round is None:
+            await self.reconcile()
+            return
+        started = self.clock.monotonic()
+        try:
+            await self.reconcile()
+        finally:
+            on_round(self.name, self.clock.monotonic() - started)
+
     async def _round(self) -> None:
         if self._wake_at is not None and self.clock.monotonic() >= self._wake_at:
             self._wake_at = None
         while True:
             try:
-                await self.reconcile()
+                await self._timed_reconcile()
                 return
             except SwarmliteError as exc:
                 if not exc.retryable:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmlite.api import Cluster, Config, Secret
+from swarmlite.api.routes import EVENTS
 from swarmlite.ca import Identity
 from swarmlite.clock import Clock
 from swarmlite.log import kv
@@ -32,9 +33,10 @@ from swarmlite.manager.controlapi.router import Router
 from swarmlite.manager.controlapi.services import ServiceAPI
 from swarmlite.manager.controlapi.swarm import SwarmAPI
 from swarmlite.manager.dispatcher.dispatcher import Dispatcher
+from swarmlite.manager.events import EventLog
 from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
-from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.manager.loop import LoopStats, ReconcileLoop
 from swarmlite.manager.membership import join_raft, leave_raft
 from swarmlite.manager.orchestrator import orchestrator_loops
 from swarmlite.manager.scheduler import Scheduler
@@ -96,7 +98,10 @@ class Manager:
         self.configs = BlobAPI(self.ctx, Config)
         self.join = JoinAPI(self.ctx)
         self.swarm = SwarmAPI(self.ctx)
+        self.loop_stats = LoopStats()  # what metrics read of the leader's loops
         self.dispatcher = Dispatcher(self.ctx, self.logs, self.heartbeats)
+        self.dispatcher.loop_stats = self.loop_stats
+        self.events = EventLog(self.memory, clock)
         self._leader_loops: list[LeaderLoop] = [self.dispatcher.run, self._run_control_loops]
         self._leading: asyncio.Task[None] | None = None
         self._joining: asyncio.Task[None] | None = None
@@ -115,6 +120,7 @@ class Manager:
         for api in (self.swarm, self.nodes, self.services, self.networks, self.secrets):
             api.register(router)
         self.configs.register(router)
+        router.stream(EVENTS, lambda request, peer: self.events.stream(request))
 
     @property
     def has_raft_state(self) -> bool:
@@ -144,9 +150,11 @@ class Manager:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._supervise())
+                following = tasks.create_task(self.events.run())
                 if not self.has_raft_state:
                     self._joining = tasks.create_task(join_raft(self.ctx, self._managers))
                 await self.raft.run()
+                following.cancel()  # the event log follows the store for ever
                 if self._joining is not None:
                     self._joining.cancel()
                 self._became_leader.set()  # wake the supervisor so that it ends
@@ -192,6 +200,7 @@ class Manager:
         ]
         async with asyncio.TaskGroup() as tasks:
             for loop in loops:
+                loop.stats = self.loop_stats
                 tasks.create_task(loop.run())
 
     async def _lead(self) -> None:

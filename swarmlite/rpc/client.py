@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
+from swarmlite.api.actor import HEADER as ACTOR_HEADER
+from swarmlite.api.actor import current as current_actor
 from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.errors import InvalidArgument, PermissionDenied, SwarmliteError, Unavailable
 from swarmlite.rpc.envelope import (
@@ -98,9 +100,7 @@ class RpcClient:
         try:
             async with (
                 asyncio.timeout(self._timeout),
-                session.post(
-                    self._base_url + path, data=data, headers={"Content-Type": MSGPACK}
-                ) as response,
+                session.post(self._base_url + path, data=data, headers=_headers()) as response,
             ):
                 try:
                     payload = await read_body(
@@ -130,7 +130,8 @@ class RpcClient:
     async def items(self, route: Route[Req, Rep], request: Req) -> AsyncIterator[Rep]:
         """Open a streaming control route, send ``request``, and yield each item until the
         server ends the stream."""
-        stream = await self.open_stream(route.path)
+        actor = current_actor()
+        stream = await self.open_stream(route.path, {ACTOR_HEADER: actor} if actor else None)
         decoder = self._decoder(route.reply)
         try:
             await stream.send(_encoder.encode(request))
@@ -223,3 +224,11 @@ def _certificate_refusal(exc: BaseException) -> str | None:
         if isinstance(os_error, BaseException):
             pending.append(os_error)
     return None
+
+
+def _headers() -> dict[str, str]:
+    """A call's headers: msgpack, and who asked when someone was named (api/actor.py)."""
+    actor = current_actor()
+    if actor:
+        return {"Content-Type": MSGPACK, ACTOR_HEADER: actor}
+    return {"Content-Type": MSGPACK}

@@ -40,6 +40,8 @@ from aiohttp import hdrs, web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from swarmlite.api.actor import HEADER as ACTOR_HEADER
+from swarmlite.api.actor import MAX_LENGTH as ACTOR_MAX_LENGTH
 from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.errors import (
     FailedPrecondition,
@@ -85,6 +87,7 @@ class Peer(msgspec.Struct, frozen=True, kw_only=True):
     identity: Identity | None
     address: str
     local: bool = False
+    on_behalf_of: str = ""  # who the caller says asked (api/actor.py); trust it by role
 
 
 def require_role(peer: Peer, *roles: str) -> None:
@@ -440,7 +443,7 @@ class RpcServer:
         if ssl_object is None:
             # Only the unix socket serves without TLS (start() refuses to), and its mode
             # (0600) is what guards it.
-            return Peer(identity=None, address=address, local=True)
+            return Peer(identity=None, address=address, local=True, on_behalf_of=_claimed(request))
         # With CERT_OPTIONAL the handshake has verified any certificate presented; a
         # caller without one may reach the public paths, and nothing else.
         der = ssl_object.getpeercert(binary_form=True)
@@ -461,7 +464,7 @@ class RpcServer:
             )
         if self._authorize is not None:
             self._authorize(identity)
-        return Peer(identity=identity, address=address)
+        return Peer(identity=identity, address=address, on_behalf_of=_claimed(request))
 
     def _refuse(
         self, path: str, peer: Peer, error: SwarmliteError, *, status: int | None = None
@@ -600,3 +603,8 @@ def _bind_unix(path: str) -> socket.socket:
         raise FailedPrecondition(f"cannot listen on {path}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock
+
+
+def _claimed(request: web.BaseRequest) -> str:
+    """The actor a request names, cut to the length the store keeps."""
+    return request.headers.get(ACTOR_HEADER, "")[:ACTOR_MAX_LENGTH]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from swarmlite.api import Object, ObjectT
+from swarmlite.api.actor import current as current_actor
 from swarmlite.clock import Clock, SystemClock
 from swarmlite.errors import AlreadyExists, Conflict, NotFound
 from swarmlite.log import kv
@@ -62,7 +63,9 @@ class Store:
             tx = fn(self.memory)
             if not tx:
                 return ApplyResult(read_index)
-            result = await self._proposer.propose(tx.encode(now=self._clock.wall()))
+            result = await self._proposer.propose(
+                tx.encode(now=self._clock.wall(), actor=current_actor())
+            )
             error = result.error
             if error is None:
                 return result
@@ -82,9 +85,15 @@ class Store:
 
     async def propose(self, tx: Tx) -> ApplyResult:
         """Commit ``tx`` once, without retrying; raises the transaction's error if any."""
-        result = await self._proposer.propose(tx.encode(now=self._clock.wall()))
+        result = await self._proposer.propose(
+            tx.encode(now=self._clock.wall(), actor=current_actor())
+        )
         result.unwrap()
         return result
+
+    def _encode(self, tx: Tx) -> bytes:
+        """``tx`` stamped with this writer's time and on behalf of its actor."""
+        return tx.encode(now=self._clock.wall(), actor=current_actor())
 
     @overload
     async def get(

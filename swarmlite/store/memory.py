@@ -1,9 +1,10 @@
 """The replicated state machine: every object by kind and id, written only by ``apply``.
 
 Owns the object tables, the unique-name indexes (service, network, secret and config names,
-compared case-insensitively), version assignment, snapshots, and fan-out of changes to
-watches. Does not own how entries get committed (``proposer``) nor their wire shape
-(``tx``).
+compared case-insensitively), version assignment, snapshots, fan-out of changes to
+watches, and the count of transactions applied and rejected here (for metrics; not part
+of the state, so not in snapshots). Does not own how entries get committed
+(``proposer``) nor their wire shape (``tx``).
 
 Invariants:
 - Deterministic: replicas that apply the same entries in the same order hold the same
@@ -146,6 +147,8 @@ class MemoryStore(ReadTx):
     def __init__(self) -> None:
         super().__init__()
         self._watches: dict[Watch, None] = {}  # insertion-ordered set
+        self.transactions_applied = 0
+        self.transactions_rejected = 0
 
     # -- writes ---------------------------------------------------------------------
 
@@ -153,12 +156,15 @@ class MemoryStore(ReadTx):
         """Apply the encoded transaction committed at ``index``; see the module invariants."""
         self._advance(index)
         try:
-            ops = decode_transaction(data).ops
+            txn = decode_transaction(data)
+            ops = txn.ops
             self._check(ops)
         except (InvalidArgument, NotFound, AlreadyExists, Conflict) as exc:
             log.debug("transaction rejected %s", kv(index=index, error=exc.code))
+            self.transactions_rejected += 1
             return ApplyResult(index, error=exc)
-        return self._write(index, ops)
+        self.transactions_applied += 1
+        return self._write(index, ops, txn.actor)
 
     def skip(self, index: int) -> None:
         """Mark ``index`` applied without data (Raft no-op and configuration entries)."""
@@ -250,7 +256,7 @@ class MemoryStore(ReadTx):
                 details={"kind": kind, "name": name, "id": owner},
             )
 
-    def _write(self, index: int, ops: builtins.list[Op]) -> ApplyResult:
+    def _write(self, index: int, ops: builtins.list[Op], actor: str = "") -> ApplyResult:
         tables, names = self._tables, self._names
         replace = msgspec.structs.replace
         written: builtins.list[Object] = []
@@ -261,7 +267,7 @@ class MemoryStore(ReadTx):
                 new = replace(op.obj, version=index)
                 tables[new.KIND][new.id] = new
                 written.append(new)
-                events.append(Event(EventAction.CREATED, index, None, new))
+                events.append(Event(EventAction.CREATED, index, None, new, actor))
                 if new.KIND in names:
                     renamed.append((None, new))
             elif isinstance(op, Update):
@@ -270,12 +276,12 @@ class MemoryStore(ReadTx):
                 new = replace(op.obj, version=index, created_at=old.created_at)
                 table[new.id] = new
                 written.append(new)
-                events.append(Event(EventAction.UPDATED, index, old, new))
+                events.append(Event(EventAction.UPDATED, index, old, new, actor))
                 if new.KIND in names:
                     renamed.append((old, new))
             else:
                 old = tables[op.kind].pop(op.id)
-                events.append(Event(EventAction.DELETED, index, old, None))
+                events.append(Event(EventAction.DELETED, index, old, None, actor))
                 if op.kind in names:
                     renamed.append((old, None))
         # Release every old name before claiming new ones, so that swaps apply.

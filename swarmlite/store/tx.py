@@ -5,8 +5,10 @@ create, an update or a delete. An update carries the object as the writer read i
 changed it, so its ``version`` is the version the writer expects to replace; a delete names
 kind, id and expected version. The store applies all ops or none (see ``memory``).
 
-``Tx.encode(now=...)`` stamps timestamps (``created_at`` on create, ``updated_at`` on create
-and update) from the writer's clock, so that every replica stores the same values.
+A transaction also names its actor (who asked; ``api/actor.py``), which the store hands
+to the watchers of its changes. ``Tx.encode(now=...)`` stamps timestamps (``created_at``
+on create, ``updated_at`` on create and update) from the writer's clock, so that every
+replica stores the same values.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ Op = Create | Update | Delete
 
 class Transaction(msgspec.Struct, frozen=True, array_like=True):
     ops: list[Op]
+    actor: str = ""  # who asked (api/actor.py); entries written before it decode as ""
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -86,10 +89,11 @@ class Tx:
     def __bool__(self) -> bool:
         return bool(self._ops)
 
-    def transaction(self, *, now: float | None = None) -> Transaction:
-        """The Transaction to propose; with ``now``, timestamps are stamped from it."""
+    def transaction(self, *, now: float | None = None, actor: str = "") -> Transaction:
+        """The Transaction to propose, on behalf of ``actor``; with ``now``, timestamps are
+        stamped from it."""
         if now is None:
-            return Transaction(list(self._ops))
+            return Transaction(list(self._ops), actor)
         replace = msgspec.structs.replace
         ops: list[Op] = []
         for op in self._ops:
@@ -99,8 +103,8 @@ class Tx:
                 ops.append(Update(replace(op.obj, updated_at=now)))
             else:
                 ops.append(op)
-        return Transaction(ops)
+        return Transaction(ops, actor)
 
-    def encode(self, *, now: float | None = None) -> bytes:
+    def encode(self, *, now: float | None = None, actor: str = "") -> bytes:
         """The bytes to propose (see ``transaction``)."""
-        return encode_transaction(self.transaction(now=now))
+        return encode_transaction(self.transaction(now=now, actor=actor))

@@ -47,6 +47,7 @@ class Event:
     index: int
     old: Object | None
     new: Object | None
+    actor: str = ""  # who asked for the write (api/actor.py)
 
     @property
     def object(self) -> Object:

@@ -14,9 +14,12 @@ Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it,
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
+import signal
 import ssl
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,10 @@ from swarmlite.rpc import ControlClient
 Cluster = Any  # conftest.Cluster, reached through the `cluster` fixture
 
 HEARTBEAT_PERIOD = 1.0
+
+
+def _gone(cluster: Cluster, node: Any) -> bool:
+    return not cluster.alive(node)
 
 
 def _by_name(rows: list[Any]) -> dict[str, Any]:
@@ -124,6 +131,22 @@ def test_killed_worker_goes_down_and_comes_back(cluster: Cluster) -> None:
     back = _by_name(cluster.wait("w2 READY again", lambda: w2_is("ready")))
     assert back["w2"].id == before["w2"].id
     assert back.keys() == before.keys()
+
+
+def test_a_manager_and_a_worker_stop_on_sigterm_and_come_back(cluster: Cluster) -> None:
+    """SIGTERM (what systemd and `kill` send) ends a daemon by itself: the harness's
+    SIGKILL is never needed, and the node restarts as itself."""
+    before = _by_name(cluster.heal())
+    for name in ("m3", "w1"):
+        node = cluster.nodes[name]
+        pid = cluster.pid(node)
+        os.kill(pid, signal.SIGTERM)
+        cluster.wait(f"{name} (pid {pid}) to exit on SIGTERM", partial(_gone, cluster, node))
+        cluster.reap(node)
+    back = _by_name(cluster.heal())
+    assert {name: row.id for name, row in back.items()} == {
+        name: row.id for name, row in before.items()
+    }
 
 
 def test_whole_cluster_killed_and_restarted_is_the_same_cluster(cluster: Cluster) -> None:

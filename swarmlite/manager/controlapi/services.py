@@ -120,8 +120,15 @@ def _changes_tasks(old: ServiceSpec, new: ServiceSpec) -> bool:
 
 
 def _with_update(service: Service, spec: ServiceSpec, now: float, *, rollback: bool) -> Service:
-    if not _changes_tasks(service.spec, spec):
-        return msgspec.structs.replace(service, spec=spec)
+    """``service`` with its new ``spec``. A change of the tasks starts an update (or a
+    rollback). Any other change (a scale, labels) keeps the spec it replaces for a rollback
+    and clears the update status, as swarm does: a client's progress display then follows
+    the new replicas instead of reading the last update's "completed", and a paused update
+    resumes (its tasks of the old spec are still there to replace)."""
+    if not rollback and not _changes_tasks(service.spec, spec):
+        return msgspec.structs.replace(
+            service, spec=spec, previous_spec=service.spec, update_status=None
+        )
     state = UpdateState.ROLLBACK_STARTED if rollback else UpdateState.UPDATING
     message = "rollback started" if rollback else "update in progress"
     return msgspec.structs.replace(
@@ -131,6 +138,10 @@ def _with_update(service: Service, spec: ServiceSpec, now: float, *, rollback: b
         spec_version=service.spec_version + 1,
         update_status=UpdateStatus(state=state, message=message, started_at=now),
     )
+
+
+def _resumed(service: Service) -> Service:
+    return msgspec.structs.replace(service, update_status=None)
 
 
 class ServiceAPI:
@@ -318,7 +329,12 @@ class ServiceAPI:
             if req.spec.name != service.spec.name:
                 raise InvalidArgument("a service cannot be renamed")
             if service.spec == req.spec:
-                return None
+                # Nothing to change: an update without changes resumes a paused one.
+                paused = service.update_status is not None and service.update_status.state in (
+                    UpdateState.PAUSED,
+                    UpdateState.ROLLBACK_PAUSED,
+                )
+                return Tx().update(_resumed(service)) if paused else None
             if req.spec.mode is not service.spec.mode:
                 raise InvalidArgument(
                     f"service {service.spec.name} is {service.spec.mode.value}: "

@@ -31,6 +31,7 @@ from swarmlite.api import (
     TaskState,
     TaskStatus,
 )
+from swarmlite.api.actor import acting_as
 from swarmlite.api.control import (
     SESSION,
     AgentMessage,
@@ -54,7 +55,7 @@ from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
-from swarmlite.manager.loop import ReconcileLoop
+from swarmlite.manager.loop import LoopStats, ReconcileLoop
 from swarmlite.manager.netstate import mesh_state, network_state
 from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
@@ -106,6 +107,7 @@ class Dispatcher:
         self.sessions: dict[str, _Session] = {}
         self._last_seen: dict[str, float] = {}
         self._leading = False
+        self.loop_stats: LoopStats | None = None  # given to its leader loop (metrics)
 
     def register(self, server: RpcServer) -> None:
         server.add_stream(SESSION, self.serve)
@@ -237,7 +239,8 @@ class Dispatcher:
                 tx.update(msgspec.structs.replace(task, status=status))
             return tx if tx.ops else None
 
-        await self.ctx.store.update(write)
+        with acting_as(f"agent@{node_id}"):  # the node reports its own tasks
+            await self.ctx.store.update(write)
 
     async def _mark(self, node_id: str, state: NodeState, hello: SessionHello | None) -> None:
         wall = self.ctx.clock.wall()
@@ -271,7 +274,8 @@ class Dispatcher:
             status = msgspec.structs.replace(status, state=state, message=message, last_seen=wall)
             return Tx().update(msgspec.structs.replace(node, status=status))
 
-        await self.ctx.store.update(write)
+        with acting_as("dispatcher"):  # it saw the session come or go
+            await self.ctx.store.update(write)
 
     # ------------------------------------------------------------------ leader loop
 
@@ -319,6 +323,7 @@ class _Pusher(ReconcileLoop):
     def __init__(self, dispatcher: Dispatcher) -> None:
         super().__init__(dispatcher.ctx.store, dispatcher.ctx.clock)
         self.dispatcher = dispatcher
+        self.stats = dispatcher.loop_stats
         self.dirty: set[str] = set()
         self.network_dirty = True
         self.next_check = 0.0

@@ -23,8 +23,8 @@ task is dirty and the service is not mid-update: ``update_status`` becomes UPDAT
 
 Everything is derived from the store (task specs, statuses, times and the service's
 ``update_status``), so a new leader carries on where the old one was. A PAUSED update stays
-paused until the service's spec changes again (the control API then clears
-``update_status``). Writes through the plan only.
+paused until the service is updated again (any update, even one that changes nothing: the
+control API then clears ``update_status``). Writes through the plan only.
 """
 
 from __future__ import annotations

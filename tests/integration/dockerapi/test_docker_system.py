@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,37 @@ def test_configs(docker: Docker, tmp_path: Path) -> None:
     finally:
         assert docker.ok("config", "rm", name).strip() == name
     assert name not in docker.ok("config", "ls")
+
+
+def test_events(docker: Docker, small: Cluster) -> None:
+    """`docker events` shows the cluster's changes, with swarm scope and who asked, from
+    --since to --until; a filter narrows them, a bad one is refused; a worker (no runtime
+    here) has none to show."""
+    name = f"ev-{_tag(docker)}"
+    since = int(time.time()) - 1
+    secret_id = docker.ok("secret", "create", name, "-", stdin="pw").strip()
+    docker.ok("secret", "rm", name)
+    until = str(int(time.time()) + 1)
+    window = ("--since", str(since), "--until", until)
+
+    out = docker.ok("events", *window, "--filter", "type=secret", "--format", "{{json .}}")
+    mine = [json.loads(line) for line in out.splitlines() if secret_id in line]
+    assert [(m["Type"], m["Action"], m["scope"]) for m in mine] == [
+        ("secret", "create", "swarm"),
+        ("secret", "remove", "swarm"),
+    ]
+    assert mine[0]["Actor"]["Attributes"]["name"] == name
+    assert mine[0]["Actor"]["Attributes"]["by"].startswith("docker-api@")
+    assert all(json.loads(line)["Type"] == "secret" for line in out.splitlines())
+
+    plain = docker.ok("events", *window, "--filter", f"secret={name}")
+    assert f"secret create {secret_id} (by=docker-api@" in plain
+    assert f"name={name})" in plain
+    assert docker.ok("events", *window, "--filter", "type=node", "--filter", f"secret={name}") == ""
+
+    bad = docker.fails("events", "--until", until, "--filter", "colour=red")
+    assert "invalid filter 'colour'" in bad
+    assert docker.on(small.nodes["w1"]).ok("events", *window) == ""
 
 
 # --------------------------------------------------------------------------- A26

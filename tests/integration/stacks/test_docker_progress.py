@@ -154,6 +154,13 @@ def test_create_scale_force_and_rollback_wait_for_their_tasks(
     images = {c.image for c in stacks.running(**{LABEL_SERVICE: stacks.inspect(name)["id"]})}
     assert images == {IMAGE}
 
+    # After an update, a scale shows its own progress (the last update's state is cleared,
+    # as swarm clears it) and can itself be rolled back.
+    rescaled = docker.ok("service", "scale", f"{name}=2")
+    converged(rescaled, 2)
+    assert docker.inspect(name, "{{json .UpdateStatus}}") is None
+    assert docker.inspect(name, "{{json .PreviousSpec.Mode.Replicated.Replicas}}") == 3
+
 
 # --------------------------------------------------------------------------- logs
 

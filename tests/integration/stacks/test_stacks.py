@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import collections
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -425,3 +427,86 @@ def test_a_secret_and_a_config_made_by_hand_reach_a_stack_that_names_them_extern
         lambda: not stacks.all_containers(**{"com.docker.stack.namespace": "blobs"}),
         WAIT,
     )
+
+
+def test_events_tell_a_deploy_a_rolling_update_and_a_killed_node_in_order(
+    stacks: StackCluster, tmp_path: Path
+) -> None:
+    stacks.cluster.heal()
+    compose = tmp_path / "events.yml"
+    compose.write_text(
+        "services:\n  app:\n    image: swl/web:1\n    deploy:\n      replicas: 2\n"
+        "      placement:\n        constraints: [node.role == worker]\n"
+        "      update_config:\n        parallelism: 1\n        monitor: 1s\n"
+    )
+    since = f"{time.time() - 1:.3f}"
+    done = stacks.deploy("ev", compose)
+    assert done.returncode == 0, f"stack deploy exited {done.returncode}: {done.stderr}"
+    stacks.ok("service", "update", "--image", "swl/web:2", "ev_app")  # waits for the update
+    hosts = stacks.node_names()
+    victim_id = _current(stacks.tasks("ev_app"))[0]["node_id"]
+    victim = stacks.cluster.nodes[hosts[victim_id]]
+    stacks.cluster.kill(victim)
+    stacks.cluster.wait(
+        f"{victim.name} DOWN",
+        lambda: any(
+            r.hostname == victim.name and r.state == "down"
+            for r in stacks.cluster.try_node_ls() or []
+        ),
+        WAIT,
+    )
+    until = f"{time.time():.3f}"
+
+    out = stacks.ok("events", "--since", since, "--until", until, "--format", "{{json .}}")
+    events = [json.loads(line) for line in out.splitlines()]
+    service_id = _service_id(stacks, "ev_app")
+
+    def at(what: str, wanted: Any) -> int:
+        for n, event in enumerate(events):
+            attributes = event["Actor"]["Attributes"]
+            if wanted(event["Type"], event["Action"], event["Actor"]["ID"], attributes):
+                return n
+        raise AssertionError(f"no event of {what} in:\n{out}")
+
+    def app_task(state_key: str, value: str) -> Any:
+        return lambda kind, action, oid, a: (
+            kind == "task" and a.get("service") == "ev_app" and a.get(state_key) == value
+        )
+
+    created = at(
+        "the service's creation",
+        lambda kind, action, oid, a: (kind, action, oid) == ("service", "create", service_id),
+    )
+    running = at("a task running", app_task("state.new", "running"))
+    new_image = at(
+        "the new image",
+        lambda kind, action, oid, a: oid == service_id and a.get("image.new") == "swl/web:2",
+    )
+    updating = at(
+        "the update starting",
+        lambda kind, action, oid, a: oid == service_id and a.get("updatestate.new") == "updating",
+    )
+    replaced = at("an old task told to stop", app_task("desiredstate.new", "shutdown"))
+    completed = at(
+        "the update completing",
+        lambda kind, action, oid, a: oid == service_id and a.get("updatestate.new") == "completed",
+    )
+    down = at(
+        "the killed node going down",
+        lambda kind, action, oid, a: (kind, oid, a.get("state.new")) == ("node", victim_id, "down"),
+    )
+    assert created < running < new_image <= updating < replaced < completed < down, out
+    # Who asked and why.
+    attributes = [e["Actor"]["Attributes"] for e in events]
+    assert attributes[created]["by"].startswith("admin@"), out
+    assert attributes[running]["by"] == f"agent@{events[running]['Actor']['Attributes']['node']}"
+    assert attributes[down]["by"] == "dispatcher"
+    assert attributes[down]["reason"] == "heartbeat failure"
+    # The line docker prints, and a filter.
+    plain = stacks.ok("events", "--since", since, "--until", until, "--filter", "type=node")
+    assert f" node update {victim_id} (" in plain, plain
+    assert "state.new=down" in plain, plain
+    assert {line.split()[1] for line in plain.splitlines()} == {"node"}, plain
+
+    stacks.cluster.heal()
+    stacks.ok("stack", "rm", "ev")

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -28,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
-from swarmlite.api.routes import Rep, Req, Route
+from swarmlite.api import NodeRole
+from swarmlite.api.control import Info
+from swarmlite.api.routes import INFO, Rep, Req, Route
 from swarmlite.dockerapi import build_app
 from swarmlite.dockerapi.hijack import drop_hop_by_hop
 from swarmlite.dockerapi.http import API_VERSION, Control
@@ -187,6 +189,16 @@ class FakeControl(Control):
 
     async def call(self, route: Route[Req, Rep], request: Req) -> Rep:
         self.calls.append(route.path)
+        if route is INFO:  # a worker's: `/events` then has only the runtime's
+            info = Info(
+                node_id="w",
+                cluster_id="c",
+                role=NodeRole.WORKER,
+                hostname="w",
+                addr="",
+                managers=[],
+            )
+            return cast(Rep, info)
         raise NotFound("nothing here")
 
 
