@@ -27,7 +27,9 @@ ORDER = [
     "agent",
     "runtime",
     "network",
+    "metrics",
     "dockerapi",
+    "dashboard",
     "cli",
 ]
 BASE = {"errors", "clock", "log"}
@@ -39,12 +41,17 @@ ALLOWED["agent"] -= {"store", "manager", "raft"}
 # runtime/ and network/ implement the agent's Protocols; they reach nothing of the manager.
 ALLOWED["runtime"] -= {"store", "manager", "raft"}
 ALLOWED["network"] -= {"store", "manager", "raft", "runtime"}
+# metrics/ reads the manager's and the agent's objects; it picks no runtime nor network
+# (daemon.py hands it the driver), and only daemon.py and bootstrap.py import it.
+ALLOWED["metrics"] -= {"runtime", "network"}
 # The CLI reaches only the API (rpc, ca to talk to it, compose to read files); daemon.py
 # and lab/ wire everything else.
 ALLOWED["cli"] = BASE | {"api", "rpc", "ca", "compose", "daemon", "lab"}
 # The Docker Engine API is a second front end on the control API: like the CLI it reaches
 # nothing but the API (and rpc, to call it); daemon.py wires it.
 ALLOWED["dockerapi"] = BASE | {"api", "rpc"}
+# The dashboard reads the cluster through the control API only, as the CLI does.
+ALLOWED["dashboard"] = BASE | {"api", "rpc"}
 FREE = {"testing", "lab", "daemon", "bootstrap", "__init__", "__main__"}
 # The manager's control loops meet in the store, never in each other's modules.
 LOOPS = {"orchestrator", "scheduler", "allocator", "dispatcher", "controlapi"}

@@ -1,9 +1,10 @@
 """A node's state on disk: what `init`, `join` and `leave` write, and what a restart reads.
 
 Owns the data dir's layout (see `daemon`), the options a node keeps (`NodeOptions`, saved
-in `node.json`), and the first state of a node: `init_cluster` (a new cluster: CA, node
-certificate, raft log with the cluster's first objects), `join_cluster` (the CA pinned by the
-token, a certificate signed by the leader) and `leave_local`; later changes to `node.json`
+in `node.json`; the listen and metrics addresses are checked before anything is written),
+and the first state of a node: `init_cluster` (a new cluster: CA, node certificate, raft
+log with the cluster's first objects), `join_cluster` (the CA pinned by the token, a
+certificate signed by the leader) and `leave_local`; later changes to `node.json`
 (`remember_managers`, `change_role`). All or nothing: everything is made in a staging
 directory and moved in place, `node.json` last; its presence means "this data dir holds a
 cluster". Runs nothing: `daemon.start_daemon` runs the node.
@@ -12,7 +13,6 @@ cluster". Runs nothing: `daemon.start_daemon` runs the node.
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import logging
 import os
@@ -51,11 +51,13 @@ from swarmlite.ca import (
     parse_token,
     write_credentials,
 )
+from swarmlite.dashboard import check_addr as check_dashboard_addr
 from swarmlite.errors import FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL
 from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
 from swarmlite.rpc import RpcClient
+from swarmlite.rpc.listen import probe_listen
 from swarmlite.store import Tx
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ class NodeOptions:
     heartbeat_period: float = 1.0
     hostname: str | None = None  # default: $SWARMLITE_HOSTNAME, else the host's name
     docker_host: str = "unix:///var/run/docker.sock"  # the runtime's Engine API socket
+    metrics_addr: str = ""  # ADDR:PORT of the Prometheus listener; "": no metrics
+    dashboard_addr: str = ""  # ADDR:PORT of the read-only dashboard (managers); "": none
     # init only: where overlay subnets (and their size) and nodes' mesh addresses come from
     default_addr_pool: str | None = None  # default 10.0.0.0/8
     default_addr_pool_mask_length: int | None = None  # default 24
@@ -124,6 +128,8 @@ class NodeFile(msgspec.Struct, kw_only=True):
     cert_expiry: float
     heartbeat_period: float
     docker_host: str = "unix:///var/run/docker.sock"
+    metrics_addr: str = ""
+    dashboard_addr: str = ""
 
 
 # --------------------------------------------------------------------------- state on disk
@@ -184,6 +190,8 @@ def load_options(data_dir: Path, socket: Path | None = None) -> NodeOptions:
         heartbeat_period=state.heartbeat_period,
         hostname=state.hostname,
         docker_host=state.docker_host,
+        metrics_addr=state.metrics_addr,
+        dashboard_addr=state.dashboard_addr,
     )
 
 
@@ -210,18 +218,19 @@ def split_addr(addr: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
 
 def _check_listen(addr: str) -> None:
     host, port = split_addr(addr)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise FailedPrecondition(
-                    f"listen address {addr} is already in use",
-                    hint="another swarmlite (or other program) listens there; "
-                    "choose another with --listen-addr",
-                ) from exc
-            raise InvalidArgument(f"cannot listen on {addr}: {exc.strerror}") from exc
+    probe_listen(host, port, flag="--listen-addr", what="the cluster port")
+
+
+def _check_metrics(opts: NodeOptions) -> None:
+    if opts.metrics_addr:
+        from swarmlite.metrics import check_addr  # loaded only by a node that has metrics
+
+        check_addr(opts.metrics_addr)
+
+
+def _check_dashboard(opts: NodeOptions) -> None:
+    if opts.dashboard_addr:
+        check_dashboard_addr(opts.dashboard_addr)
 
 
 def _hostname(opts: NodeOptions) -> str:
@@ -263,6 +272,8 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
         return _force_new_cluster(opts)
     _check_fresh(opts)
     _check_listen(opts.listen_addr)
+    _check_metrics(opts)
+    _check_dashboard(opts)
     advertise = _advertise(opts)
     node_id, cluster_id = new_id(), new_id()
     ca = RootCA.create(cluster_id)
@@ -326,6 +337,8 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
             cert_expiry=opts.cert_expiry,
             heartbeat_period=opts.heartbeat_period,
             docker_host=opts.docker_host,
+            metrics_addr=opts.metrics_addr,
+            dashboard_addr=opts.dashboard_addr,
         )
         _commit_staging(staging, opts.data_dir, state)
     except BaseException:
@@ -403,6 +416,8 @@ def _force_new_cluster(opts: NodeOptions) -> InitResult:
 def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
     """Join through `manager` with `token`; writes this node's state, does not start it."""
     _check_fresh(opts)
+    _check_metrics(opts)
+    _check_dashboard(opts)
     parsed = parse_token(token)
     host, port = split_addr(manager)
     manager_addr = f"{host}:{port}"
@@ -453,6 +468,8 @@ def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
             cert_expiry=opts.cert_expiry,
             heartbeat_period=opts.heartbeat_period,
             docker_host=opts.docker_host,
+            metrics_addr=opts.metrics_addr,
+            dashboard_addr=opts.dashboard_addr,
         )
         _commit_staging(staging, opts.data_dir, state)
     except BaseException:

@@ -9,6 +9,8 @@ disk is `bootstrap`'s (re-exported here for the CLI). The data dir holds::
     raft/            the raft log and snapshots (managers only)
     swarmlite.pid    the running daemon's pid
     swarmlite.log    what a detached daemon logs
+    dashboard.token  the dashboard's access token (0600), made on its first start
+    dashboard.addr   where the running dashboard listens
 
 `init_cluster` and `join_cluster` (in `bootstrap`) write a node's first state;
 `start_daemon` runs the daemon in the foreground or detached. A manager daemon runs the
@@ -17,7 +19,9 @@ session with the leader's dispatcher and serves the local CLI on a unix socket. 
 daemon renews its certificate (`ca.CertRenewer`) and, with a mesh, rotates its mesh keys
 (`network.rotation`); a new manager asks into the raft membership and a leaving one hands
 over first (`manager.membership`). When the cluster changes this node's role, the daemon
-renews its certificate and starts again in the new role, in the same process.
+renews its certificate and starts again in the new role, in the same process. With
+`--metrics-addr` it serves Prometheus metrics there (`metrics`) and samples its tasks'
+container stats; without, neither the listener nor the sampling exists.
 """
 
 from __future__ import annotations
@@ -75,6 +79,11 @@ from swarmlite.bootstrap import (  # the CLI reaches the node's state through da
 )
 from swarmlite.ca import CertRenewer
 from swarmlite.clock import Clock, SystemClock
+from swarmlite.dashboard import DashboardServer
+from swarmlite.dashboard import check_addr as check_dashboard_addr
+from swarmlite.dashboard import read_addr as read_dashboard_addr
+from swarmlite.dashboard import read_token as read_dashboard_token
+from swarmlite.dashboard import url as dashboard_url_for
 from swarmlite.dockerapi import DockerApiServer, tls_context
 from swarmlite.errors import FailedPrecondition, SwarmliteError, Unavailable
 from swarmlite.log import kv
@@ -85,6 +94,7 @@ from swarmlite.runtime.docker import DockerDriver
 from swarmlite.runtime.none import NoRuntime
 
 if TYPE_CHECKING:
+    from swarmlite.metrics import MetricsServer, NodeMetrics, TaskStatsSampler
     from swarmlite.network.node import NodeNetwork
 
 __all__ = [
@@ -95,6 +105,9 @@ __all__ = [
     "InitResult",
     "JoinResult",
     "NodeOptions",
+    "check_dashboard_addr",
+    "check_metrics_addr",
+    "dashboard_url",
     "init_cluster",
     "join_cluster",
     "leave_local",
@@ -111,6 +124,13 @@ DOCKER_API_PORT = 2376  # dockerd's TLS port, when --docker-api-addr names none
 
 
 # --------------------------------------------------------------------------- starting
+
+
+def check_metrics_addr(addr: str) -> None:
+    """`--metrics-addr` is ADDR:PORT and free to listen on (see `metrics.check_addr`)."""
+    from swarmlite.metrics import check_addr
+
+    check_addr(addr)
 
 
 def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) -> int:
@@ -167,6 +187,25 @@ def _tail(path: Path, lines: int = 10) -> str:
     return "(no log)"
 
 
+def dashboard_url(data_dir: Path) -> str:
+    """The URL, with its token, of the dashboard this node serves (`swarmlite dashboard`):
+    where it runs now, else where node.json says it will."""
+    state = read_node(data_dir)
+    addr = read_dashboard_addr(data_dir) or state.dashboard_addr
+    if not addr:
+        raise FailedPrecondition(
+            "this node serves no dashboard",
+            hint="start it with `swarmlite daemon --dashboard-addr ADDR:PORT` (a manager's)",
+        )
+    if state.role is not NodeRole.MANAGER:
+        raise FailedPrecondition(
+            "this node is a worker: only managers serve the dashboard",
+            hint="run `swarmlite dashboard` on a manager, or promote this node",
+        )
+    host = split_addr(state.advertise_addr)[0]
+    return dashboard_url_for(addr, read_dashboard_token(data_dir), advertise_host=host)
+
+
 async def local_info(socket_path: Path) -> Info:
     client = RpcClient("http://localhost", None, unix_socket=str(socket_path), timeout=2.0)
     try:
@@ -209,6 +248,8 @@ class Daemon:
         local.add_route(LEAVE, self.leave)
         cluster_server: RpcServer | None = None
         role = self.state.role
+        metrics = self._metrics()
+        metrics_server: MetricsServer | None = None
         if role is NodeRole.MANAGER:
             self.manager = Manager(
                 node_id=self.state.node_id,
@@ -230,6 +271,15 @@ class Daemon:
             cluster_server.add_route(VERSION, self.version)
             self.manager.register(cluster_server)
             self.manager.register_control(local)
+            if metrics is not None:
+                manager = self.manager
+                metrics.add_manager(
+                    raft=manager.raft,
+                    memory=manager.memory,
+                    loops=manager.loop_stats,
+                    sessions=lambda: len(manager.dispatcher.sessions),
+                    heartbeats=lambda: manager.heartbeats.received,
+                )
         else:
             for route in ROUTES:
                 if route.role == "manager":
@@ -237,8 +287,16 @@ class Daemon:
                         route, _not_a_manager_stream if route.stream else _not_a_manager
                     )
         docker_api = self._docker_api()
+        dashboard = self._dashboard()
         await local.start_unix(str(self.opts.socket_path))
         try:
+            if metrics is not None:  # first: a held port stops the daemon before it joins in
+                from swarmlite.metrics import MetricsServer
+
+                metrics_server = MetricsServer(metrics.registry, self.opts.metrics_addr)
+                await metrics_server.start()
+            if dashboard is not None:  # as early: a held port stops the daemon at once
+                await dashboard.start()
             await docker_api.start()
             if cluster_server is not None:
                 host, port = split_addr(self.state.listen_addr)
@@ -306,13 +364,20 @@ class Daemon:
                     )
                     tasks.create_task(rotation.run())
                 helpers = [tasks.create_task(session.run()), tasks.create_task(worker.run())]
+                if metrics is not None:
+                    sampler = self._task_stats(metrics, worker, driver)
+                    helpers.append(tasks.create_task(sampler.run()))
                 tasks.create_task(self.certs.run())
+                if dashboard is not None:
+                    tasks.create_task(dashboard.run())
                 if self.manager is not None:
                     running = tasks.create_task(self.manager.run())
                 await self._stop.wait()
                 for task in helpers:
                     task.cancel()
                 self.certs.stop()
+                if dashboard is not None:
+                    dashboard.stop()
                 if rotation is not None:
                     rotation.stop()
                 if self.manager is not None:
@@ -325,6 +390,10 @@ class Daemon:
             if cluster_server is not None:
                 await cluster_server.stop()
             await docker_api.stop()
+            if dashboard is not None:
+                await dashboard.close()
+            if metrics_server is not None:
+                await metrics_server.stop()
             await local.stop()
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
@@ -333,6 +402,26 @@ class Daemon:
             log.info("left the cluster %s", kv(node=self.state.node_id))
         log.info("swarmlite daemon stopped %s", kv(node=self.state.node_id))
         return self._exit_code
+
+    def _metrics(self) -> NodeMetrics | None:
+        """This node's metrics registry, when --metrics-addr asks for one (the metrics
+        layer and prometheus_client are loaded only then)."""
+        if not self.opts.metrics_addr:
+            return None
+        from swarmlite.metrics import NodeMetrics
+
+        return NodeMetrics(
+            node_id=self.state.node_id,
+            hostname=self.state.hostname,
+            role=self.state.role.value,
+            version=__version__,
+        )
+
+    def _task_stats(
+        self, metrics: NodeMetrics, worker: Worker, driver: RuntimeDriver
+    ) -> TaskStatsSampler:
+        """The sampler of this node's running tasks' container stats (run while it runs)."""
+        return metrics.add_tasks(lambda: worker.tasks.values(), driver, self.clock)
 
     def _docker_api(self) -> DockerApiServer:
         """The Docker Engine API beside the local socket; on TCP too when asked (with TLS
@@ -354,6 +443,17 @@ class Daemon:
             version=__version__,
             docker_host=self.state.docker_host,
         )
+
+    def _dashboard(self) -> DashboardServer | None:
+        """The read-only dashboard, on a manager asked for one: it reads the cluster
+        through this node's control socket."""
+        addr = self.opts.dashboard_addr
+        if not addr:
+            return None
+        if self.state.role is not NodeRole.MANAGER:
+            log.info("no dashboard: only managers serve it %s", kv(addr=addr))
+            return None
+        return DashboardServer(self.opts.socket_path, addr, self.opts.data_dir, clock=self.clock)
 
     def _docker_socket_swap(self, api_socket: Path) -> DockerSocketSwap:
         """Tasks that bind the runtime's socket get this node's Docker API socket there:

@@ -42,6 +42,17 @@ class ContainerState:
 
 
 @dataclass(frozen=True)
+class ContainerStats:
+    """One reading of a container's resource use (cumulative counters since it started)."""
+
+    cpu_seconds: float  # CPU time used, user + system
+    memory_bytes: int  # memory in use, less the page cache the kernel can drop (as `docker stats`)
+    memory_limit_bytes: int  # 0: no limit below the host's memory
+    rx_bytes: int  # received on every interface of its network namespace but loopback
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
 class LogEntry:
     stream: str  # stdout | stderr
     timestamp: float
@@ -115,6 +126,11 @@ class RuntimeDriver(Protocol):
     def logs(
         self, container_id: str, *, follow: bool = False, tail: int = -1, since: float = 0.0
     ) -> AsyncIterator[LogEntry]: ...
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """One reading of a running container's CPU, memory and network counters, at once
+        (no waiting for a second sample); NotFound if it is gone or not running."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -21,6 +21,8 @@ from swarmlite.cli import render
 from swarmlite.cli.client import CERT_DIR_ENV, HOST_ENV, SOCKET_ENV, Settings
 from swarmlite.cli.commands.blobs import config, secret
 from swarmlite.cli.commands.daemon import daemon
+from swarmlite.cli.commands.dashboard import dashboard
+from swarmlite.cli.commands.events import events
 from swarmlite.cli.commands.lab import lab
 from swarmlite.cli.commands.network import network
 from swarmlite.cli.commands.node import node
@@ -157,7 +159,9 @@ cli.add_command(secret)
 cli.add_command(config)
 cli.add_command(version)
 cli.add_command(info)
+cli.add_command(events)
 cli.add_command(daemon)
+cli.add_command(dashboard)
 cli.add_command(lab)
 
 

@@ -16,9 +16,11 @@ class Heartbeats:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._last: dict[str, float] = {}
+        self.received = 0  # messages counted as heartbeats since start (for metrics)
 
     def beat(self, node_id: str) -> None:
         self._last[node_id] = self._clock.wall()
+        self.received += 1
 
     def last(self, node_id: str) -> float:
         """Wall time of the node's last message to this leader; 0.0 when none came yet."""

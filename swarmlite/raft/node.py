@@ -8,7 +8,8 @@ wire (``raft.transport``) nor the state machine's meaning (``store``).
 
 Code outside ``raft/`` sees only its public face: role and leader, the membership
 (``members``, ``voters``, ``member``, ``recently_active``), ``last_index``, proposals, reads
-and membership changes. The core stays private to it.
+and membership changes, and what metrics read (``status``, ``applied``, ``leader_changes``,
+the ``on_proposal`` hook). The core stays private to it.
 
 Invariant: nothing leaves this node (no message, no answer to a caller) before what it
 depends on is durable.
@@ -121,6 +122,10 @@ class RaftNode:
         self._watchers: list[asyncio.Future[None]] = []
         self._members = self._core.membership
         self.on_leader_change: Callable[[str | None], None] | None = None
+        # For metrics: how often a new leader was seen, and each committed proposal's
+        # latency in seconds (the hook is None unless metrics are on).
+        self.leader_changes = 0
+        self.on_proposal: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -233,6 +238,8 @@ class RaftNode:
                 "raft state %s",
                 kv(node=self.id, role=role.value, term=self._core.term, leader=leader),
             )
+            if leader is not None and leader != self._leader:
+                self.leader_changes += 1
             self._role, self._leader = role, leader
             if self.on_leader_change is not None:
                 self.on_leader_change(leader)
@@ -329,12 +336,16 @@ class RaftNode:
         """Replicate `data`; returns the state machine's result once applied here."""
         if self._stopping:
             raise Unavailable("raft node is stopping")
+        started = self._clock.monotonic()
         index = self._core.propose(data)  # raises NotLeader / Unavailable
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._proposals[index] = _Proposal(self._core.term, future)
         self._wake.set()
         try:
-            return await asyncio.wait_for(future, timeout or self.cfg.propose_timeout)
+            result = await asyncio.wait_for(future, timeout or self.cfg.propose_timeout)
+            if self.on_proposal is not None:
+                self.on_proposal(self._clock.monotonic() - started)
+            return result
         except TimeoutError as exc:
             self._proposals.pop(index, None)
             raise Unavailable(

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from swarmlite.agent.driver import ContainerRequest, ContainerState, LogEntry, RuntimeInfo
+from swarmlite.agent.driver import (
+    ContainerRequest,
+    ContainerState,
+    ContainerStats,
+    LogEntry,
+    RuntimeInfo,
+)
 from swarmlite.errors import NotFound, RuntimeFailure
 
 
@@ -59,6 +65,9 @@ class NoRuntime:
         nothing: tuple[LogEntry, ...] = ()  # no container ever ran here
         for entry in nothing:
             yield entry
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        raise NotFound(f"container {container_id} not found")
 
     async def close(self) -> None:
         return None

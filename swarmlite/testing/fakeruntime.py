@@ -33,6 +33,7 @@ from swarmlite.agent.driver import (
     LABEL_TASK,
     ContainerRequest,
     ContainerState,
+    ContainerStats,
     FileData,
     LogEntry,
     RuntimeInfo,
@@ -50,6 +51,8 @@ from swarmlite.errors import (
 from swarmlite.testing.images import TEST_IMAGES, WEB_COMMAND, WEB_READY
 
 KILLED = 137  # 128 + SIGKILL, as Docker reports it
+FAKE_MEMORY = 1 << 20  # what a running container uses, unless `set_stats` says otherwise
+FAKE_CPU_SHARE = 0.01  # CPU seconds per second of running, likewise
 DEFAULT_INTERVAL = 30.0
 DEFAULT_RETRIES = 3
 
@@ -112,6 +115,7 @@ class FakeContainer:
     ended_mono: float | None = None  # set when the process ended (by itself or a signal)
     finished_wall: float = 0.0
     written: list[LogEntry] = field(default_factory=list)  # lines added by `write_log`
+    stats: ContainerStats | None = None  # set by `set_stats`
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -218,6 +222,10 @@ class FakeRuntime:
         container = self._get(container_id)
         container.written.append(LogEntry(stream=stream, timestamp=self.clock.wall(), line=line))
         self._notify(container)
+
+    def set_stats(self, container_id: str, stats: ContainerStats | None) -> None:
+        """What `stats` reports for the container while it runs (None: the made-up use)."""
+        self._get(container_id).stats = stats
 
     def container(self, container_id: str) -> FakeContainer:
         """The fake's record of a container (its request, files, argv, ...)."""
@@ -405,6 +413,23 @@ class FakeRuntime:
             if container.status != "running":
                 return
             await self._until_change(container, self._next_event(container))
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        self._maybe_fail("stats", container_id)
+        container = self._get(container_id)
+        self._refresh(container)
+        if container.status != "running":
+            raise NotFound(f"container {container_id} is not running")
+        if container.stats is not None:
+            return container.stats
+        limits = container.request.task.spec.resources.limits
+        return ContainerStats(
+            cpu_seconds=FAKE_CPU_SHARE * self._elapsed(container),
+            memory_bytes=FAKE_MEMORY,
+            memory_limit_bytes=limits.memory_bytes,
+            rx_bytes=0,
+            tx_bytes=0,
+        )
 
     async def close(self) -> None:
         self.closed = True

@@ -607,6 +607,25 @@ async def test_info_describes_the_runtime(runtime: Harness) -> None:
     assert info.memory_bytes > 0
 
 
+async def test_stats_of_a_running_container_and_of_one_that_is_not(runtime: Harness) -> None:
+    limits = ResourceRequirements(limits=Resources(memory_bytes=64 << 20))
+    cid = await runtime.driver.create(
+        runtime.request(image=runtime.images.web_v1, resources=limits)
+    )
+    with pytest.raises(NotFound):
+        await runtime.driver.stats(cid)  # created, not running
+    await runtime.driver.start(cid)
+    await serving(runtime, cid)
+    stats = await runtime.driver.stats(cid)
+    assert stats.memory_bytes > 0
+    assert stats.memory_limit_bytes == 64 << 20
+    assert stats.cpu_seconds >= 0
+    assert stats.rx_bytes >= 0 and stats.tx_bytes >= 0  # no interface but loopback here
+    await runtime.driver.remove(cid)
+    with pytest.raises(NotFound):
+        await runtime.driver.stats(cid)
+
+
 # -- what only one side can show -------------------------------------------------------
 
 

@@ -6,6 +6,9 @@ Owns only the command; ``swarmlite.daemon`` owns the daemon. This is what ``init
 Engine API is always served on ``docker.sock`` beside the node's socket;
 ``--docker-api-addr`` serves it on TCP too, only with TLS and client certificates (as
 ``dockerd --tlsverify``), so all three ``--docker-api-tls-*`` files are required with it.
+``--metrics-addr`` serves Prometheus metrics for this run, in place of the address saved
+at init or join (``--metrics-addr ''`` turns them off for this run); ``--dashboard-addr``
+does the same for the dashboard (a manager's; ``swarmlite dashboard`` prints its URL).
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from pathlib import Path
 
 import click
 
-from swarmlite.cli.commands.swarm import data_dir_option, socket_option
+from swarmlite.cli.commands.swarm import (
+    dashboard_addr_option,
+    data_dir_option,
+    metrics_addr_option,
+    socket_option,
+)
 from swarmlite.errors import UsageError
 
 _TLS_FILE = click.Path(exists=True, dir_okay=False, resolve_path=True)
@@ -35,6 +43,8 @@ _TLS_FILE = click.Path(exists=True, dir_okay=False, resolve_path=True)
 @click.option(
     "--docker-api-tls-ca", type=_TLS_FILE, help="The CA that signs the clients' certificates."
 )
+@metrics_addr_option(default="the address given to init or join, if any")
+@dashboard_addr_option(default="the address given to init or join, if any")
 @click.pass_context
 def daemon(
     ctx: click.Context,
@@ -44,6 +54,8 @@ def daemon(
     docker_api_tls_cert: str | None,
     docker_api_tls_key: str | None,
     docker_api_tls_ca: str | None,
+    metrics_addr: str | None,
+    dashboard_addr: str | None,
 ) -> None:
     """Run this node's daemon in the foreground until SIGTERM or SIGINT."""
     from swarmlite import daemon as node_daemon
@@ -65,4 +77,12 @@ def daemon(
             docker_api_tls_key=docker_api_tls_key or "",
             docker_api_tls_ca=docker_api_tls_ca or "",
         )
+    if metrics_addr is not None:
+        if metrics_addr:
+            node_daemon.check_metrics_addr(metrics_addr)
+        opts = dataclasses.replace(opts, metrics_addr=metrics_addr)
+    if dashboard_addr is not None:
+        if dashboard_addr:
+            node_daemon.check_dashboard_addr(dashboard_addr)
+        opts = dataclasses.replace(opts, dashboard_addr=dashboard_addr)
     ctx.exit(node_daemon.start_daemon(opts, foreground=True))

@@ -66,6 +66,24 @@ def socket_for(data_dir: Path, socket: Path | None) -> Path:
     return data_dir / SOCKET_NAME
 
 
+def metrics_addr_option(default: str = "off") -> Callable[[F], F]:
+    return click.option(
+        "--metrics-addr",
+        metavar="ADDR:PORT",
+        help="Serve Prometheus metrics on http://ADDR:PORT/metrics (as dockerd's flag) "
+        f"[default: {default}].",
+    )
+
+
+def dashboard_addr_option(default: str = "off") -> Callable[[F], F]:
+    return click.option(
+        "--dashboard-addr",
+        metavar="ADDR:PORT",
+        help="Serve the read-only web dashboard on http://ADDR:PORT (managers only; "
+        f"`swarmlite dashboard` prints its URL with the token) [default: {default}].",
+    )
+
+
 def _node_flags(func: F) -> F:
     """The flags `init` and `join` share, as `docker swarm init|join` spell them."""
     for option in reversed(
@@ -97,6 +115,8 @@ def _node_flags(func: F) -> F:
                 help="The container runtime's API socket (Docker, or Podman's compatible one) "
                 "[default: unix:///var/run/docker.sock].",
             ),
+            metrics_addr_option(),
+            dashboard_addr_option(),
         ]
     ):
         func = option(func)
@@ -110,10 +130,16 @@ def _options(
     advertise_addr: str | None,
     cert_expiry: float | None,
     docker_host: str | None = None,
+    metrics_addr: str | None = None,
+    dashboard_addr: str | None = None,
 ) -> NodeOptions:
     from swarmlite import daemon
 
     fields: dict[str, Any] = {"data_dir": data_dir, "socket": socket_for(data_dir, socket)}
+    if metrics_addr:
+        fields["metrics_addr"] = metrics_addr  # checked by init_cluster/join_cluster
+    if dashboard_addr:
+        fields["dashboard_addr"] = dashboard_addr  # checked by init_cluster/join_cluster
     if docker_host is not None:
         if not docker_host.startswith("unix://"):
             raise UsageError(f"--docker-host {docker_host!r} must be unix:///path/to/socket")
@@ -169,6 +195,8 @@ def init(
     foreground: bool,
     cert_expiry: float | None,
     docker_host: str | None,
+    metrics_addr: str | None,
+    dashboard_addr: str | None,
     default_addr_pool: str | None,
     default_addr_pool_mask_length: int | None,
     mesh_pool: str | None,
@@ -178,7 +206,16 @@ def init(
     from swarmlite import daemon
 
     opts = dataclasses.replace(
-        _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry, docker_host),
+        _options(
+            data_dir,
+            socket,
+            listen_addr,
+            advertise_addr,
+            cert_expiry,
+            docker_host,
+            metrics_addr,
+            dashboard_addr,
+        ),
         default_addr_pool=default_addr_pool,
         default_addr_pool_mask_length=default_addr_pool_mask_length,
         mesh_pool=mesh_pool,
@@ -207,13 +244,24 @@ def join(
     foreground: bool,
     cert_expiry: float | None,
     docker_host: str | None,
+    metrics_addr: str | None,
+    dashboard_addr: str | None,
     token: str,
     manager: str,
 ) -> None:
     """Join a cluster as a worker or a manager (the token says which)."""
     from swarmlite import daemon
 
-    opts = _options(data_dir, socket, listen_addr, advertise_addr, cert_expiry, docker_host)
+    opts = _options(
+        data_dir,
+        socket,
+        listen_addr,
+        advertise_addr,
+        cert_expiry,
+        docker_host,
+        metrics_addr,
+        dashboard_addr,
+    )
     result = daemon.join_cluster(opts, token, manager)
     message = f"This node joined a swarmlite cluster as a {result.role.value}."
     if foreground:

@@ -23,6 +23,7 @@ Choices, as Docker's swarm mode makes them where it has one:
   after the grace period); with a signal, that signal, a wait of `grace`, then SIGKILL.
 - Named volumes are created by Docker at container creation with the mount's labels
   plus the stack's (``com.docker.stack.namespace``); `remove` drops anonymous ones only.
+- `stats` is one-shot (no second sample), read by ``runtime.docker.stats``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from swarmlite.agent.driver import (
     LABEL_TASK,
     ContainerRequest,
     ContainerState,
+    ContainerStats,
     FileData,
     LogEntry,
     RuntimeInfo,
@@ -67,6 +69,7 @@ from swarmlite.errors import (
 )
 from swarmlite.log import kv
 from swarmlite.runtime.docker.engine import Engine, translated
+from swarmlite.runtime.docker.stats import read_net_dev, stats_from_docker
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +437,22 @@ class DockerDriver:
             except NotFound:  # removed between the list and the inspect
                 continue
         return states
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        data = await self.engine.call(
+            container_id, "container", self._container(container_id).show()
+        )
+        state = data.get("State") or {}
+        if not state.get("Running"):
+            raise NotFound(f"container {container_id} is not running")
+        params = {"stream": "0", "one-shot": "1"}
+        raw = await self.engine.call(
+            container_id,
+            "container",
+            self.engine.docker._query_json(f"containers/{container_id}/stats", params=params),
+        )
+        net = read_net_dev(int(state.get("Pid") or 0))
+        return stats_from_docker(raw if isinstance(raw, dict) else {}, data, net)
 
     async def logs(
         self, container_id: str, *, follow: bool = False, tail: int = -1, since: float = 0.0

@@ -102,8 +102,9 @@ class StackCluster:
         self.cluster.nodes[name] = node
         return node
 
-    def init(self, name: str) -> Any:
-        """`swarmlite init` of a first manager that runs its tasks on its own dockerd."""
+    def init(self, name: str, *extra: str) -> Any:
+        """`swarmlite init` of a first manager that runs its tasks on its own dockerd;
+        `extra` are more flags for init."""
         daemon = self._dockerd(name)
         node = self._new_node(name)
         try:
@@ -115,6 +116,7 @@ class StackCluster:
                 node.addr,
                 "--docker-host",
                 daemon.url,
+                *extra,
                 name=name,
             )
         finally:
@@ -122,8 +124,9 @@ class StackCluster:
                 self.cluster.pid(node)  # the harness remembers it, to kill it in close()
         return node
 
-    def join(self, name: str, role: str, via: Any) -> Any:
-        """`swarmlite join` of a node that runs its tasks on its own dockerd."""
+    def join(self, name: str, role: str, via: Any, *extra: str) -> Any:
+        """`swarmlite join` of a node that runs its tasks on its own dockerd; `extra` are
+        more flags for join."""
         daemon = self._dockerd(name)
         token = self.cluster.token(role, via)
         node = self._new_node(name)
@@ -138,6 +141,7 @@ class StackCluster:
                 node.addr,
                 "--docker-host",
                 daemon.url,
+                *extra,
                 via.addr,
                 name=name,
             )

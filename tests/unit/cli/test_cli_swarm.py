@@ -401,3 +401,37 @@ def test_daemon_runs_in_the_foreground_with_the_saved_options(run, recorder, tmp
     assert result.exit_code == 7
     opts = node_daemon.NodeOptions(data_dir=tmp_path, socket=tmp_path / "x.sock")
     assert recorder.calls == [("load", (tmp_path, tmp_path / "x.sock")), ("start", (opts, True))]
+
+
+def test_init_and_join_pass_the_metrics_address_on(run, recorder, tmp_path) -> None:
+    result = run(
+        "init", "--foreground", "--data-dir", str(tmp_path / "a"),
+        "--metrics-addr", "127.0.0.1:9323",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    opts = recorder.calls[0][1][0]
+    assert opts.metrics_addr == "127.0.0.1:9323"
+
+    result = run(
+        "join", "--token", WORKER_TOKEN, "--data-dir", str(tmp_path / "b"),
+        "--metrics-addr", "0.0.0.0:9323", "10.0.0.1:2377",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    opts = recorder.calls[2][1][0]
+    assert opts.metrics_addr == "0.0.0.0:9323"
+
+
+def test_daemon_metrics_addr_replaces_the_saved_one_for_this_run(run, recorder, tmp_path) -> None:
+    sock = tmp_path / "x.sock"
+    result = run("daemon", "--data-dir", str(tmp_path), "--socket", str(sock),
+                 "--metrics-addr", "127.0.0.1:0")  # fmt: skip
+    assert result.exit_code == 1  # port 0 is no address Prometheus could scrape
+    assert result.stderr.startswith(
+        "error: --metrics-addr '127.0.0.1:0': the port must be 1 to 65535"
+    )
+    assert recorder.kinds() == ["load"]
+
+    result = run("daemon", "--data-dir", str(tmp_path), "--socket", str(sock), "--metrics-addr", "")
+    assert result.exit_code == 0, result.stderr
+    opts = node_daemon.NodeOptions(data_dir=tmp_path, socket=sock, metrics_addr="")
+    assert recorder.calls[-1] == ("start", (opts, True))
