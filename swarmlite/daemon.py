@@ -48,6 +48,7 @@ from swarmlite import log as swl_log
 from swarmlite.agent.dockersocket import DockerSocketSwap
 from swarmlite.agent.driver import RuntimeDriver, RuntimeInfo
 from swarmlite.agent.session import Session
+from swarmlite.agent.usage import UsageReporter
 from swarmlite.agent.worker import Worker
 from swarmlite.api import NodeRole
 from swarmlite.api.control import (
@@ -363,7 +364,18 @@ class Daemon:
                         rng=self._rng,
                     )
                     tasks.create_task(rotation.run())
-                helpers = [tasks.create_task(session.run()), tasks.create_task(worker.run())]
+                usage = UsageReporter(
+                    lambda: worker.tasks,
+                    driver,
+                    session.send,
+                    self.clock,
+                    requests=network.mesh_requests if network is not None else None,
+                )
+                helpers = [
+                    tasks.create_task(session.run()),
+                    tasks.create_task(worker.run()),
+                    tasks.create_task(usage.run()),
+                ]
                 if metrics is not None:
                     sampler = self._task_stats(metrics, worker, driver)
                     helpers.append(tasks.create_task(sampler.run()))

@@ -162,4 +162,12 @@ class NetworkDriver(Protocol):
         networks, and return the addresses its resolv.conf must name (this node's DNS)."""
         ...
 
+    async def mesh_requests(self) -> dict[str, int]:
+        """Cumulative new connections the routing mesh of this node passed to each service
+        (by service id; the connections to all its published ports, ingress and host mode)
+        since its rules were made. A count goes down (to 0 for a service with one published
+        port) when a port's rules are made again: read a decrease as a restart. Keep-alive
+        requests on one connection count once. NetworkSetupFailure if it cannot be read."""
+        ...
+
     async def close(self) -> None: ...

@@ -29,6 +29,7 @@ from swarmlite.api.objects import KINDS, Object, ObjectT, kind_type
 from swarmlite.api.secret import Config, ConfigSpec, Secret, SecretSpec
 from swarmlite.api.service import (
     STACK_LABEL,
+    AutoscaleStatus,
     ContainerSpec,
     EndpointSpec,
     EndpointStatus,
@@ -63,6 +64,7 @@ __all__ = [
     "KINDS",
     "STACK_LABEL",
     "Attachment",
+    "AutoscaleStatus",
     "Cluster",
     "ClusterSettings",
     "ClusterSpec",

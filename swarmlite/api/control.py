@@ -364,6 +364,22 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True, tag="status"):
     updates: list[TaskUpdate]
 
 
+class TaskUsage(msgspec.Struct, frozen=True, kw_only=True):
+    task_id: str
+    cpu: float  # CPU cores used, on average since the task's previous reading (1.0: one core)
+    memory_bytes: int  # in use now, less the page cache the kernel can drop
+
+
+class UsageReport(msgspec.Struct, frozen=True, kw_only=True, tag="usage"):
+    """From the agent, every few seconds while it runs tasks of autoscaled services: what
+    those tasks use, and the requests the routing mesh on this node passed to each such
+    service (new connections, counted by the mesh) since the previous report."""
+
+    interval: float  # the seconds this report covers
+    tasks: list[TaskUsage] = []
+    requests: dict[str, int] = {}  # service id -> requests over `interval`
+
+
 class Assignments(msgspec.Struct, frozen=True, kw_only=True, tag="assignments"):
     """From the manager: every task this node should know of, with the secrets and configs
     they use. Tasks missing from the set are no longer assigned (remove them)."""
@@ -450,6 +466,7 @@ class PublishedPort(msgspec.Struct, frozen=True, kw_only=True):
     target: int
     mode: str  # ingress | host
     backends: list[str]  # ingress: tasks' ingress-network addresses; host: local task addresses
+    service_id: str = ""  # the service publishing it ("" from managers before it was sent)
 
 
 class NetworkState(msgspec.Struct, frozen=True, kw_only=True, tag="networks"):
@@ -460,5 +477,5 @@ class NetworkState(msgspec.Struct, frozen=True, kw_only=True, tag="networks"):
     ports: list[PublishedPort]
 
 
-AgentMessage = SessionHello | Heartbeat | StatusReport | LogChunk
+AgentMessage = SessionHello | Heartbeat | StatusReport | LogChunk | UsageReport
 ManagerMessage = SessionInfo | Assignments | LogsQuery | MeshState | NetworkState

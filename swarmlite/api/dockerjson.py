@@ -220,6 +220,15 @@ def service_json(
     out["Endpoint"] = endpoint
     if service.update_status is not None:
         out["UpdateStatus"] = _update_status(service.update_status)
+    if service.autoscale is not None:  # swarmlite's: Docker clients skip what they don't know
+        status = service.autoscale
+        out["AutoscaleStatus"] = {
+            "Replicas": status.replicas,
+            "PreviousReplicas": status.previous,
+            "ChangedAt": _time(status.changed_at),
+            "ByHand": status.by_hand,
+            "Reason": status.reason,
+        }
     if running is not None and desired is not None:
         out["ServiceStatus"] = {
             "RunningTasks": running,

@@ -241,6 +241,17 @@ class EndpointStatus(msgspec.Struct, frozen=True, kw_only=True):
     ports: list[PortConfig] = []  # with `published` chosen when the spec left it 0
 
 
+class AutoscaleStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The autoscaler's record of a service (api/autoscale.py): its last change of the
+    replicas, or a user's, and why. Written only when the replicas change."""
+
+    replicas: int  # the replicas after the last change
+    previous: int  # the replicas before it
+    changed_at: float  # wall time of the change
+    by_hand: bool = False  # a user changed them (`service scale`), not the autoscaler
+    reason: str = ""  # in words: "cpu 93% per task, target 70%: 2 -> 3 replicas"
+
+
 class Service(Meta, frozen=True, kw_only=True, tag="service"):
     KIND: ClassVar[str] = "service"
     NAMED: ClassVar[bool] = True
@@ -252,6 +263,7 @@ class Service(Meta, frozen=True, kw_only=True, tag="service"):
     update_status: UpdateStatus | None = None
     job_iteration: int = 0  # jobs: bumped to run the job again
     endpoint: EndpointStatus = msgspec.field(default_factory=EndpointStatus)
+    autoscale: AutoscaleStatus | None = None  # set by the autoscaler (labels declare it)
 
     def unique_name(self) -> str | None:
         return self.spec.name

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from swarmlite.api import (
+    AutoscaleStatus,
     Node,
     NodeRole,
     Service,
@@ -31,6 +32,7 @@ from swarmlite.api import (
     UpdateState,
     encode_json,
 )
+from swarmlite.api.autoscale import autoscale_spec
 from swarmlite.api.control import (
     JoinTokenReply,
     LogLine,
@@ -396,6 +398,7 @@ def service_pretty(service: Service) -> str:
             lines.append((" Completed", timestamp(status.completed_at)))
         if status.message:
             lines.append((" Message", status.message))
+    lines += _autoscale_lines(service)
     placement = spec.task.placement
     lines.append("Placement:")
     if placement.constraints:
@@ -587,4 +590,51 @@ def swarmlite_error_text(exc: SwarmliteError, *, debug: bool) -> str:
 def swarmlite_error_json(exc: SwarmliteError, *, debug: bool) -> str:
     return error_json(
         exc.code, exc.message, exc.hint, exc.details, traceback_of=exc if debug else None
+    )
+
+
+def _autoscale_lines(service: Service) -> list[str | tuple[str, str]]:
+    """``inspect --pretty``: the autoscaling the labels declare, and its last change."""
+    try:
+        auto = autoscale_spec(service.spec.labels)
+    except SwarmliteError:
+        return []
+    if auto is None:
+        return []
+    targets = ", ".join(
+        f"{name} {value:g}{unit}"
+        for name, value, unit in (
+            ("cpu", auto.cpu, "%"),
+            ("memory", auto.memory, "%"),
+            ("rps", auto.rps, " req/s per task"),
+        )
+        if value is not None
+    )
+    lines: list[str | tuple[str, str]] = [
+        "Autoscale:",
+        (" Replicas", f"{auto.min} to {auto.max}"),
+        (" Targets", targets),
+        (" Cool-down", f"{auto.cooldown_up:g}s up, {auto.cooldown_down:g}s down"),
+    ]
+    status = service.autoscale
+    if status is not None:
+        lines.append((" Last Change", timestamp(status.changed_at)))
+        lines.append((" Reason", autoscale_reason(status)))
+    return lines
+
+
+def autoscale_reason(status: AutoscaleStatus) -> str:
+    """The last change to an autoscaled service's replicas, in words."""
+    return f"{status.reason} (by hand)" if status.by_hand else status.reason
+
+
+def autoscale_note(service: Service, now: float) -> str | None:
+    """The line ``service ps`` prints under an autoscaled service's tasks."""
+    status = service.autoscale
+    if status is None:
+        return None
+    who = "Scaled by hand" if status.by_hand else "Autoscaled"
+    return (
+        f"{who} to {status.replicas} replicas {ago(status.changed_at, now)} "
+        f"({service.spec.name}): {status.reason}"
     )

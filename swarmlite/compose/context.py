@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarmlite.api.durations import format_duration
 from swarmlite.compose.loader import Mark, Node
-from swarmlite.compose.validate import as_duration, format_duration
+from swarmlite.compose.validate import as_duration
 
 Warn = Callable[[Mark, str, str], None]  # (where, key path, message)
 

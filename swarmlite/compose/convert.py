@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarmlite.api.control import StackDeploy
+from swarmlite.api.durations import parse_duration
 from swarmlite.api.network import Network, NetworkSpec
 from swarmlite.api.secret import Config, ConfigSpec, Secret, SecretSpec
 from swarmlite.api.service import (
@@ -41,9 +42,9 @@ from swarmlite.api.service import (
     UpdateConfig,
     UpdateOrder,
 )
+from swarmlite.compose.deploy_keys import autoscale_labels
 from swarmlite.compose.loader import Mark
 from swarmlite.compose.model import LoadedStack, ServiceDef
-from swarmlite.compose.validate import parse_duration
 
 DEFAULT_NETWORK = "default"
 
@@ -308,7 +309,11 @@ def _service(loaded: LoadedStack, stack: str, service: ServiceDef) -> ServiceSpe
     ]
     return ServiceSpec(
         name=f"{stack}_{service.name}",
-        labels={**deploy.get("labels", {}), **label},
+        labels={
+            **deploy.get("labels", {}),
+            **autoscale_labels(deploy.get("x-autoscale", {})),
+            **label,
+        },
         task=task,
         mode=mode,
         replicas=1 if mode.is_global else replicas,

@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from swarmlite.api.autoscale import KEYS as AUTOSCALE_KEYS
+from swarmlite.api.autoscale import PREFIX as AUTOSCALE_PREFIX
+from swarmlite.api.autoscale import autoscale_spec
 from swarmlite.compose.context import Context, dur, resolve_path
 from swarmlite.compose.loader import Map, Mark, Node, Scalar
 from swarmlite.compose.validate import (
@@ -21,12 +24,14 @@ from swarmlite.compose.validate import (
     as_int,
     as_key_values,
     as_map,
+    as_scalar_text,
     as_seq,
     as_str,
     check_keys,
     fail,
     one_of,
 )
+from swarmlite.errors import InvalidArgument
 
 MODES = ("replicated", "global", "replicated-job", "global-job")
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
@@ -335,7 +340,31 @@ def read_deploy(node: Node, path: str, ctx: Context, marks: dict[str, Mark]) -> 
             result[key] = _update_config(as_map(value, where), where, key)
         elif key == "endpoint_mode":
             result[key] = one_of(value, where, ("vip", "dnsrr"))
+        elif key == "x-autoscale":
+            result[key] = _autoscale(as_map(value, where), where)
     return result
+
+
+def _autoscale(node: Map, path: str) -> dict[str, str]:
+    """swarmlite's ``deploy.x-autoscale``: its keys, as text, checked as the service labels
+    they become (``autoscale_labels``) are checked."""
+    check_keys(node, path, AUTOSCALE_KEYS)
+    result = {
+        key: as_scalar_text(value, f"{path}.{key}")
+        for key, value in node.items.items()
+        if not key.startswith("x-")
+    }
+    try:
+        autoscale_spec(autoscale_labels(result))
+    except InvalidArgument as exc:
+        words = exc.message.replace(AUTOSCALE_PREFIX, f"{path}.")
+        raise node.mark.error(words, hint=(exc.hint or "").replace(AUTOSCALE_PREFIX, "")) from None
+    return result
+
+
+def autoscale_labels(declared: dict[str, str]) -> dict[str, str]:
+    """The service labels a ``deploy.x-autoscale`` mapping stands for."""
+    return {AUTOSCALE_PREFIX + key: value for key, value in declared.items()}
 
 
 def _placement(node: Map, path: str, marks: dict[str, Mark]) -> dict[str, Any]:

@@ -15,19 +15,10 @@ import math
 import re
 from collections.abc import Collection, Iterable
 
+from swarmlite.api.durations import parse_duration
 from swarmlite.compose.loader import Map, Node, Scalar, Seq
 from swarmlite.errors import ComposeError
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
 _BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)$", re.IGNORECASE)
 _BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _TRUE = {"true", "yes", "on", "y", "1"}
@@ -147,44 +138,6 @@ def as_bool(node: Node, path: str) -> bool:
             if word in _FALSE:
                 return False
     raise fail(node, path, "a boolean (true or false)")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in a Go-style duration (``1m30s``, ``10s``, ``500ms``), or None."""
-    text = text.strip()
-    if text in ("0", "+0", "-0"):
-        return 0.0
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if not body:
-        return None
-    total, position = 0.0, 0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position != len(body):
-        return None
-    return sign * total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest Go-style duration for ``seconds`` (inverse of parse_duration)."""
-    if seconds == 0:
-        return "0s"
-    sign = "-" if seconds < 0 else ""
-    nanos = round(abs(seconds) * 1e9)
-    parts: list[str] = []
-    for unit, size in (("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9)):
-        count, nanos = divmod(nanos, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    for unit, size in (("ms", 10**6), ("us", 10**3), ("ns", 1)):
-        count, nanos = divmod(nanos, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return sign + "".join(parts)
 
 
 def as_duration(node: Node, path: str) -> float:

@@ -17,7 +17,7 @@ What an event says:
   leader loop (``orchestrator.replicated``, ``scheduler``...), ``agent@<node>`` for what a
   node reported, ``dispatcher`` for a node's session coming or going;
 - ``message``: why, when the change says (a task's error, a node's "heartbeat failure",
-  an update's pause).
+  an update's pause, the autoscaler's reason for new replicas).
 
 A task update that changes none of those fields (a health probe's result, a heartbeat's
 timestamp) is not an event. An event's ``time`` is the write's ``updated_at`` (stamped
@@ -77,6 +77,10 @@ def describe(event: Event) -> tuple[dict[str, str], str] | None:
             return None  # a probe's result or a timestamp: nothing a reader acts on
         if obj.KIND == "service" and "updatestate.new" not in changed:
             message = ""  # an update's message is news only when its state moves
+        if isinstance(new, Service) and isinstance(old, Service):
+            decided = new.autoscale  # the autoscaler's decision, or a scale by hand it saw
+            if decided is not None and decided != old.autoscale:
+                message = decided.reason
         attributes = {k: v for k, v in attributes.items() if k in _ALWAYS} | changed
     else:
         attributes = {k: v for k, v in attributes.items() if k in _ALWAYS or v}

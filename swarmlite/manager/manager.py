@@ -39,7 +39,9 @@ from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
 from swarmlite.manager.membership import join_raft, leave_raft
 from swarmlite.manager.orchestrator import orchestrator_loops
+from swarmlite.manager.orchestrator.autoscaler import Autoscaler
 from swarmlite.manager.scheduler import Scheduler
+from swarmlite.manager.usage import Usage
 from swarmlite.raft import NodeConfig, RaftNode, RaftStorage, RaftTransport
 from swarmlite.rpc import Peer, RpcServer
 from swarmlite.store import MemoryStore, Store
@@ -99,7 +101,8 @@ class Manager:
         self.join = JoinAPI(self.ctx)
         self.swarm = SwarmAPI(self.ctx)
         self.loop_stats = LoopStats()  # what metrics read of the leader's loops
-        self.dispatcher = Dispatcher(self.ctx, self.logs, self.heartbeats)
+        self.usage = Usage(clock)  # what tasks of autoscaled services use (leader only)
+        self.dispatcher = Dispatcher(self.ctx, self.logs, self.heartbeats, self.usage)
         self.dispatcher.loop_stats = self.loop_stats
         self.events = EventLog(self.memory, clock)
         self._leader_loops: list[LeaderLoop] = [self.dispatcher.run, self._run_control_loops]
@@ -192,11 +195,13 @@ class Manager:
                 return
 
     async def _run_control_loops(self) -> None:
-        """The orchestrator's loops, the allocator and the scheduler, fresh for every term."""
+        """The orchestrator's loops, the allocator, the scheduler and the autoscaler, fresh
+        for every term."""
         loops: list[ReconcileLoop] = [
             *orchestrator_loops(self.store, self.ctx.clock),
             Allocator(self.store, self.ctx.clock),
             Scheduler(self.store, self.ctx.clock),
+            Autoscaler(self.store, self.ctx.clock, self.usage),
         ]
         async with asyncio.TaskGroup() as tasks:
             for loop in loops:

@@ -9,12 +9,12 @@ module per noun), what a format prints (``cli.format``) nor how an error is prin
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
+from swarmlite.api import durations
 from swarmlite.api.filters import parse_filters
 from swarmlite.cli import format
 from swarmlite.cli.client import Client, Settings
@@ -112,25 +112,13 @@ def task_list_options() -> Callable[[F], F]:
 
 # --------------------------------------------------------------------------- option types
 
-_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h|d))+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-}
-
-
 def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (``2160h0m0s``, ``90d``, ``1h30m``, ``3600s``)."""
-    if not _DURATION.fullmatch(text):
+    """Seconds in a Go-style duration (``2160h0m0s``, ``90d``, ``1h30m``, ``3600s``); days
+    are allowed here, signs are not."""
+    seconds = None if text[:1] in ("+", "-") else durations.parse_duration(text, days=True)
+    if seconds is None:
         raise ValueError(f"{text!r} is not a duration such as 2160h0m0s, 90d or 3600s")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+    return seconds
 
 
 class Duration(click.ParamType[float]):

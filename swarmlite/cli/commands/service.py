@@ -209,6 +209,12 @@ def ps(
             output=output,
             no_resolve=no_resolve,
         )
+        if not quiet and output == format.TABLE:  # a note for people, not for scripts
+            now = time.time()
+            for view in views:
+                note = render.autoscale_note(view.service, now)
+                if note is not None:
+                    click.echo(note)
     if failure is not None:
         raise failure
 

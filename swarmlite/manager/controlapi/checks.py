@@ -18,6 +18,8 @@ import posixpath
 import re
 from collections.abc import Sequence
 
+import msgspec
+
 from swarmlite.api import (
     FileRef,
     HealthCheck,
@@ -25,9 +27,11 @@ from swarmlite.api import (
     PortConfig,
     Resources,
     Service,
+    ServiceMode,
     ServiceSpec,
     UpdateConfig,
 )
+from swarmlite.api.autoscale import autoscale_spec
 from swarmlite.api.reference import parse_image
 from swarmlite.errors import InvalidArgument
 from swarmlite.manager.constraints import parse_constraint
@@ -66,6 +70,34 @@ def check_service(spec: ServiceSpec) -> None:
     _check_updates(spec)
     _check_restart(spec)
     _check_endpoint(spec)
+    _check_autoscale(spec)
+
+
+def autoscaled_replicas(spec: ServiceSpec, old: ServiceSpec | None) -> ServiceSpec:
+    """``spec`` with the replicas an autoscaled service keeps: a new one starts within its
+    bounds; a redeploy (``old`` given, e.g. a stack deploy) keeps what the autoscaler chose,
+    within the new bounds. Anything else is returned as it is."""
+    auto = autoscale_spec(spec.labels)
+    if auto is None or spec.mode is not ServiceMode.REPLICATED:
+        return spec
+    replicas = spec.replicas if old is None else old.replicas
+    kept = min(auto.max, max(auto.min, replicas))
+    return spec if kept == spec.replicas else msgspec.structs.replace(spec, replicas=kept)
+
+
+def check_scale(spec: ServiceSpec, old: ServiceSpec) -> None:
+    """InvalidArgument when a request sets an autoscaled service's replicas outside the
+    bounds its labels declare (the autoscaler would only undo it)."""
+    auto = autoscale_spec(spec.labels)
+    if auto is None or spec.replicas == old.replicas:
+        return
+    if not auto.min <= spec.replicas <= auto.max:
+        raise _fail(
+            spec,
+            f"it is autoscaled between {auto.min} and {auto.max} replicas; "
+            f"{spec.replicas} is outside",
+            hint="change its swarmlite.autoscale labels (x-autoscale) first, or remove them",
+        )
 
 
 def check_ports(state: ReadTx, specs: Sequence[ServiceSpec]) -> None:
@@ -134,6 +166,26 @@ def _check_image(spec: ServiceSpec) -> None:
         parse_image(spec.image)
     except InvalidArgument as exc:
         raise _fail(spec, exc.message, hint=exc.hint) from None
+
+
+def _check_autoscale(spec: ServiceSpec) -> None:
+    try:
+        auto = autoscale_spec(spec.labels)
+    except InvalidArgument as exc:
+        raise _fail(spec, exc.message, hint=exc.hint) from None
+    if auto is None:
+        return
+    if spec.mode is not ServiceMode.REPLICATED:
+        raise _fail(spec, f"only replicated services autoscale; this one is {spec.mode.value}")
+    resources = spec.task.resources
+    if auto.memory is not None and not (
+        resources.limits.memory_bytes or resources.reservations.memory_bytes
+    ):
+        raise _fail(
+            spec,
+            "a memory target needs a memory limit or reservation to be a percentage of",
+            hint="set deploy.resources.limits.memory (or --limit-memory)",
+        )
 
 
 def _check_mode(spec: ServiceSpec) -> None:

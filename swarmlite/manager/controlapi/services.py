@@ -73,7 +73,12 @@ from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.blobs import check_create
 from swarmlite.manager.controlapi.blobs import users as blob_users
-from swarmlite.manager.controlapi.checks import check_ports, check_service
+from swarmlite.manager.controlapi.checks import (
+    autoscaled_replicas,
+    check_ports,
+    check_scale,
+    check_service,
+)
 from swarmlite.manager.controlapi.names import check_name
 from swarmlite.manager.controlapi.networks import users
 from swarmlite.manager.controlapi.router import Router
@@ -198,9 +203,10 @@ class ServiceAPI:
                 n.spec.name for n in state.list(Network)
             }
             check_ports(state, req.services)
-            for spec in req.services:
-                _check_refs(spec, secrets, configs, networks)
-                old = state.get_by_name(Service, spec.name)
+            for asked in req.services:
+                _check_refs(asked, secrets, configs, networks)
+                old = state.get_by_name(Service, asked.name)
+                spec = autoscaled_replicas(asked, old.spec if old is not None else None)
                 if old is None:
                     tx.create(Service(id=new_id(), spec=spec))
                     created.append(spec.name)
@@ -284,6 +290,7 @@ class ServiceAPI:
             )
         spec = req.spec if req.spec.name else _named(req.spec, self.ctx.store.memory)
         check_service(spec)
+        spec = autoscaled_replicas(spec, None)
         service = Service(id=new_id(), spec=spec)
 
         def write(state: ReadTx) -> Tx:
@@ -341,6 +348,7 @@ class ServiceAPI:
                     "the mode of a service cannot change",
                     hint="remove the service and create it again",
                 )
+            check_scale(req.spec, service.spec)
             _check_refs(
                 req.spec, _names(state, Secret), _names(state, Config), _names(state, Network)
             )

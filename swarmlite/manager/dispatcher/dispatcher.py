@@ -6,10 +6,11 @@ same session, e.g. a new mesh key); one whose heartbeats stop for 3 periods is D
 dispatcher tells each node the managers to fall back on, the heartbeat period and the role
 the store gives it (so a promotion or demotion reaches the node), pushes it the tasks it
 should run or stop (with the secrets and configs they use), and writes the statuses it
-reports into the store, ignoring stale or backward ones. Only the leader serves sessions
-(a follower answers NotLeader with the leader's address); a new leader gives every node a
-full grace period before calling it DOWN. Writes node state to the store only when it
-changes.
+reports into the store, ignoring stale or backward ones; it hands the agents' usage
+reports (what tasks of autoscaled services use) to the leader's ``Usage`` table. Only the
+leader serves sessions (a follower answers NotLeader with the leader's address); a new
+leader gives every node a full grace period before calling it DOWN. Writes node state to
+the store only when it changes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from swarmlite.api.control import (
     SessionHello,
     SessionInfo,
     StatusReport,
+    UsageReport,
 )
 from swarmlite.errors import (
     InvalidArgument,
@@ -57,6 +59,7 @@ from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
 from swarmlite.manager.netstate import mesh_state, network_state
+from swarmlite.manager.usage import Usage
 from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
 
@@ -100,10 +103,17 @@ def advances(old: TaskStatus, new: TaskStatus) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, ctx: ManagerContext, logs: LogBroker, heartbeats: Heartbeats) -> None:
+    def __init__(
+        self,
+        ctx: ManagerContext,
+        logs: LogBroker,
+        heartbeats: Heartbeats,
+        usage: Usage | None = None,
+    ) -> None:
         self.ctx = ctx
         self.logs = logs
         self.heartbeats = heartbeats
+        self.usage = usage  # where the agents' usage reports go (the autoscaler reads it)
         self.sessions: dict[str, _Session] = {}
         self._last_seen: dict[str, float] = {}
         self._leading = False
@@ -152,6 +162,9 @@ class Dispatcher:
                     await self._take_report(node_id, message)
                 elif isinstance(message, LogChunk):
                     self.logs.deliver(message)
+                elif isinstance(message, UsageReport):
+                    if self.usage is not None:
+                        self.usage.take(node_id, message)
                 elif isinstance(message, SessionHello):  # news, e.g. its next mesh key
                     if message.node_id != node_id:
                         raise PermissionDenied(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from textwrap import dedent
 
+import pytest
+
 from swarmlite.api.control import StackDeploy
 from swarmlite.api.service import (
     STACK_LABEL,
@@ -21,6 +23,7 @@ from swarmlite.api.service import (
     UpdateOrder,
 )
 from swarmlite.compose import LoadedStack, load_stack, to_stack_deploy
+from swarmlite.errors import ComposeError
 
 COMPOSE = """\
 services:
@@ -260,3 +263,37 @@ def test_defaults_when_deploy_says_nothing(tmp_path: Path) -> None:
     assert web.update_config is None and web.task.container.stop_grace_period == 10.0
     assert web.task.restart_policy.condition is RestartCondition.ANY
     assert [n.spec.name for n in deployed.networks] == ["s_default"]
+
+
+def test_x_autoscale_becomes_the_autoscale_labels(tmp_path: Path) -> None:
+    (tmp_path / "compose.yml").write_text(
+        "services:\n  app:\n    image: app\n    deploy:\n"
+        "      labels: {team: a}\n"
+        "      x-autoscale: {min: 2, max: 6, cpu: 70, rps: 50, cooldown: 1m}\n"
+    )
+    deployed = to_stack_deploy(load_stack([tmp_path / "compose.yml"], env={}), "s")
+    assert deployed.services[0].labels == {
+        "team": "a",
+        "swarmlite.autoscale.min": "2",
+        "swarmlite.autoscale.max": "6",
+        "swarmlite.autoscale.cpu": "70",
+        "swarmlite.autoscale.rps": "50",
+        "swarmlite.autoscale.cooldown": "1m",
+        STACK_LABEL: "s",
+    }
+
+
+def test_a_wrong_x_autoscale_is_refused_where_it_is(tmp_path: Path) -> None:
+    (tmp_path / "compose.yml").write_text(
+        "services:\n  app:\n    image: app\n    deploy:\n"
+        "      x-autoscale:\n        max: 4\n        speed: 9\n"
+    )
+    with pytest.raises(ComposeError) as caught:
+        load_stack([tmp_path / "compose.yml"], env={})
+    assert "services.app.deploy.x-autoscale.speed is not a known key" in str(caught.value)
+    assert caught.value.line == 7
+    (tmp_path / "compose.yml").write_text(
+        "services:\n  app:\n    image: app\n    deploy:\n      x-autoscale: {max: 4}\n"
+    )
+    with pytest.raises(ComposeError, match="autoscaling needs a target"):
+        load_stack([tmp_path / "compose.yml"], env={})
