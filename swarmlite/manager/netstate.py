@@ -20,7 +20,8 @@ task address (ingress: also per other node's own ingress address, where the rout
 replies go); the endpoint of every service on those networks (DNS names, VIP, backends
 in rotation, all running task addresses); and every published port (ingress ports on every
 node, reaching the tasks' ingress addresses; host ports only where a task of the service
-is, reaching the local tasks).
+is, reaching the local tasks), each naming its service (the routing mesh counts
+its connections by service).
 
 Words: a task is *present* on its node from ASSIGNED until its status is terminal (its
 container exists or will: it needs its networks even while being stopped); it is *in
@@ -253,6 +254,7 @@ def _ports(snap: _Snapshot, node_id: str) -> list[PublishedPort]:
                 target=port.target,
                 mode=port.mode,
                 backends=_sorted_ips(bare(a) for a in backends if a),
+                service_id=service.id,
             )
     return [ports[key] for key in sorted(ports)]
 

@@ -31,7 +31,7 @@ from swarmlite.network.dns import DnsServer
 from swarmlite.network.isolation import apply_isolation, remove_isolation
 from swarmlite.network.mesh import Mesh
 from swarmlite.network.overlay import Overlays
-from swarmlite.network.vip import RoutingMesh
+from swarmlite.network.vip import RoutingMesh, requests_by_service
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,15 @@ class NodeNetwork:
         gateways = {n.network_id: n.gateway for n in self._networks if not n.ingress}
         servers = [gateways[a.network_id] for a in task.networks if a.network_id in gateways]
         return [ip.bare(g) for g in servers[:1]]
+
+    async def mesh_requests(self) -> dict[str, int]:
+        """Cumulative new connections per service id through this node's published ports
+        (see vip.py's note on requests); {} until the first network state is applied."""
+        routing = self._routing  # not under the lock: an apply may hold it for seconds
+        if routing is None:
+            return {}
+        counts = await routing.port_counts()
+        return requests_by_service(counts.values())
 
     async def close(self) -> None:
         await self.dns.close()

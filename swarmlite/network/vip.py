@@ -30,7 +30,9 @@ Layout of ``table ip swarmlite`` (nft syntax; N = number of backends)::
   chain vip_<a_b_c_d> + map vip_<a_b_c_d> (typeof numgen : ip daddr, 0..N-1 -> task address)
     dnat to numgen inc mod N map @vip_<a_b_c_d>
   chain pp_<proto>_<port> + map pp_<proto>_<port> (0..N-1 -> task address)
-    meta l4proto <proto> dnat to numgen inc mod N map @pp_<proto>_<port> : <target port>
+    + counter pp_<proto>_<port>_<service id> (pp_<proto>_<port> when the port names none)
+    meta l4proto <proto> counter name "<that counter>" dnat to numgen inc mod N map
+      @pp_<proto>_<port> : <target port>
   a unit (vip_ or pp_ chain) without backends instead sets the REFUSE mark:
     meta mark set meta mark | REFUSE
   chain nat_postrouting (nat, postrouting, 100):
@@ -38,11 +40,23 @@ Layout of ``table ip swarmlite`` (nft syntax; N = number of backends)::
   chains filter_input/forward/output (filter, 0): meta mark & REFUSE == REFUSE goto refuse
   chain refuse: reject with tcp reset (tcp), icmp port-unreachable (udp): clients fail fast
 
-Round robin is ``numgen inc``: each unit's rule keeps its own counter. Host-mode ports are
+Round robin is ``numgen inc``: each unit's rule keeps its own position. Host-mode ports are
 units like ingress ones; their task answers through this node (its gateway), and they are
 absent when no task of theirs runs here. The first rule of nat_prerouting carries a comment
 ``swarmlite layout=<digest>`` naming the base layout; each unit's rule carries a comment
 saying what it was built for, so a later apply knows whether to rewrite it.
+
+Requests: each published port's counter counts the connections its DNAT rule sent to the
+port's tasks. Only the first packet of a connection passes NAT chains, so it counts new
+connections (for UDP, new conntrack flows), not requests: keep-alive requests on one
+connection count once, and a refused connection (no backends) not at all. A counter is a
+named object, not part of the rule, so rewriting the rule (backends added or removed) keeps
+the count; it starts again from 0 when the port's unit is removed and made again (a host-mode
+port whose last local task left), when another service takes the port (its name carries the
+service id, so one service's count never passes to another), and when the table is rebuilt.
+Readers treat a count that went down as one that started again. The counters' values never
+enter the comparison that decides what to rewrite (the rules' comments do), so reading them
+changes nothing.
 
 VIP connections are not masqueraded: every node's bridge of a network carries the same
 gateway address, so a task on another node would answer the gateway of its own node. The
@@ -84,6 +98,8 @@ _PROTOCOLS = ("tcp", "udp")
 _PROTO_NUMBERS = {6: "tcp", 17: "udp"}
 _UNIT_PREFIXES = ("vip_", "pp_")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_COUNTER = re.compile(r"^pp_(tcp|udp)_([0-9]{1,5})(?:_(.+))?$")
 
 
 # --------------------------------------------------------------------------- what we want
@@ -97,12 +113,20 @@ class Unit:
     backends: tuple[str, ...]
     proto: str | None = None  # published ports: the protocol matched before the port rewrite
     port: int | None = None  # the port to DNAT to; None keeps the destination port (VIPs)
+    counter: str | None = None  # published ports: the named counter of the connections sent
 
     @property
     def comment(self) -> str:
-        """What the unit's rule was built for: a later apply rewrites it when this differs."""
+        """What the unit's rule was built for: a later apply rewrites it when this differs.
+
+        Names the counter the rule feeds, so that a rule made before counters, or for
+        another service, is rewritten; never the counter's value.
+        """
         port = self.port if self.port is not None else "same"
-        return f"backends={len(self.backends)} port={port}"
+        comment = f"backends={len(self.backends)} port={port}"
+        if self.counter is not None and self.backends:
+            comment += f" counter={self.counter}"
+        return comment
 
     def rule(self) -> str:
         """The body of the unit's one rule (after ``add rule ip swarmlite <name>``)."""
@@ -112,6 +136,8 @@ class Unit:
         parts: list[str] = []
         if self.proto is not None:
             parts.append(f"meta l4proto {self.proto}")
+        if self.counter is not None:
+            parts.append(f'counter name "{self.counter}"')
         target = f"dnat to numgen inc mod {len(self.backends)} map @{self.name}"
         if self.port is not None:
             target += f" : {self.port}"
@@ -142,6 +168,14 @@ def vip_unit_name(vip: str) -> str:
 def port_unit_name(proto: str, published: int) -> str:
     """The chain and map of a published port: "pp_tcp_8080"."""
     return f"pp_{proto}_{published}"
+
+
+def port_counter_name(proto: str, published: int, service_id: str) -> str:
+    """The counter of a published port's connections: "pp_tcp_8080_<service id>", or
+    "pp_tcp_8080" when the service id is unknown (from an older manager) or unfit for a
+    name (then its connections are counted but go to no service)."""
+    name = port_unit_name(proto, published)
+    return f"{name}_{service_id}" if _SERVICE_ID.match(service_id) else name
 
 
 def _ipv4(text: str) -> str | None:
@@ -221,7 +255,15 @@ def wanted_state(
         if name in wanted.units:
             log.warning("skipping published port: already published %s", kv(port=name))
             continue
-        wanted.units[name] = Unit(name=name, backends=backends, proto=pp.protocol, port=pp.target)
+        if pp.service_id and not _SERVICE_ID.match(pp.service_id):
+            log.warning(
+                "published port's service id unfit for a counter name %s",
+                kv(port=name, service=pp.service_id[:80]),
+            )
+        counter = port_counter_name(pp.protocol, pp.published, pp.service_id)
+        wanted.units[name] = Unit(
+            name=name, backends=backends, proto=pp.protocol, port=pp.target, counter=counter
+        )
         wanted.to_published[(pp.protocol, pp.published)] = name
     return wanted
 
@@ -301,6 +343,7 @@ class Current:
     unit_rules: dict[str, list[str]] = field(default_factory=dict)  # chain -> its rules' comments
     maps: dict[str, dict[Any, Any]] = field(default_factory=dict)  # map or set -> elements
     sets: dict[str, set[str]] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # named counter -> its packets
 
 
 def parse_table(objects: list[dict[str, Any]]) -> Current:
@@ -331,6 +374,9 @@ def parse_table(objects: list[dict[str, Any]]) -> Current:
         elif "set" in obj:
             s = obj["set"]
             cur.sets[s["name"]] = {str(_plain(e)) for e in (s.get("elem") or [])}
+        elif "counter" in obj:
+            c = obj["counter"]
+            cur.counters[c["name"]] = int(c.get("packets", 0))
     return cur
 
 
@@ -357,6 +403,42 @@ def _data(value: Any) -> Any:
             if verdict in value:
                 return value[verdict]["target"]
     return value
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class PortCount:
+    """What one published port's counter says (see the module's note on requests)."""
+
+    service_id: str  # the service the port was published for; "" when it named none
+    connections: int  # new connections sent to its tasks since the counter was made
+
+
+def port_counts(current: Current) -> dict[tuple[str, int], PortCount]:
+    """The counters of published ports by (protocol, published port) (pure)."""
+    counts: dict[tuple[str, int], PortCount] = {}
+    for name, packets in sorted(current.counters.items()):
+        found = _COUNTER.match(name)
+        if found is None:
+            continue
+        proto, port, service_id = found.group(1), int(found.group(2)), found.group(3) or ""
+        # plan leaves one counter per port; of a stray one made by hand, the first name wins.
+        counts.setdefault((proto, port), PortCount(service_id=service_id, connections=packets))
+    return counts
+
+
+def requests_by_service(counts: Iterable[PortCount]) -> dict[str, int]:
+    """The connections of every port of a service, added up, by service id (pure).
+
+    Ports that named no service are left out.
+    """
+    totals: dict[str, int] = {}
+    for count in counts:
+        if count.service_id:
+            totals[count.service_id] = totals.get(count.service_id, 0) + count.connections
+    return totals
 
 
 # --------------------------------------------------------------------------- the change
@@ -399,6 +481,11 @@ def plan(current: Current | None, wanted: Wanted, base: Base) -> list[str]:
             cmds.append(f"delete map {_T} {name}")
     for _, unit in sorted(wanted.units.items()):
         cmds += _unit_commands(unit, current)
+    # Last of the units' commands: a counter can go only once no rule names it.
+    counters = {u.counter for u in wanted.units.values() if u.counter is not None}
+    for name in sorted(current.counters):
+        if name.startswith(_UNIT_PREFIXES) and name not in counters:
+            cmds.append(f"delete counter {_T} {name}")
 
     cmds += additions
     for set_name, want_set in (
@@ -421,6 +508,8 @@ def _unit_commands(unit: Unit, current: Current) -> list[str]:
         cmds.append(f"add chain {_T} {name}")
     if name not in current.maps:
         cmds.append(f"add map {_T} {name} {{ typeof numgen inc mod 1 : ip daddr; }}")
+    if unit.counter is not None and unit.counter not in current.counters:
+        cmds.append(f"add counter {_T} {unit.counter}")
     if current.unit_rules.get(name) != [unit.comment]:
         if name in current.unit_rules:
             cmds.append(f"flush chain {_T} {name}")
@@ -492,6 +581,13 @@ class RoutingMesh:
         async with self._lock:
             await asyncio.to_thread(self._apply, wanted)
 
+    async def port_counts(self) -> dict[tuple[str, int], PortCount]:
+        """The counters of the published ports this table serves, by (protocol, port), read
+        in one listing; {} before the first apply. NetworkSetupFailure if nft cannot list."""
+        async with self._lock:
+            objects = await asyncio.to_thread(self._nft.list_table, FAMILY, TABLE)
+        return port_counts(parse_table(objects)) if objects is not None else {}
+
     async def remove(self) -> None:
         """Delete the table (the node leaves the cluster); nothing is spread any more."""
         async with self._lock:
@@ -558,13 +654,17 @@ __all__ = [
     "TABLE",
     "Base",
     "Current",
+    "PortCount",
     "RoutingMesh",
     "Unit",
     "Wanted",
     "base_script",
     "parse_table",
     "plan",
+    "port_counter_name",
+    "port_counts",
     "port_unit_name",
+    "requests_by_service",
     "vip_unit_name",
     "wanted_state",
 ]

@@ -1,8 +1,9 @@
 """VIPs and the routing mesh on real namespaces: a "node" with a bridge, three "tasks" on it
 serving HTTP with busybox (b1 and b2 without a route beyond their network, as tasks on
 another node; b3 with the node as its gateway, as a local task), a "member" container on the
-same network (a VIP's client), and a "client" outside, routed to the node. Needs root,
-iproute2, nftables and busybox."""
+same network (a VIP's client), and a "client" outside, routed to the node. Also the counts
+of connections each published port passed on (what the agent reports as requests). Needs
+root, iproute2, nftables and busybox."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ from swarmlite.api.control import EndpointInfo, PublishedPort
 from swarmlite.errors import NetworkSetupFailure
 from swarmlite.network.ip import run_in_netns
 from swarmlite.network.nft import Nft
-from swarmlite.network.vip import RoutingMesh, base_script, parse_table, plan, wanted_state
+from swarmlite.network.vip import (
+    RoutingMesh,
+    base_script,
+    parse_table,
+    plan,
+    requests_by_service,
+    wanted_state,
+)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
@@ -201,8 +209,23 @@ def vip(backends: list[str], *, addr: str = VIP, ports: list[int] | None = None)
     )
 
 
-def published(port: int, backends: list[str], *, mode: str = "ingress") -> PublishedPort:
-    return PublishedPort(published=port, protocol="tcp", target=80, mode=mode, backends=backends)
+def published(
+    port: int,
+    backends: list[str],
+    *,
+    mode: str = "ingress",
+    proto: str = "tcp",
+    target: int = 80,
+    service: str = "svcweb",
+) -> PublishedPort:
+    return PublishedPort(
+        published=port,
+        protocol=proto,
+        target=target,
+        mode=mode,
+        backends=backends,
+        service_id=service,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +396,83 @@ def test_a_refused_script_names_the_table_and_changes_nothing(topo: Topology) ->
     assert "No such file or directory" in caught.value.message
     assert caught.value.details["script"] == script
     assert nft.list_table("ip", "swarmlite") is None  # the whole transaction was refused
+
+
+async def requests(mesh: RoutingMesh) -> dict[str, int]:
+    """What the node's agent would report: connections passed on, by service."""
+    return requests_by_service((await mesh.port_counts()).values())
+
+
+async def test_published_ports_count_the_connections_they_pass_on_by_service(
+    topo: Topology, mesh: RoutingMesh
+) -> None:
+    ports = [published(8080, [B1, B2]), published(9090, [B3], mode="host", service="svcapi")]
+    await mesh.apply([], ports)
+    assert await requests(mesh) == {"svcweb": 0, "svcapi": 0}
+
+    for _ in range(5):
+        fetch(topo.client, NODE_ADDR, 8080)  # prerouting
+    for _ in range(2):
+        fetch(topo.node, NODE_ADDR, 8080)  # output: the node's own connections count too
+    for _ in range(3):
+        fetch(topo.client, NODE_ADDR, 9090)
+    # An open connection counts from its first packet; its later packets do not.
+    sock = connect(topo.client, NODE_ADDR, 8080)
+    assert await requests(mesh) == {"svcweb": 8, "svcapi": 3}
+    assert request(sock) in ("b1", "b2")
+    assert await requests(mesh) == {"svcweb": 8, "svcapi": 3}
+
+    # Reading the counters rewrote nothing, and the same state again rewrites nothing.
+    before = handles(listing(topo.node))
+    await mesh.apply([], ports)
+    assert handles(listing(topo.node)) == before
+
+    # A new backend rewrites the port's rule but keeps its count.
+    await mesh.apply([], [published(8080, [B1, B2, B3]), ports[1]])
+    assert handles(listing(topo.node))["rule pp_tcp_8080"] != before["rule pp_tcp_8080"]
+    assert await requests(mesh) == {"svcweb": 8, "svcapi": 3}
+    fetch(topo.client, NODE_ADDR, 8080)
+    assert await requests(mesh) == {"svcweb": 9, "svcapi": 3}
+
+    # The port goes to another service: that one starts from 0; the old one is gone.
+    await mesh.apply([], [published(8080, [B1], service="svcnew"), ports[1]])
+    assert await requests(mesh) == {"svcnew": 0, "svcapi": 3}
+    fetch(topo.client, NODE_ADDR, 8080)
+    assert await requests(mesh) == {"svcnew": 1, "svcapi": 3}
+
+    # A port that refuses (no backends) passes nothing on and counts nothing.
+    await mesh.apply([], [published(8080, [], service="svcnew"), ports[1]])
+    with pytest.raises(ConnectionRefusedError):
+        connect(topo.client, NODE_ADDR, 8080)
+    assert await requests(mesh) == {"svcnew": 1, "svcapi": 3}
+
+
+async def test_a_published_udp_port_counts_each_flow_once(
+    topo: Topology, mesh: RoutingMesh
+) -> None:
+    def bind() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((B1, 5300))
+        sock.settimeout(2.0)
+        return sock
+
+    def datagram() -> socket.socket:
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    # A socket made in b1's namespace stays there: no server process to clean up.
+    server = run_in_netns(f"swlvip-{topo.tag}-b1", bind)
+    senders: list[socket.socket] = []
+    try:
+        await mesh.apply([], [published(53, [B1], proto="udp", target=5300, service="svcdns")])
+        senders = [run_in_netns(topo.client, datagram) for _ in range(4)]
+        for index, sender in enumerate(senders):
+            sender.sendto(f"q{index}".encode(), (NODE_ADDR, 53))
+        for _ in range(3):  # more from the first flow
+            senders[0].sendto(b"again", (NODE_ADDR, 53))
+        got = sorted(server.recv(64) for _ in range(7))
+        assert got == [b"again"] * 3 + [b"q0", b"q1", b"q2", b"q3"]
+        assert await requests(mesh) == {"svcdns": 4}
+    finally:
+        server.close()
+        for sender in senders:
+            sender.close()

@@ -38,6 +38,9 @@ class RecordingNetwork:
     async def prepare(self, task: Task) -> list[str]:
         return ["10.0.1.1"]
 
+    async def mesh_requests(self) -> dict[str, int]:
+        return {}
+
     async def close(self) -> None:
         return None
 

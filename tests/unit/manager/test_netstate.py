@@ -231,7 +231,12 @@ def test_ingress_ports_are_everywhere_and_host_ports_only_where_a_task_runs(
         key=lambda a: tuple(int(x) for x in a.split(".")),
     )
     web_port = PublishedPort(
-        published=8080, protocol="tcp", target=80, mode="ingress", backends=ingress_backends
+        published=8080,
+        protocol="tcp",
+        target=80,
+        mode="ingress",
+        backends=ingress_backends,
+        service_id=world.tasks["web1"].service_id,  # the routing mesh counts by service
     )
     assert network_state(world.memory, "n1").ports == [web_port]
     assert network_state(world.memory, "n4").ports == [web_port]
@@ -241,6 +246,7 @@ def test_ingress_ports_are_everywhere_and_host_ports_only_where_a_task_runs(
         target=80,
         mode="host",
         backends=[world.addr("blog1", "blog_default")],
+        service_id=world.tasks["blog1"].service_id,
     )
     assert network_state(world.memory, "n3").ports == [web_port, blog_port]
 

@@ -1,5 +1,6 @@
 """The routing mesh's pure parts: what units and dispatch entries a node wants, the rule text,
-reading nft's JSON listing back, and the minimal transaction between the two."""
+reading nft's JSON listing back (counters included), and the minimal transaction between
+the two."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from swarmlite.api.control import EndpointInfo, PublishedPort
 from swarmlite.network.vip import (
     MARK_REFUSE,
     Current,
+    PortCount,
     Unit,
     Wanted,
     base_script,
     parse_table,
     plan,
+    port_counter_name,
+    port_counts,
+    requests_by_service,
     wanted_state,
 )
 
@@ -35,15 +40,26 @@ def vip(
 
 
 def port(
-    published: int, backends: list[str], *, mode: str = "ingress", proto: str = "tcp"
+    published: int,
+    backends: list[str],
+    *,
+    mode: str = "ingress",
+    proto: str = "tcp",
+    service: str = "svcweb",
 ) -> PublishedPort:
     return PublishedPort(
-        published=published, protocol=proto, target=80, mode=mode, backends=backends
+        published=published,
+        protocol=proto,
+        target=80,
+        mode=mode,
+        backends=backends,
+        service_id=service,
     )
 
 
-def applied(wanted: Wanted) -> Current:
-    """What the kernel would list after `plan` from nothing: nft's JSON objects, parsed."""
+def applied(wanted: Wanted, packets: int = 0) -> Current:
+    """What the kernel would list after `plan` from nothing: nft's JSON objects, parsed.
+    Every counter shows `packets`."""
     objects: list[dict[str, Any]] = [
         {"table": {"family": "ip", "name": "swarmlite", "handle": 7}},
         {"chain": {"family": "ip", "table": "swarmlite", "name": "nat_prerouting"}},
@@ -72,6 +88,10 @@ def applied(wanted: Wanted) -> Current:
             {"map": {"name": unit.name, "type": "integer", "map": "ipv4_addr",
                      "elem": [[i, a] for i, a in enumerate(unit.backends)]}},
         ]  # fmt: skip
+        if unit.counter is not None:
+            objects.append(
+                {"counter": {"name": unit.counter, "packets": packets, "bytes": 60 * packets}}
+            )
     return parse_table(objects)
 
 
@@ -245,6 +265,7 @@ def test_a_removed_service_loses_its_dispatch_entry_before_its_chain() -> None:
         "flush chain ip swarmlite vip_10_0_1_2",
         "delete chain ip swarmlite vip_10_0_1_2",
         "delete map ip swarmlite vip_10_0_1_2",
+        "delete counter ip swarmlite pp_tcp_8080_svcweb",
     ]
 
 
@@ -294,3 +315,126 @@ def test_parse_table_reads_elements_with_options_and_protocol_numbers() -> None:
     assert cur.handle == 3
     assert cur.maps["to_published"] == {("tcp", 8080): "pp_tcp_8080", ("udp", 53): "pp_udp_53"}
     assert cur.sets["ingress_ifaces"] == {"swlbr4096"}
+
+
+# --------------------------------------------------------------------------- counters
+
+
+def test_a_published_port_counts_its_connections_in_a_counter_named_for_its_service() -> None:
+    wanted = wanted_state([vip("10.0.1.2", ["10.0.1.4"])], [port(8080, ["10.255.0.5"])])
+    unit = wanted.units["pp_tcp_8080"]
+
+    assert unit.counter == "pp_tcp_8080_svcweb"
+    assert unit.rule() == (
+        'meta l4proto tcp counter name "pp_tcp_8080_svcweb"'
+        " dnat to numgen inc mod 1 map @pp_tcp_8080 : 80"
+        ' comment "backends=1 port=80 counter=pp_tcp_8080_svcweb"'
+    )
+    assert wanted.units["vip_10_0_1_2"].counter is None  # VIPs are not counted
+
+
+def test_a_port_without_a_fit_service_id_is_counted_under_its_own_name() -> None:
+    assert port_counter_name("udp", 53, "") == "pp_udp_53"
+    assert port_counter_name("udp", 53, 'x" accept') == "pp_udp_53"
+    assert port_counter_name("tcp", 80, "3k9x0c1m7q2w8e5r4t6y1u0io") == (
+        "pp_tcp_80_3k9x0c1m7q2w8e5r4t6y1u0io"
+    )
+
+
+def test_a_refusing_port_keeps_its_counter_but_counts_nothing() -> None:
+    unit = wanted_state([], [port(8080, [])]).units["pp_tcp_8080"]
+    assert unit.counter == "pp_tcp_8080_svcweb"
+    assert "counter" not in unit.rule()
+
+
+def test_a_first_apply_makes_the_counter_before_the_rule_that_names_it() -> None:
+    wanted = wanted_state([], [port(8080, ["10.255.0.5"])])
+    cmds = plan(None, wanted, BASE)
+    assert cmds.index("add counter ip swarmlite pp_tcp_8080_svcweb") < cmds.index(
+        "add rule ip swarmlite pp_tcp_8080 " + wanted.units["pp_tcp_8080"].rule()
+    )
+
+
+def test_counted_connections_never_make_an_apply_rewrite_anything() -> None:
+    wanted = wanted_state([], [port(8080, ["10.255.0.5"]), port(53, ["10.255.0.5"], proto="udp")])
+    assert plan(applied(wanted, packets=12345), wanted, BASE) == []
+
+
+def test_new_backends_rewrite_the_rule_but_keep_the_counter() -> None:
+    before = wanted_state([], [port(8080, ["10.255.0.5"])])
+    after = wanted_state([], [port(8080, ["10.255.0.5", "10.255.0.6"])])
+    assert plan(applied(before, packets=7), after, BASE) == [
+        "flush chain ip swarmlite pp_tcp_8080",
+        "add rule ip swarmlite pp_tcp_8080 " + after.units["pp_tcp_8080"].rule(),
+        "add element ip swarmlite pp_tcp_8080 { 1 : 10.255.0.6 }",
+    ]
+
+
+def test_a_port_taken_by_another_service_starts_a_new_counter() -> None:
+    before = wanted_state([], [port(8080, ["10.255.0.5"], service="svcold")])
+    after = wanted_state([], [port(8080, ["10.255.0.5"], service="svcnew")])
+    assert plan(applied(before, packets=7), after, BASE) == [
+        "add counter ip swarmlite pp_tcp_8080_svcnew",
+        "flush chain ip swarmlite pp_tcp_8080",
+        "add rule ip swarmlite pp_tcp_8080 " + after.units["pp_tcp_8080"].rule(),
+        "delete counter ip swarmlite pp_tcp_8080_svcold",  # once no rule names it
+    ]
+
+
+def test_a_removed_port_loses_its_counter_after_its_chain() -> None:
+    before = wanted_state([], [port(8080, ["10.0.0.5"])])
+    cmds = plan(applied(before), wanted_state([], []), BASE)
+    assert cmds[-2:] == [
+        "delete map ip swarmlite pp_tcp_8080",
+        "delete counter ip swarmlite pp_tcp_8080_svcweb",
+    ]
+
+
+def test_a_rule_made_before_counters_is_rewritten_once_and_nothing_else() -> None:
+    wanted = wanted_state([vip("10.0.1.2", ["10.0.1.4"])], [port(8080, ["10.255.0.5"])])
+    old = applied(wanted)
+    old.unit_rules["pp_tcp_8080"] = ["backends=1 port=80"]  # what the code before wrote
+    del old.counters["pp_tcp_8080_svcweb"]
+
+    assert plan(old, wanted, BASE) == [
+        "add counter ip swarmlite pp_tcp_8080_svcweb",
+        "flush chain ip swarmlite pp_tcp_8080",
+        "add rule ip swarmlite pp_tcp_8080 " + wanted.units["pp_tcp_8080"].rule(),
+    ]
+
+
+def test_counters_read_back_by_port_and_service() -> None:
+    cur = parse_table(
+        [
+            {"table": {"name": "swarmlite", "handle": 3}},
+            {"counter": {"name": "pp_tcp_8080_svcweb", "packets": 41, "bytes": 2460}},
+            {"counter": {"name": "pp_udp_53_svcdns", "packets": 2, "bytes": 120}},
+            {"counter": {"name": "pp_tcp_9090", "packets": 5, "bytes": 300}},  # no service
+            {"counter": {"name": "somebody_elses", "packets": 9, "bytes": 540}},
+            {"rule": {"chain": "pp_tcp_8080", "comment": "x",
+                      "expr": [{"counter": "pp_tcp_8080_svcweb"}]}},
+        ]
+    )  # fmt: skip
+
+    assert cur.counters["pp_tcp_8080_svcweb"] == 41
+    counts = port_counts(cur)
+    assert counts == {
+        ("tcp", 8080): PortCount(service_id="svcweb", connections=41),
+        ("udp", 53): PortCount(service_id="svcdns", connections=2),
+        ("tcp", 9090): PortCount(service_id="", connections=5),
+    }
+    assert requests_by_service(counts.values()) == {"svcweb": 41, "svcdns": 2}
+
+
+def test_a_service_publishing_several_ports_gets_their_sum() -> None:
+    wanted = wanted_state(
+        [],
+        [
+            port(8080, ["10.255.0.5"]),
+            port(8443, ["10.255.0.5"]),
+            port(9090, ["10.0.1.4"], mode="host", service="svcapi"),
+        ],
+    )
+    counts = port_counts(applied(wanted, packets=3))
+    assert set(counts) == {("tcp", 8080), ("tcp", 8443), ("tcp", 9090)}
+    assert requests_by_service(counts.values()) == {"svcweb": 6, "svcapi": 3}
