@@ -234,7 +234,7 @@ def _daemon_log_hint(host: Host) -> str:
 
 
 def node_flags(host: Host) -> list[str]:
-    return [
+    flags = [
         "--data-dir",
         str(host.swarmlite_dir),
         "--socket",
@@ -244,6 +244,9 @@ def node_flags(host: Host) -> list[str]:
         "--docker-host",
         host.docker_host,
     ]
+    if host.metrics_addr:
+        flags += ["--metrics-addr", host.metrics_addr]
+    return flags
 
 
 # Every address a lab uses stays inside 198.18.0.0/15, the range for simulated hosts: the

@@ -48,6 +48,7 @@ from swarmlite.lab.state import (
     DEFAULT_DIR,
     DIR_ENV,
     MAX_NODES,
+    METRICS_PORT,
     REGISTRY_HOST_OCTET,
     REGISTRY_PORT,
     SOCKET_LIMIT,
@@ -182,9 +183,11 @@ def up(
     *,
     nodes: int = 3,
     managers: int = 1,
+    metrics: bool = False,
     progress: Progress = _nothing,
 ) -> LabState:
-    """Start a lab of ``nodes`` hosts, the first ``managers`` of them managers."""
+    """Start a lab of ``nodes`` hosts, the first ``managers`` of them managers (with
+    ``metrics``, each daemon serves Prometheus metrics on its address, port 9323)."""
     if not 1 <= managers <= nodes <= MAX_NODES:
         raise InvalidArgument(
             f"a lab needs 1 <= managers <= nodes <= {MAX_NODES} "
@@ -221,6 +224,7 @@ def up(
                         role="manager" if i <= managers else "worker",
                         dir=str(directory / name),
                         cgroup_parent=prefix + name,
+                        metrics_addr=f"{base + i}:{METRICS_PORT}" if metrics else "",
                     )
                 )
             journal = Journal(state)

@@ -31,6 +31,7 @@ DEFAULT_DIR = "/var/lib/swarmlite-lab"
 SOCKET_LIMIT = 100  # sun_path holds 108 bytes; keep a margin
 CLUSTER_PORT = 2377
 REGISTRY_PORT = 5000
+METRICS_PORT = 9323  # each host's daemon's metrics, with `lab up --metrics`
 REGISTRY_HOST_OCTET = 250  # the registry's address in the lab's /24
 MAX_NODES = 200
 
@@ -54,6 +55,7 @@ class Host(msgspec.Struct, kw_only=True):
     role: str  # manager or worker
     dir: str  # <lab>/h1
     cgroup_parent: str  # dockerd's --cgroup-parent (containers), without the leading /
+    metrics_addr: str = ""  # where its daemon serves Prometheus metrics ("": it does not)
 
     @property
     def docker_socket(self) -> Path:

@@ -20,16 +20,20 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 
-from swarmlite.api.control import ListRequest, NodeView
-from swarmlite.api.routes import NODE_LS
+from swarmlite.api import Task, TaskState
+from swarmlite.api.control import ListRequest, NameRef, NodeView, TaskFilter
+from swarmlite.api.routes import NODE_LS, SERVICE_INSPECT, TASK_LS
 from swarmlite.lab import LabState, can_connect, in_netns, load
 from swarmlite.lab import down as lab_down
 from swarmlite.rpc import ControlClient
@@ -84,7 +88,9 @@ def _force_down(directory: Path) -> None:
 def lab() -> Iterator[Lab]:
     directory = _short_dir()
     try:
-        done = swarmlite("lab", "up", "--nodes", "3", "--managers", "1", "--dir", str(directory))
+        done = swarmlite(
+            "lab", "up", "--nodes", "3", "--managers", "1", "--metrics", "--dir", str(directory)
+        )
         if done.returncode != 0:
             pytest.fail(
                 f"`swarmlite lab up` failed:\n{done.stderr}\n(.ci/run installs what the lab "
@@ -200,6 +206,164 @@ def test_the_docker_cli_deploys_the_demo_through_the_lab_s_docker_socket(
     removed = docker("stack", "rm", "demo")
     assert "Removing service demo_web" in removed and "Removing service demo_api" in removed
     assert docker("service", "ls", "-q") == ""
+
+
+def _deploy(lab: Lab, name: str, compose: str, tmp_path: Path) -> None:
+    """`stack deploy` of ``compose`` (which may name ${REGISTRY}) on h1, from here."""
+    path = tmp_path / f"{name}.yml"
+    path.write_text(compose)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "swarmlite", "-H", lab.state.host("h1").swarmlite_host,
+         "stack", "deploy", "-c", str(path), name],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        env={**env, "REGISTRY": lab.state.registry},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _get(netns: str, addr: str, port: int, count: int) -> int:
+    """``count`` HTTP requests from inside ``netns``; how many were answered."""
+
+    def send() -> int:
+        answered = 0
+        for _ in range(count):
+            with contextlib.suppress(OSError), socket.create_connection((addr, port), 2) as c:
+                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                answered += c.recv(64).startswith(b"HTTP/1.")
+        return answered
+
+    return in_netns(netns, send)
+
+
+def _scrape(lab: Lab, host: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a host's metrics (GET from inside its namespace)."""
+    addr = lab.state.host(host).metrics_addr
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+    text = in_netns(lab.state.host(host).netns, get)
+    return [
+        (sample.name, dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def test_every_daemon_serves_metrics_that_match_service_ps(lab: Lab, tmp_path: Path) -> None:
+    """`lab up --metrics`: with a stack serving requests through the routing mesh, the
+    leader's tasks by service and state match `service ps`, h1 alone leads, and each running
+    task is reported by its own node, the ones that answered requests with the bytes their
+    network received."""
+    _deploy(lab, "met", "services:\n  web:\n    image: ${REGISTRY}/swl/web:1\n"
+            "    ports: ['8091:80']\n    deploy: {replicas: 2}\n", tmp_path)  # fmt: skip
+    client = ControlClient.unix(lab.state.host("h1").swarmlite_socket, timeout=TIMEOUT)
+
+    def running() -> list[Task]:
+        tasks = client.call(TASK_LS, TaskFilter(service="met_web")).tasks
+        return [t for t in tasks if t.status.state is TaskState.RUNNING]
+
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and len(running()) < 2:
+        time.sleep(0.5)
+    tasks = running()
+    assert len(tasks) == 2
+    assert _get(lab.state.host("h3").netns, lab.state.host("h2").addr, 8091, 20) == 20
+    hosts = {v.node.id: v.node.status.hostname for v in _nodes(lab)}
+
+    def received() -> dict[str, float] | None:
+        """Task id -> network bytes received, from the node that runs it, once every
+        running task is reported (the sampler reads every 5 s)."""
+        seen: dict[str, float] = {}
+        for task in tasks:
+            for name, labels, value in _scrape(lab, hosts[task.node_id]):
+                mine = labels.get("task") == task.id and labels.get("service") == "met_web"
+                if name == "swarmlite_task_network_receive_bytes_total" and mine:
+                    seen[task.id] = value
+        return seen if len(seen) == 2 and sum(seen.values()) > 0 else None
+
+    deadline = time.monotonic() + TIMEOUT
+    seen = received()
+    while seen is None and time.monotonic() < deadline:
+        time.sleep(1)
+        seen = received()
+    assert seen is not None, "the running tasks' network bytes were not reported"
+    leader = _scrape(lab, "h1")
+    states = {
+        labels["state"]: value
+        for name, labels, value in leader
+        if name == "swarmlite_tasks" and labels["service"] == "met_web"
+    }
+    assert states["running"] == len(running()) == 2
+    assert sum(states.values()) == len(client.call(TASK_LS, TaskFilter(service="met_web")).tasks)
+    for host in ("h1", "h2", "h3"):
+        samples = _scrape(lab, host)
+        leading = [v for n, _, v in samples if n == "swarmlite_raft_is_leader"]
+        assert leading == ([1.0] if host == "h1" else []), (host, leading)  # h1: the manager
+    ok("-H", lab.state.host("h1").swarmlite_host, "stack", "rm", "met")
+
+
+def test_a_service_autoscales_on_the_requests_the_routing_mesh_counts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """HTTP requests through the routing mesh (sent from h3, to h2's address, where the
+    connection enters the mesh) grow a service with an rps target to its maximum; once they
+    stop, it shrinks to its minimum, and each change says it was the requests."""
+    _deploy(
+        lab,
+        "rps",
+        "services:\n  web:\n    image: ${REGISTRY}/swl/web:1\n"
+        "    ports: ['8090:80']\n    deploy:\n      replicas: 1\n"
+        "      x-autoscale: {min: 1, max: 3, rps: 5, cooldown_up: 2s, cooldown_down: 6s}\n",
+        tmp_path,
+    )
+    client = ControlClient.unix(lab.state.host("h1").swarmlite_socket, timeout=TIMEOUT)
+    target = lab.state.host("h2").addr
+    stop = threading.Event()
+    served: list[int] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection((target, 8090), timeout=2) as conn:
+                    conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    if conn.recv(64).startswith(b"HTTP/1."):
+                        served.append(1)
+            except OSError:
+                pass
+            time.sleep(0.02)
+
+    def replicas() -> int:
+        view = client.call(SERVICE_INSPECT, NameRef(ref="rps_web"))
+        return view.service.spec.replicas
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and replicas() != count:
+            time.sleep(0.5)
+        assert replicas() == count, f"rps_web has {replicas()} replicas, not {count}"
+
+    since = time.time() - 1
+    loader = threading.Thread(target=in_netns, args=(lab.state.host("h3").netns, load))
+    loader.start()
+    try:
+        wait_for(3)
+    finally:
+        stop.set()
+        loader.join(timeout=30)
+    assert served, "no request was answered through the routing mesh"
+    wait_for(1)
+    out = ok(
+        "-H", lab.state.host("h1").swarmlite_host, "events", "--since", f"{since:.3f}",
+        "--until", f"{time.time():.3f}", "--filter", "service=rps_web", "--filter",
+        "type=service", "--format", "{{.Actor.Attributes.reason}}",
+    )  # fmt: skip
+    reasons = [line for line in out.splitlines() if " -> " in line]
+    assert reasons[0].startswith("rps ") and "target 5 req/s" in reasons[0], out
+    assert reasons[-1].startswith("rps ") and reasons[-1].endswith(" -> 1 replicas"), out
+    ok("-H", lab.state.host("h1").swarmlite_host, "stack", "rm", "rps")
 
 
 def test_status_shows_every_host_and_the_nodes(lab: Lab) -> None:

@@ -59,12 +59,17 @@ def lab() -> None:
 @lab.command("up")
 @click.option("--nodes", type=click.IntRange(1, 200), default=3, show_default=True)
 @click.option("--managers", type=click.IntRange(1, 200), default=1, show_default=True)
+@click.option(
+    "--metrics",
+    is_flag=True,
+    help="Each daemon serves Prometheus metrics on its host's address, port 9323.",
+)
 @_dir_option
-def up(nodes: int, managers: int, directory: Path) -> None:
+def up(nodes: int, managers: int, metrics: bool, directory: Path) -> None:
     """Start N hosts, each with its own dockerd and swarmlite daemon, as one cluster."""
     labs = _lab()
     where = labs.resolve_dir(directory)
-    state = labs.up(where, nodes=nodes, managers=managers, progress=click.echo)
+    state = labs.up(where, nodes=nodes, managers=managers, metrics=metrics, progress=click.echo)
     first = state.hosts[0]
     other = state.hosts[-1]
     image = f"{state.registry}/swl/web:1"
@@ -80,6 +85,14 @@ def up(nodes: int, managers: int, directory: Path) -> None:
                 f"  swarmlite lab exec --dir {where} {first.name} -- swarmlite node ls",
                 f"  swarmlite lab exec --dir {where} {other.name} -- docker pull {image}",
                 f"  swarmlite -H {first.swarmlite_host} node ls",
+                *(
+                    [
+                        f"  swarmlite lab exec --dir {where} {first.name} -- "
+                        f"busybox wget -qO- http://{first.metrics_addr}/metrics"
+                    ]
+                    if first.metrics_addr
+                    else []
+                ),
                 "",
                 "Tear it down:",
                 f"  swarmlite lab down --dir {where}",

@@ -246,10 +246,12 @@ def test_each_running_task_reports_its_container(metered: Metered) -> None:
             "task": task.id,
         }
         assert entry["swarmlite_task_memory_usage_bytes"] > 0
-        assert entry["swarmlite_task_cpu_seconds_total"] >= 0
+        assert entry["swarmlite_task_cpu_seconds_total"] > 0  # starting took some
         assert entry["swarmlite_task_memory_limit_bytes"] == 0  # metrics.yml sets none
-        assert entry["swarmlite_task_network_receive_bytes_total"] >= 0
-        assert entry["swarmlite_task_network_transmit_bytes_total"] >= 0
+        # These tasks have no network but loopback (the harness runs no overlays), which
+        # is not counted; tests/integration/test_lab.py sees bytes on a real overlay.
+        assert entry["swarmlite_task_network_receive_bytes_total"] == 0
+        assert entry["swarmlite_task_network_transmit_bytes_total"] == 0
 
 
 def test_a_bad_or_held_metrics_address_is_refused_up_front(
