@@ -112,6 +112,7 @@ def task_list_options() -> Callable[[F], F]:
 
 # --------------------------------------------------------------------------- option types
 
+
 def parse_duration(text: str) -> float:
     """Seconds in a Go-style duration (``2160h0m0s``, ``90d``, ``1h30m``, ``3600s``); days
     are allowed here, signs are not."""
