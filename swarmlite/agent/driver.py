@@ -9,6 +9,15 @@ Containers are found again after an agent restart by their labels
 (``swarmlite.cluster``, ``swarmlite.task``, ``swarmlite.service``, ``swarmlite.slot``,
 ``swarmlite.node``): `list_containers` returns them, so the agent adopts what runs
 instead of starting duplicates, and removes what is no longer assigned.
+
+Secrets and configs (`ContainerRequest.files`) follow one rule in every runtime: their
+content lives only in memory-backed files (a tmpfs, never a disk), readable only inside the
+task's container (with the uid, gid and mode of the reference; on the host only by the
+agent's user), and never in the runtime's data root: no archive upload into the container,
+which would land in its writable layer. They exist on the host from `create` until the
+container starts (then only the container's own mount holds them, until it ends), and are
+removed when a create or start fails, at `remove`, and at agent start by
+`remove_stale_files`. No log line or error message carries their content.
 """
 
 from __future__ import annotations
@@ -71,10 +80,10 @@ class RuntimeInfo:
 
 @dataclass(frozen=True)
 class FileData:
-    """A secret or config to place in the container at `target`."""
+    """A secret or config to place in the container at `target` (see the module's rule)."""
 
     target: str
-    data: bytes
+    data: bytes = field(repr=False)  # never in a log line or a traceback's message
     uid: int = 0
     gid: int = 0
     mode: int = 0o444
@@ -98,10 +107,14 @@ class RuntimeDriver(Protocol):
         ...
 
     async def create(self, request: ContainerRequest) -> str:
-        """Create (not start) the container; returns its id."""
+        """Create (not start) the container; returns its id. Its files are placed in memory
+        for it, readable inside it only; they are removed again if the create fails."""
         ...
 
-    async def start(self, container_id: str) -> None: ...
+    async def start(self, container_id: str) -> None:
+        """Start it. Its files leave the host once it started (or could not start; a
+        retryable error keeps them for the next try): only the container still sees them."""
+        ...
 
     async def inspect(self, container_id: str) -> ContainerState:
         """NotFound if it is gone."""
@@ -116,7 +129,14 @@ class RuntimeDriver(Protocol):
         ...
 
     async def remove(self, container_id: str) -> None:
-        """Remove it (and its anonymous volumes); no error if it is already gone."""
+        """Remove it (and its anonymous volumes, and any of its files still on the host);
+        no error if it is already gone."""
+        ...
+
+    async def remove_stale_files(self) -> None:
+        """Remove the secret and config files an earlier run of the agent left on this
+        node, but those of containers still waiting to start ("created"). The agent calls
+        it once at start, before it adopts containers."""
         ...
 
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:

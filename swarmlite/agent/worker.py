@@ -9,8 +9,10 @@ own the session (it is given `send`; the daemon passes `on_message` to the sessi
 container runtime (a `RuntimeDriver`), or the store, which it never touches.
 
 Adoption: at start (and so after the agent restarted while containers ran on) the worker
-lists this cluster's and node's containers by label before it acts on any assignment, so
-a task whose container still runs continues as RUNNING and is not created twice.
+has the runtime remove the secret and config files an earlier run left
+(`RuntimeDriver.remove_stale_files`), then lists this cluster's and node's containers by
+label before it acts on any assignment, so a task whose container still runs continues as
+RUNNING and is not created twice.
 Containers of tasks the manager does not name are stopped and removed, but only once the
 first Assignments arrived: until then the worker cannot tell "unknown" from "not told yet".
 
@@ -183,6 +185,8 @@ class Worker:
         delay = RETRY_MIN
         while not self._stopping:
             try:
+                # Files a previous run left (a secret of a task that ended meanwhile, say).
+                await self._driver.remove_stale_files()
                 containers = await self._driver.list_containers(labels)
                 break
             except SwarmliteError as exc:

@@ -2,12 +2,12 @@
 
 Owns both shapes (they differ only in how they are handled, not in what they hold).
 ``spec.name`` is unique among secrets and, separately, among configs. Secret data is
-never shown by the CLI.
+never shown by the CLI, nor by a SecretSpec's repr.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -20,6 +20,15 @@ class SecretSpec(msgspec.Struct, frozen=True, kw_only=True):
     name: str = ""
     data: bytes = b""
     labels: dict[str, str] = {}
+
+    # Never the content, should a secret end up in a log line, an error or a traceback.
+    def __repr__(self) -> str:
+        return (
+            f"SecretSpec(name={self.name!r}, data=<{len(self.data)} bytes>, labels={self.labels!r})"
+        )
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("name", self.name), ("data", f"<{len(self.data)} bytes>"), ("labels", self.labels)]
 
 
 class Secret(Meta, frozen=True, kw_only=True, tag="secret"):

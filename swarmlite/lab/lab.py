@@ -63,6 +63,7 @@ from swarmlite.lab.state import (
 )
 from swarmlite.log import kv
 from swarmlite.rpc import ControlClient as Client
+from swarmlite.runtime.taskfiles import mount_tmpfs
 from swarmlite.testing.cleanup import mounts_under, remove_cgroup_tree, unmount_under
 from swarmlite.testing.images import busybox_path
 
@@ -81,6 +82,7 @@ REQUIRED = {
     "setsid": "util-linux",
 }
 READY_TIMEOUT = 60.0
+LAB_FILES_SOURCE = "swl-lab-files"  # not taskfiles' own: a daemon never unmounts it
 _LONGEST_SOCKET = "h999/exec/containerd/containerd.sock.ttrpc"
 
 
@@ -283,6 +285,7 @@ def _start_dockerds(journal: Journal) -> None:
         hdir = journal.mkdir(Path(host.dir))
         hdir.chmod(0o700)
         (journal.path(hdir / "daemon.json")).write_text("{}\n")
+        _mount_task_files(journal, hdir / "files")
         journal.cgroup(host.cgroup_parent)
         cgroup = _tracking_cgroup(journal, host.name)
         log_path = journal.path(hdir / "dockerd.log")
@@ -297,6 +300,18 @@ def _start_dockerds(journal: Journal) -> None:
         started.append((host, pid))
     for host, pid in started:
         daemons.wait_dockerd(host, pid)
+
+
+def _mount_task_files(journal: Journal, path: Path) -> None:
+    """The tmpfs where the host's swarmlite daemon keeps its tasks' secrets and configs
+    (beside its socket), mounted before dockerd starts: dockerd's private mount namespace
+    is a copy of ours made then, so it sees this tmpfs and every file written there later,
+    but would never see one the daemon mounted itself afterwards."""
+    journal.mkdir(path).chmod(0o700)
+    try:
+        mount_tmpfs(path, source=LAB_FILES_SOURCE)
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot mount a tmpfs on {path}: {exc}") from exc
 
 
 def _proc(what: str, host: str, pid: int) -> Proc:
@@ -439,7 +454,7 @@ def down(directory: Path) -> DownReport:
         if not left:
             break
         report.processes += len(procs.end(left, belongs, grace=0))
-    # 5. Mounts under the lab dir (none when every dockerd had its own mount namespace).
+    # 5. Mounts under the lab dir: each host's task files tmpfs (dockerd's are its own).
     report.mounts = unmount_under(directory)
     # 6. Namespaces, the switch last (its veth ends go with their peers).
     switch = prefix + "sw"

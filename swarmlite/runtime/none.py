@@ -53,6 +53,9 @@ class NoRuntime:
     async def remove(self, container_id: str) -> None:
         return None
 
+    async def remove_stale_files(self) -> None:
+        return None  # it never placed a file
+
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:
         return []
 

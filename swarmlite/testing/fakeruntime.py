@@ -12,6 +12,11 @@ Time comes from the injected Clock: a container's state is worked out from its s
 when asked (no background tasks), so a FakeClock makes exits, output and health
 deterministic; waiters sleep on the Clock until the next thing can happen.
 
+Secrets and configs follow the contract's rule as the Docker driver does: a container's
+files are on the pretend node (`host_files`) from `create` until it starts (or fails to),
+is removed, or `remove_stale_files` finds it not "created"; the container itself sees them
+(`read_file`) while it is created or running.
+
 Does not own the Protocol (`agent.driver`). Invariants: errors are swarmlite's, with the
 same classes the Docker driver raises; a container never leaves "exited" except by
 `start` again; the exit code of a kill is 137, as Docker's.
@@ -128,6 +133,8 @@ class _Daemon:
     containers: dict[str, FakeContainer] = field(default_factory=dict)
     failures: dict[str, list[SwarmliteError]] = field(default_factory=dict)
     pids: int = 1000  # the last pid handed out
+    # The node's memory-backed files directory: container name -> its files.
+    staged: dict[str, list[FileData]] = field(default_factory=dict)
 
 
 class FakeRuntime:
@@ -232,8 +239,22 @@ class FakeRuntime:
         return self._get(container_id)
 
     def read_file(self, container_id: str, path: str) -> FileData | None:
-        """A secret/config file as the container sees it at `path`, if there is one."""
-        return self._get(container_id).files.get(path)
+        """A secret/config file as the container sees it at `path`, if there is one (only
+        while it is created or running: a container that ended has no mounts)."""
+        container = self._get(container_id)
+        self._refresh(container)
+        if container.status not in ("created", "running"):
+            return None
+        return container.files.get(path)
+
+    def leave_files(self, name: str, files: Iterable[FileData]) -> None:
+        """Files an earlier run of the agent left on the node for container `name`."""
+        self._daemon.staged[name] = list(files)
+
+    def host_files(self) -> dict[str, list[FileData]]:
+        """The secret/config files on the node itself (outside any container), by the
+        name of the container they wait for."""
+        return {name: list(files) for name, files in self._daemon.staged.items()}
 
     @property
     def images(self) -> set[str]:
@@ -307,12 +328,21 @@ class FakeRuntime:
             healthcheck=_merge_health(spec.healthcheck, image.healthcheck),
         )
         self._daemon.containers[container_id] = container
+        if request.files:
+            self._daemon.staged[request.name] = list(request.files)
         return container_id
 
     async def start(self, container_id: str) -> None:
-        self._maybe_fail("start", container_id)
+        try:
+            self._maybe_fail("start", container_id)
+        except SwarmliteError as exc:
+            found = self._find(container_id)
+            if found is not None and not exc.retryable:
+                self._daemon.staged.pop(found.name, None)  # it cannot start: files go
+            raise
         container = self._get(container_id)
         self._refresh(container)
+        self._daemon.staged.pop(container.name, None)  # only the container's mounts hold them
         if container.status == "running":
             return
         container.status, container.exit_code, container.error = "running", None, ""
@@ -382,7 +412,15 @@ class FakeRuntime:
             self._end(container, KILLED, self.clock.monotonic())
         container.status = "removed"
         del self._daemon.containers[container.id]
+        self._daemon.staged.pop(container.name, None)
         self._notify(container)
+
+    async def remove_stale_files(self) -> None:
+        self._maybe_fail("remove_stale_files")
+        for name in list(self._daemon.staged):
+            container = self._find(name)
+            if container is None or self._state(container).status != "created":
+                del self._daemon.staged[name]
 
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:
         self._maybe_fail("list_containers", dict(labels))

@@ -17,7 +17,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
@@ -49,12 +49,14 @@ from swarmlite.api import (
 )
 from swarmlite.errors import (
     AlreadyExists,
+    ContainerFailed,
     ImageNotFound,
     NotFound,
     RuntimeFailure,
     RuntimeUnavailable,
 )
 from swarmlite.runtime.docker import DockerDriver
+from swarmlite.runtime.taskfiles import memory_backed
 from swarmlite.testing.clock import FakeClock
 from swarmlite.testing.dockerd import Dockerd, engine_json, engine_request
 from swarmlite.testing.fakeruntime import DEAF, FakeImage, FakeProgram, FakeRuntime
@@ -90,6 +92,38 @@ class Harness:
         driver = self.new_driver()
         self._opened.append(driver)
         return driver
+
+    def host_files(self) -> dict[str, list[FileData]]:
+        """The secret/config files on the node outside any container, by container name."""
+        if self.fake is not None:
+            return self.fake.host_files()
+        assert self.files_dir is not None
+        found: dict[str, list[FileData]] = {}
+        if not self.files_dir.is_dir():
+            return found
+        for folder in sorted(self.files_dir.iterdir()):
+            found[folder.name] = [
+                FileData(
+                    target=str(path),
+                    data=path.read_bytes(),
+                    uid=path.stat().st_uid,
+                    gid=path.stat().st_gid,
+                    mode=path.stat().st_mode & 0o7777,
+                )
+                for path in sorted(folder.iterdir())
+            ]
+        return found
+
+    def leave_files(self, name: str, files: list[FileData]) -> None:
+        """Files an earlier run of the agent left on the node for container `name`."""
+        if self.fake is not None:
+            self.fake.leave_files(name, files)
+            return
+        assert self.files_dir is not None
+        folder = self.files_dir / name
+        folder.mkdir(parents=True)
+        for index, item in enumerate(files):
+            (folder / str(index)).write_bytes(item.data)
 
     def request(
         self,
@@ -517,7 +551,105 @@ async def test_secret_and_config_files_are_in_the_container_with_their_mode(
     await runtime.driver.remove(cid)
 
 
-# -- a full spec -----------------------------------------------------------------------
+async def test_files_live_in_memory_and_leave_the_host_once_the_container_runs(
+    runtime: Harness,
+) -> None:
+    secret = FileData(target="/run/secrets/token", data=b"s3cret", uid=1000, gid=1001, mode=0o400)
+    argv = runtime.script(
+        sh("stat -f -c %T /run/secrets/token; cat /run/secrets/token; echo; sleep 3600"),
+        FakeProgram(output=((0.0, "stdout", "tmpfs"), (0.0, "stdout", "s3cret"))),
+    )
+    request = runtime.request(command=argv, files=[secret])
+    cid = await runtime.driver.create(request)
+
+    # Created: on the node (as the reference says, in memory, root's dirs only) for it.
+    staged = runtime.host_files()
+    assert list(staged) == [request.name]
+    [held] = staged[request.name]
+    assert (held.data, held.uid, held.gid, held.mode) == (b"s3cret", 1000, 1001, 0o400)
+    if runtime.files_dir is not None:
+        assert memory_backed(runtime.files_dir)
+        for folder in (runtime.files_dir, runtime.files_dir / request.name):
+            info = folder.stat()
+            assert (info.st_mode & 0o777, info.st_uid) == (0o700, 0), folder
+
+    await runtime.driver.start(cid)
+    # Running: only the container's own mount holds it, still on a tmpfs.
+    assert runtime.host_files() == {}
+    lines: list[str] = []
+    async with (
+        asyncio.timeout(DEADLINE),
+        contextlib.aclosing(runtime.driver.logs(cid, follow=True)) as entries,
+    ):
+        async for entry in entries:
+            lines.append(entry.line)
+            if len(lines) == 2:
+                break
+    assert lines == ["tmpfs", "s3cret"]
+
+    await runtime.driver.stop(cid, grace=0.5)
+    await runtime.driver.remove(cid)
+    assert runtime.host_files() == {}
+
+
+async def test_files_of_a_container_that_cannot_start_leave_the_host(runtime: Harness) -> None:
+    secret = FileData(target="/run/secrets/token", data=b"s3cret", mode=0o400)
+    request = runtime.request(command=["/no/such/program"], files=[secret])
+    cid = await runtime.driver.create(request)
+    assert list(runtime.host_files()) == [request.name]
+    if runtime.fake is not None:  # the fake runs no executable: say what dockerd answers
+        runtime.fake.fail_next("start", ContainerFailed("no such file or directory"))
+    with pytest.raises(ContainerFailed) as failed:
+        await runtime.driver.start(cid)
+    assert b"s3cret".decode() not in failed.value.message
+    assert runtime.host_files() == {}
+    await runtime.driver.remove(cid)
+
+
+async def test_a_failed_create_leaves_no_files_and_touches_none_of_another(
+    runtime: Harness,
+) -> None:
+    secret = FileData(target="/run/secrets/token", data=b"s3cret", mode=0o400)
+    with pytest.raises(ImageNotFound):
+        await runtime.driver.create(runtime.request(image="swl/absent:1", files=[secret]))
+    assert runtime.host_files() == {}
+
+    first = runtime.request(files=[secret])
+    cid = await runtime.driver.create(first)
+    other = FileData(target="/run/secrets/token", data=b"other", mode=0o400)
+    again = runtime.request(files=[other])
+    with pytest.raises(AlreadyExists):
+        await runtime.driver.create(replace(again, name=first.name))
+    assert [f.data for f in runtime.host_files()[first.name]] == [b"s3cret"]
+    await runtime.driver.remove(cid)
+    assert runtime.host_files() == {}
+
+
+async def test_an_agent_start_removes_stale_files_but_those_of_created_containers(
+    runtime: Harness,
+) -> None:
+    secret = FileData(target="/run/secrets/token", data=b"s3cret", mode=0o444)
+    argv = runtime.script(sh("cat /run/secrets/token"), FakeProgram.prints(stdout=["s3cret"]))
+    waiting = runtime.request(command=argv, files=[secret])
+    waiting_id = await runtime.driver.create(waiting)
+    running = runtime.request(image=runtime.images.web_v1)
+    running_id = await runtime.driver.create(running)
+    await runtime.driver.start(running_id)
+    # The agent died between a start and its clean-up, and after a create of a container
+    # that is gone now.
+    runtime.leave_files(running.name, [secret])
+    runtime.leave_files("swl-contract-gone", [secret])
+    assert set(runtime.host_files()) == {waiting.name, running.name, "swl-contract-gone"}
+
+    restarted = runtime.another_driver()
+    await restarted.remove_stale_files()
+    assert list(runtime.host_files()) == [waiting.name]
+    await restarted.start(waiting_id)  # what it waited for is still there
+    assert await restarted.wait(waiting_id) == 0
+    assert [e.line for e in await collect(runtime, waiting_id)] == ["s3cret"]
+    assert runtime.host_files() == {}
+    for cid in (waiting_id, running_id):
+        await restarted.remove(cid)
 
 
 async def test_a_spec_with_every_option_runs(runtime: Harness) -> None:

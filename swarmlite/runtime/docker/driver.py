@@ -10,12 +10,16 @@ Choices, as Docker's swarm mode makes them where it has one:
 
 - Identity labels (``swarmlite.cluster/.task/.service/.slot/.node``) are set on every
   container and win over user labels, so `list_containers` finds them after a restart.
-- Secrets and configs (``ContainerRequest.files``) are written to a per-container
-  directory under ``files_dir`` (default ``/run/swarmlite/files``: ``/run`` is a tmpfs,
-  so their plaintext never reaches a disk, as swarm keeps them in memory) with their
-  uid/gid/mode, and bind-mounted read-only, one file each. Unlike ``PUT /archive`` this
-  works with ``read_only: true`` and keeps them out of the container's writable layer.
-  `remove` deletes the directory. The daemon must share the driver's mount namespace.
+- Secrets and configs (``ContainerRequest.files``) are written by ``runtime.taskfiles``
+  to a per-container directory under ``files_dir`` (default ``/run/swarmlite/files``),
+  which is memory-backed (a tmpfs is mounted on it when it is not), with their
+  uid/gid/mode, and bind-mounted read-only, one file each. Never ``PUT /archive``: that
+  writes them into the container's layer in dockerd's data root (on disk); a bind mount
+  also works with ``read_only: true``. The host's copy is deleted as soon as the container
+  has started (its mount keeps the file readable inside, and only there, until it ends),
+  when a create or start fails, at `remove`, and by `remove_stale_files` at agent start.
+  dockerd must see the driver's mounts (the same mount namespace, or one that had the
+  files directory's tmpfs when it was made, as a lab's has).
 - `pull` never contacts a registry for an image already present. Any failed pull of a
   missing image is ImageNotFound carrying the daemon's reason (unknown, denied or
   unreachable registry), so the task is rejected and replaced later, as in swarm.
@@ -34,8 +38,6 @@ import datetime
 import json
 import logging
 import math
-import os
-import shutil
 import struct
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -53,7 +55,6 @@ from swarmlite.agent.driver import (
     ContainerRequest,
     ContainerState,
     ContainerStats,
-    FileData,
     LogEntry,
     RuntimeInfo,
 )
@@ -70,6 +71,7 @@ from swarmlite.errors import (
 from swarmlite.log import kv
 from swarmlite.runtime.docker.engine import Engine, translated
 from swarmlite.runtime.docker.stats import read_net_dev, stats_from_docker
+from swarmlite.runtime.taskfiles import TaskFiles
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +273,11 @@ class DockerDriver:
         self.cluster_id = cluster_id
         self.node_id = node_id
         self.files_dir = Path(files_dir)
+        self._files = TaskFiles(self.files_dir)
+        self._names: dict[str, str] = {}  # container id -> name, for those with files
 
     async def close(self) -> None:
+        self._files.close()
         await self.engine.close()
 
     async def info(self) -> RuntimeInfo:
@@ -315,7 +320,7 @@ class DockerDriver:
         return True
 
     async def create(self, request: ContainerRequest) -> str:
-        binds = self._write_files(request.name, request.files)
+        binds = self._files.write(request.name, request.files)
         config = container_config(
             request, cluster_id=self.cluster_id, node_id=self.node_id, file_binds=binds
         )
@@ -326,37 +331,41 @@ class DockerDriver:
                 self.engine.docker.containers.create(config, name=request.name),
             )
         except SwarmliteError:
-            self._remove_files(request.name)
+            self._files.drop(request.name)
             raise
+        if binds:
+            self._names[container.id] = request.name
         log.info("container created %s", kv(task=request.task.id, id=container.id[:12]))
         return container.id
 
-    def _files_root(self, name: str) -> Path:
-        return self.files_dir / name.lstrip("/")
+    async def _drop_files(self, container_id: str) -> None:
+        """The container started or cannot start: its files leave the host."""
+        name = self._names.pop(container_id, None)
+        if name is None:  # created by an earlier run of the agent
+            if not self._files.names():
+                return
+            try:
+                data = await self.engine.call(
+                    container_id, "container", self._container(container_id).show()
+                )
+            except SwarmliteError:
+                return  # gone, or the daemon is away: `remove_stale_files` sees to it
+            name = str(data.get("Name", ""))
+        self._files.drop(name)
 
-    def _write_files(self, name: str, files: list[FileData]) -> list[str]:
-        if not files:
-            return []
-        root = self._files_root(name)
-        try:
-            root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            binds = []
-            for index, item in enumerate(files):
-                if not item.target.startswith("/"):
-                    raise InvalidArgument(f"file target must be absolute: {item.target!r}")
-                path = root / str(index)
-                path.write_bytes(item.data)
-                if os.geteuid() == 0:
-                    os.chown(path, item.uid, item.gid)
-                path.chmod(item.mode)
-                binds.append(f"{path}:{item.target}:ro")
-            return binds
-        except OSError as exc:
-            shutil.rmtree(root, ignore_errors=True)
-            raise RuntimeFailure(f"cannot write secrets/configs for {name}: {exc}") from exc
-
-    def _remove_files(self, name: str) -> None:
-        shutil.rmtree(self._files_root(name), ignore_errors=True)
+    async def remove_stale_files(self) -> None:
+        on_disk = not self._files.memory_backed()
+        for name in self._files.names():
+            if not on_disk:
+                try:
+                    data = await self.engine.call(name, "container", self._container(name).show())
+                except NotFound:
+                    data = {}
+                if (data.get("State") or {}).get("Status") == "created":
+                    continue  # still to be started: it needs them
+            # Left on a disk by an older version, or its container ran or is gone.
+            self._files.drop(name)
+            log.info("stale task files removed %s", kv(container=name))
 
     def _container(self, container_id: str) -> DockerContainer:
         return self.engine.docker.containers.container(container_id)
@@ -364,11 +373,16 @@ class DockerDriver:
     async def start(self, container_id: str) -> None:
         try:
             await self.engine.call(container_id, "container", self._container(container_id).start())
-        except (NotFound, RuntimeUnavailable):
+        except RuntimeUnavailable:
+            raise  # it may start on the next try: its files stay until then
+        except NotFound:
+            await self._drop_files(container_id)  # removed behind our back
             raise
         except RuntimeFailure as exc:
             # The daemon could not start the process (missing executable, bad mount, ...).
+            await self._drop_files(container_id)
             raise ContainerFailed(exc.message, details=exc.details) from exc
+        await self._drop_files(container_id)
 
     async def inspect(self, container_id: str) -> ContainerState:
         data = await self.engine.call(
@@ -422,7 +436,8 @@ class DockerDriver:
             await self.engine.call(
                 container_id, "container", self._container(container_id).delete(force=True, v=True)
             )
-        self._remove_files(str(state.get("Name", "")))
+        self._names.pop(container_id, None)
+        self._files.drop(str(state.get("Name", "")))
         log.info("container removed %s", kv(id=container_id[:12]))
 
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:

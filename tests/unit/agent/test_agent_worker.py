@@ -224,3 +224,53 @@ async def test_secrets_from_the_assignments_reach_the_task(
     cid = worker.manager.last("t1").container_id
     files = driver.container(cid).request.files
     assert [(f.target, f.data) for f in files] == [("/run/secrets/pw", b"hunter2")]
+
+
+async def test_a_running_tasks_secret_is_only_in_its_container_and_goes_when_it_ends(
+    worker, driver, clock, task_factory
+) -> None:
+    from swarmlite.api import FileRef, Secret, SecretSpec
+
+    task = task_factory(secrets=[FileRef(name="pw", target="pw", mode=0o400, uid="1000")])
+    secret = Secret(id="sec1", spec=SecretSpec(name="pw", data=b"hunter2"))
+    await worker.on_message(Assignments(tasks=[task], secrets=[secret]))
+    await pump(clock)
+    running = worker.manager.last("t1")
+    assert running.state is TaskState.RUNNING
+    assert driver.host_files() == {}  # not on the node: only in the container's mount
+    seen = driver.read_file(running.container_id, "/run/secrets/pw")
+    assert seen is not None and (seen.data, seen.mode, seen.uid) == (b"hunter2", 0o400, 1000)
+
+    driver.exit(running.container_id, 0)
+    await pump(clock)
+    assert worker.manager.last("t1").state is TaskState.COMPLETE
+    assert driver.read_file(running.container_id, "/run/secrets/pw") is None
+    assert driver.host_files() == {}
+
+
+async def test_a_starting_agent_removes_the_files_an_earlier_run_left(
+    driver, clock, task_factory
+) -> None:
+    from swarmlite.agent.driver import FileData
+
+    waiting = task_factory("t1")
+    secret = FileData(target="/run/secrets/pw", data=b"hunter2")
+    created = await driver.create(
+        ContainerRequest(task=waiting, name="shop_web.1.t1", labels=ours(waiting), files=[secret])
+    )
+    driver.leave_files("shop_web.2.t2", [secret])  # its container is gone
+    driver.calls.clear()
+    manager = Manager()
+    worker = Worker("n1", "cl1", driver, clock, manager.send)
+    run = asyncio.create_task(worker.run())
+    await pump(clock)
+    assert driver.names()[:2] == ["remove_stale_files", "list_containers"]
+    assert list(driver.host_files()) == ["shop_web.1.t1"]  # still to start: it needs them
+
+    await worker.on_message(Assignments(tasks=[waiting]))
+    await pump(clock)
+    assert manager.last("t1").state is TaskState.RUNNING
+    assert manager.last("t1").container_id == created
+    assert driver.host_files() == {}
+    worker.stop()
+    await run
