@@ -3,8 +3,10 @@
 Owns the data dir's layout (see `daemon`), the options a node keeps (`NodeOptions`, saved
 in `node.json`; the listen and metrics addresses are checked before anything is written),
 and the first state of a node: `init_cluster` (a new cluster: CA, node certificate, raft
-log with the cluster's first objects), `join_cluster` (the CA pinned by the token, a
-certificate signed by the leader) and `leave_local`; later changes to `node.json`
+log with the cluster's first objects; with a `Backup`, also the objects a restore keeps:
+`restored_objects`), `join_cluster` (the CA pinned by the token, a certificate signed by
+the leader), `_force_new_cluster` (a surviving manager alone, its store kept) and
+`leave_local`; later changes to `node.json`
 (`remember_managers`, `change_role`). All or nothing: everything is made in a staging
 directory and moved in place, `node.json` last; its presence means "this data dir holds a
 cluster". Runs nothing: `daemon.start_daemon` runs the node.
@@ -30,16 +32,21 @@ from swarmlite import __version__
 from swarmlite.api import (
     Cluster,
     ClusterSpec,
+    Config,
     JoinSecrets,
+    Network,
     Node,
     NodeRole,
     NodeSpec,
     NodeState,
     NodeStatus,
+    Object,
     RootCAMaterial,
+    Secret,
+    Service,
     new_id,
 )
-from swarmlite.api.control import JoinReply, JoinRequest
+from swarmlite.api.control import Backup, JoinReply, JoinRequest
 from swarmlite.api.routes import JOIN
 from swarmlite.ca import (
     NodeCredentials,
@@ -56,6 +63,7 @@ from swarmlite.errors import FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
 from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL
 from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
+from swarmlite.raft.sealing import load_keys, new_unlock_key
 from swarmlite.rpc import RpcClient
 from swarmlite.rpc.listen import probe_listen
 from swarmlite.store import Tx
@@ -83,6 +91,7 @@ class NodeOptions:
     default_addr_pool: str | None = None  # default 10.0.0.0/8
     default_addr_pool_mask_length: int | None = None  # default 24
     mesh_pool: str | None = None  # default 100.96.0.0/16
+    autolock: bool = False  # init: seal the managers' raft keys with an unlock key
     # `swarmlite daemon` only: the Docker Engine API on TCP too, with TLS requiring client
     # certificates signed by the CA (the unix socket beside `socket_path` is always served)
     docker_api_addr: str | None = None  # HOST:PORT
@@ -206,6 +215,61 @@ def _check_fresh(opts: NodeOptions) -> None:
         )
 
 
+# sun_path holds 108 bytes on Linux, the last one a NUL.
+_MAX_UNIX_PATH = 107
+
+
+def _check_paths(opts: NodeOptions) -> None:
+    """The data dir and the local socket can be made where they are asked for, checked
+    before init/join write anything, so that a refused one can simply be run again."""
+    data_dir = opts.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise FailedPrecondition(f"--data-dir {data_dir} exists and is not a directory")
+    _check_writable(_nearest_existing(data_dir), f"--data-dir {data_dir}")
+    path = opts.socket_path
+    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
+        raise InvalidArgument(
+            f"--socket {path} is {len(os.fsencode(path))} bytes long, more than the "
+            f"{_MAX_UNIX_PATH} a unix socket's path may have",
+            hint="choose a shorter --socket (or --data-dir)",
+        )
+    parent = path.parent
+    if parent != data_dir:  # init/join create the data dir; any other must exist
+        if not parent.is_dir():
+            raise FailedPrecondition(
+                f"--socket {path}: the directory {parent} does not exist",
+                hint=f"create it first (mkdir -p {parent}), or choose another --socket",
+            )
+        _check_writable(parent, f"--socket {path}")
+    if path.exists() and not path.is_socket():
+        raise FailedPrecondition(f"--socket {path} exists and is not a socket")
+    if path.exists():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                return  # a stale socket of a dead daemon: the new one replaces it
+        raise FailedPrecondition(
+            f"a daemon is already listening on {path}",
+            hint="stop it first, or choose another --socket",
+        )
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path("/")
+
+
+def _check_writable(directory: Path, what: str) -> None:
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise FailedPrecondition(
+            f"{what}: this user may not write in {directory}",
+            hint="run as a user that may (root for the default paths), or choose another path",
+        )
+
+
 def split_addr(addr: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     host, sep, port = addr.rpartition(":")
     if not sep:
@@ -266,11 +330,23 @@ def _commit_staging(staging: Path, data_dir: Path, state: NodeFile) -> None:
     write_node(data_dir, state)
 
 
-def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitResult:
-    """Write a new cluster's first state into opts.data_dir; the daemon is not started."""
+def init_cluster(
+    opts: NodeOptions, *, force_new_cluster: bool = False, restore: Backup | None = None
+) -> InitResult:
+    """Write a new cluster's first state into opts.data_dir; the daemon is not started.
+    With ``restore``, the new cluster starts with what `restored_objects` keeps of a backup
+    and the backup's cluster settings (a new cluster id, CA and join tokens all the same)."""
     if force_new_cluster and _node_file(opts.data_dir).exists():
         return _force_new_cluster(opts)
     _check_fresh(opts)
+    _check_paths(opts)
+    restored: tuple[ClusterSpec, list[Object]] | None = None
+    if restore is not None:
+        restored = restored_objects(restore)  # checked whole before anything is written
+        settings = restored[0].settings
+        opts = replace(
+            opts, heartbeat_period=settings.heartbeat_period, cert_expiry=settings.cert_expiry
+        )
     _check_listen(opts.listen_addr)
     _check_metrics(opts)
     _check_dashboard(opts)
@@ -289,7 +365,7 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
     staging = _staging(opts.data_dir)
     try:
         write_credentials(staging / "certs", creds)
-        storage = RaftStorage.open(staging / "raft")
+        storage = RaftStorage.open(staging / "raft", keys=load_keys(staging / "raft"))
         storage.recover()
         hard_state, entries = RaftCore.bootstrap([Member(node_id, advertise, True)])
         cluster = Cluster(
@@ -306,9 +382,12 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
                     cluster.spec.settings,
                     heartbeat_period=opts.heartbeat_period,
                     cert_expiry=opts.cert_expiry,
+                    autolock=opts.autolock,
                 ),
                 labels=_pool_labels(opts),
             ),
+            # The daemon seals its raft keys with it as soon as it starts (manager.py).
+            unlock_key=new_unlock_key() if opts.autolock else "",
         )
         node = Node(
             id=node_id,
@@ -321,7 +400,15 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
                 version=__version__,
             ),
         )
+        if restored is not None:  # autolock is this init's (--autolock), with its own key
+            spec = restored[0]
+            settings = msgspec.structs.replace(spec.settings, autolock=opts.autolock)
+            cluster = msgspec.structs.replace(
+                cluster, spec=msgspec.structs.replace(spec, settings=settings)
+            )
         tx = Tx().create(cluster).create(node)
+        for obj in restored[1] if restored is not None else ():
+            tx.create(obj)
         entries.append(Entry(1, 2, EntryKind.NORMAL, tx.encode(now=time.time())))
         storage.write(hard_state, entries)
         storage.close()
@@ -346,6 +433,37 @@ def init_cluster(opts: NodeOptions, *, force_new_cluster: bool = False) -> InitR
         raise
     log.info("cluster initialised %s", kv(node=node_id, cluster=cluster_id, addr=advertise))
     return InitResult(node_id=node_id, cluster_id=cluster_id, advertise_addr=advertise)
+
+
+RESTORED_KINDS: tuple[type[Object], ...] = (Service, Network, Secret, Config)
+
+
+def restored_objects(backup: Backup) -> tuple[ClusterSpec, list[Object]]:
+    """What a restore keeps of a backup: the cluster's spec (settings, address pools,
+    labels) and every service, network, secret (with its content) and config, each to be
+    created anew (a new version, in the new cluster's first entry). Nodes and tasks are
+    not kept: the old nodes are not part of the new cluster, and the orchestrator makes
+    each service's tasks again on the new nodes (a job runs again). The old CA, cluster id
+    and join secrets are not kept either: a restored cluster trusts no certificate of the
+    old one. Raises InvalidArgument if the backup cannot start a cluster."""
+    from swarmlite.store import MemoryStore
+
+    clusters = [obj for obj in backup.objects if isinstance(obj, Cluster)]
+    if len(clusters) != 1:
+        raise InvalidArgument(
+            f"the backup holds {len(clusters)} cluster objects; a backup of a cluster holds one"
+        )
+    kept = [obj for obj in backup.objects if isinstance(obj, RESTORED_KINDS)]
+    trial = MemoryStore()  # the same checks the new cluster's first entry will meet
+    tx = Tx()
+    for obj in kept:
+        tx.create(obj)
+    result = trial.apply(1, tx.encode(now=0.0))
+    if result.error is not None:
+        raise InvalidArgument(
+            f"the backup's objects cannot be restored: {result.error.message}"
+        ) from result.error
+    return clusters[0].spec, kept
 
 
 def _pool_labels(opts: NodeOptions) -> dict[str, str]:
@@ -378,7 +496,7 @@ def _force_new_cluster(opts: NodeOptions) -> InitResult:
     if state.role is not NodeRole.MANAGER:
         raise FailedPrecondition("--force-new-cluster needs a manager's data dir")
     raft_dir = opts.data_dir / "raft"
-    storage = RaftStorage.open(raft_dir)
+    storage = RaftStorage.open(raft_dir, keys=load_keys(raft_dir))  # Locked: unlock first
     recovered = storage.recover()
     storage.close()
     memory = MemoryStore()
@@ -398,7 +516,7 @@ def _force_new_cluster(opts: NodeOptions) -> InitResult:
     membership = Membership((Member(state.node_id, advertise, True),))
     staging = _staging(opts.data_dir)
     try:
-        fresh = RaftStorage.open(staging / "raft")
+        fresh = RaftStorage.open(staging / "raft", keys=load_keys(staging / "raft"))
         fresh.recover()
         fresh.save_snapshot(Snapshot(SnapshotMeta(index, term, membership), memory.snapshot()))
         fresh.write(HardState(term=recovered.hard_state.term + 1), [])
@@ -416,6 +534,7 @@ def _force_new_cluster(opts: NodeOptions) -> InitResult:
 def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
     """Join through `manager` with `token`; writes this node's state, does not start it."""
     _check_fresh(opts)
+    _check_paths(opts)
     _check_metrics(opts)
     _check_dashboard(opts)
     parsed = parse_token(token)

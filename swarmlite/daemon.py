@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import math
 import os
 import platform
 import random
@@ -59,9 +61,18 @@ from swarmlite.api.control import (
     ManagerMessage,
     SessionHello,
     SessionInfo,
+    UnlockRequest,
     VersionInfo,
 )
-from swarmlite.api.routes import INFO, LEAVE, NOT_A_MANAGER, PUBLIC_PATHS, ROUTES, VERSION
+from swarmlite.api.routes import (
+    INFO,
+    LEAVE,
+    NOT_A_MANAGER,
+    PUBLIC_PATHS,
+    ROUTES,
+    UNLOCK,
+    VERSION,
+)
 from swarmlite.bootstrap import (  # the CLI reaches the node's state through daemon
     DEFAULT_DATA_DIR,
     DEFAULT_PORT,
@@ -90,6 +101,7 @@ from swarmlite.errors import FailedPrecondition, SwarmliteError, Unavailable
 from swarmlite.log import kv
 from swarmlite.manager.manager import Manager
 from swarmlite.network.rotation import MESH_KEY_ROTATION, MeshKeyRotation
+from swarmlite.raft.sealing import DataKeys, is_locked, load_keys, parse_unlock_key
 from swarmlite.rpc import Peer, RpcClient, RpcServer
 from swarmlite.runtime.docker import DockerDriver
 from swarmlite.runtime.none import NoRuntime
@@ -115,13 +127,38 @@ __all__ = [
     "load_options",
     "local_info",
     "start_daemon",
+    "stop_running",
 ]
 
 log = logging.getLogger(__name__)
 
-_RESTART = 75  # run() asks its caller to start the daemon again (role changed)
+_RESTART = 75  # run() asks its caller to start the daemon again (role changed, disk back)
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_MIN_FREE_BYTES = 16 * 1024 * 1024  # free space before a manager whose disk filled starts again
+_SPACE_POLL = 0.5  # seconds between looks at the free space
+
+
+def _existing_dir(path: Path) -> Path:
+    """The nearest directory at or above ``path`` that exists (where to look for space)."""
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _leaves(group: BaseExceptionGroup[SwarmliteError]) -> list[SwarmliteError]:
+    """The errors of an exception group, however deeply nested."""
+    found: list[SwarmliteError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found += _leaves(exc)
+        else:
+            found.append(exc)
+    return found
+
+
 _KERNEL_WIREGUARD = "/sys/module/wireguard"
 DOCKER_API_PORT = 2376  # dockerd's TLS port, when --docker-api-addr names none
+LOG_FILE_ENV = "SWARMLITE_LOG_FILE"  # a detached daemon's log file, rotated by size
 
 
 # --------------------------------------------------------------------------- starting
@@ -138,8 +175,14 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
     """Foreground: run until SIGTERM/SIGINT and return the exit code. Otherwise: spawn a
     detached daemon, wait until it is ready, and return its pid."""
     if foreground:
-        swl_log.setup(os.environ.get("SWARMLITE_LOG_LEVEL", "INFO"))
+        level = os.environ.get("SWARMLITE_LOG_LEVEL", "INFO")
+        log_to = os.environ.get(LOG_FILE_ENV)
+        if log_to:  # detached by start_daemon: a size-rotated file (swarmlite.log)
+            swl_log.setup_file(Path(log_to), level)
+        else:
+            swl_log.setup(level)
         logging.getLogger("aiohttp").setLevel(logging.ERROR)
+        _tune_malloc()
         while True:
             code = asyncio.run(Daemon(opts).run())
             if code != _RESTART:
@@ -163,6 +206,7 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
             stdout=log_file,
             stderr=log_file,
             start_new_session=True,
+            env={**os.environ, LOG_FILE_ENV: str(log_path)},
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -173,7 +217,7 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
             )
         with contextlib.suppress(SwarmliteError):
             info = asyncio.run(local_info(opts.socket_path))
-            if info.state == "active":
+            if info.state in ("active", "locked"):  # locked: up, waiting for `swarm unlock`
                 return proc.pid
         time.sleep(0.1)
     raise Unavailable(
@@ -182,10 +226,61 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
     )
 
 
+def _tune_malloc() -> None:
+    """Make memory that peers made us take go back to the system once they leave.
+
+    glibc raises its mmap threshold each time a large block is freed, after which blocks of
+    that size (asyncio's per-connection TLS buffers) come from the heap, where freeing them
+    returns nothing; a fixed threshold keeps them mmapped, and so returned at close. Does
+    nothing off glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 64 * 1024)
+        libc.mallopt(m_trim_threshold, 256 * 1024)
+
+
 def _tail(path: Path, lines: int = 10) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     return "(no log)"
+
+
+def stop_running(data_dir: Path, timeout: float = 30.0) -> int | None:
+    """Stop the daemon that runs on ``data_dir`` (SIGTERM, as systemd would) and wait until
+    it has exited; return its pid, or None if none runs. A daemon is the pid in the data
+    dir's pid file whose command line names ``data_dir`` (so a reused pid is not touched)."""
+    try:
+        pid = int((data_dir / "swarmlite.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not _runs_on(pid, data_dir):
+        return None
+    log.info("stopping the running daemon %s", kv(pid=pid, data_dir=data_dir))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _runs_on(pid, data_dir):
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                f"the swarmlite daemon of {data_dir} (pid {pid}) did not stop within {timeout:g}s",
+                hint=f"stop it (`kill -9 {pid}`) and run the command again",
+            )
+        time.sleep(0.1)
+    return pid
+
+
+def _runs_on(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a live (not zombie) process whose command line names ``data_dir``."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status and os.fsencode(str(data_dir)) in cmdline
 
 
 def dashboard_url(data_dir: Path) -> str:
@@ -234,17 +329,32 @@ class Daemon:
         self._leaving = False
         self._net: NodeNetwork | None = None
         self._runtime_name = ""  # "docker 20.10.24", once the runtime has answered
+        self._disk_full: Path | None = None  # raft's disk ran out of space: wait, start again
+        self._signalled = False  # SIGTERM/SIGINT: stop for good
+
+    def _on_signal(self) -> None:
+        self._signalled = True
+        self._stop.set()
 
     # ------------------------------------------------------------------ run
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self._on_signal)
         pid_file = self.opts.data_dir / "swarmlite.pid"
         pid_file.write_text(f"{os.getpid()}\n")
+        keys, unlock_key = None, ""
+        if self.state.role is NodeRole.MANAGER and is_locked(self.opts.data_dir / "raft"):
+            unlocked = await self._locked()
+            if unlocked is None:  # stopped while locked
+                with contextlib.suppress(FileNotFoundError):
+                    pid_file.unlink()
+                return 0
+            keys, unlock_key = unlocked
         local = RpcServer(None)
         local.add_route(INFO, self.info)
+        local.add_route(UNLOCK, _not_locked)
         local.add_route(VERSION, self.version)
         local.add_route(LEAVE, self.leave)
         cluster_server: RpcServer | None = None
@@ -261,6 +371,8 @@ class Daemon:
                 clock=self.clock,
                 version=__version__,
                 managers=lambda: self.state.managers,
+                keys=keys,
+                unlock_key=unlock_key,
             )
             cluster_server = RpcServer(
                 self.certs.server_ssl,
@@ -383,7 +495,7 @@ class Daemon:
                 if dashboard is not None:
                     tasks.create_task(dashboard.run())
                 if self.manager is not None:
-                    running = tasks.create_task(self.manager.run())
+                    running = tasks.create_task(self._run_manager(self.manager))
                 await self._stop.wait()
                 for task in helpers:
                     task.cancel()
@@ -413,6 +525,50 @@ class Daemon:
             leave_local(self.opts)
             log.info("left the cluster %s", kv(node=self.state.node_id))
         log.info("swarmlite daemon stopped %s", kv(node=self.state.node_id))
+        if self._disk_full is not None and not self._signalled:
+            return await self._wait_for_space(self._disk_full)
+        return self._exit_code
+
+    async def _run_manager(self, manager: Manager) -> None:
+        """The manager, until it stops; a full disk under its Raft data stops the daemon
+        (not the process): it starts again by itself once there is space (see run)."""
+        try:
+            await manager.run()
+        except* SwarmliteError as group:
+            full = [e for e in _leaves(group) if e.details.get("errno") in _NO_SPACE]
+            if not full:
+                raise
+            path = str(full[0].details.get("path", self.opts.data_dir))
+            log.error(
+                "the manager stopped: no space left for its raft data %s",
+                kv(path=path, error=full[0].message),
+            )
+            self._disk_full = Path(path)
+            self._stop.set()
+
+    async def _wait_for_space(self, path: Path) -> int:
+        """Wait until the file system of ``path`` has room again, then ask to be started
+        again (the raft state is recovered from disk; nothing acknowledged was lost: a
+        write is acknowledged only once it is on disk)."""
+        where = _existing_dir(path)
+        last_said = -math.inf
+        while not self._signalled:
+            try:
+                stats = os.statvfs(where)
+                free = stats.f_bavail * stats.f_frsize
+            except OSError:
+                free = 0
+            if free >= _MIN_FREE_BYTES:
+                log.info("disk space is back: starting again %s", kv(path=where, free=free))
+                return _RESTART
+            now = time.monotonic()
+            if now - last_said >= 10:
+                log.warning(
+                    "waiting for disk space; the node starts again by itself %s",
+                    kv(path=where, free=free, needed=_MIN_FREE_BYTES),
+                )
+                last_said = now
+            await asyncio.sleep(_SPACE_POLL)
         return self._exit_code
 
     def _metrics(self) -> NodeMetrics | None:
@@ -478,8 +634,9 @@ class Daemon:
     async def _runtime(self) -> tuple[RuntimeDriver, RuntimeInfo | None]:
         """This node's container runtime, or one that refuses every task if there is none."""
         path = self.state.docker_host.removeprefix("unix://")
-        # Secrets and configs are bind-mounted from beside the socket: /run/swarmlite (a
-        # tmpfs: never on disk) in production, the node's own directory in a lab.
+        # Secrets and configs are bind-mounted from a memory-backed directory beside the
+        # socket: /run/swarmlite/files in production; where that is on a disk the driver
+        # mounts a tmpfs on it (a lab mounts one before its dockerd starts).
         driver = DockerDriver(
             path,
             cluster_id=self.state.cluster_id,
@@ -521,6 +678,13 @@ class Daemon:
 
     async def _on_info(self, info: SessionInfo) -> None:
         remember_managers(self.opts.data_dir, self.state, info.managers)
+        # A root CA rotation: trust what the cluster trusts now, renew if it is due.
+        self.certs.follow_ca(
+            root_pem=info.ca_cert_pem,
+            trust_pem=info.ca_trust_pem,
+            chain_pem=info.ca_chain_pem,
+            via=info.leader_addr,
+        )
         if info.role is not self.state.role:
             log.info(
                 "the cluster changed this node's role %s",
@@ -542,6 +706,44 @@ class Daemon:
             arch=platform.machine(),
             runtime=self._runtime_name,
         )
+
+    async def _locked(self) -> tuple[DataKeys, str] | None:
+        """A locked manager (autolock): serve only `swarm unlock` (and INFO, saying
+        "locked") on the local socket until the right key comes; every other call is
+        refused, saying so. None when the daemon is stopped first."""
+        raft_dir = self.opts.data_dir / "raft"
+        unlocked: asyncio.Future[tuple[DataKeys, str]] = asyncio.get_running_loop().create_future()
+
+        async def unlock(req: UnlockRequest, peer: Peer) -> Empty:
+            keys = load_keys(raft_dir, parse_unlock_key(req.key))  # PermissionDenied if wrong
+            if not unlocked.done():
+                unlocked.set_result((keys, req.key.strip()))
+            log.info("unlocked %s", kv(node=self.state.node_id))
+            return Empty()
+
+        async def info(req: Empty, peer: Peer) -> Info:
+            return msgspec.structs.replace(await self.info(req, peer), state="locked")
+
+        server = RpcServer(None)
+        server.add_route(UNLOCK, unlock)
+        server.add_route(INFO, info)
+        server.add_route(VERSION, self.version)
+        for route in ROUTES:
+            if route not in (UNLOCK, INFO, VERSION):
+                server.add_route(route, _locked_stream if route.stream else _locked_call)
+        await server.start_unix(str(self.opts.socket_path))
+        log.warning(
+            "this manager is locked: run `swarmlite swarm unlock` on it %s",
+            kv(node=self.state.node_id),
+        )
+        stopping: asyncio.Future[bool] = asyncio.ensure_future(self._stop.wait())
+        waiting: set[asyncio.Future[object]] = {unlocked, stopping}  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            await server.stop()
+        return unlocked.result() if unlocked.done() else None
 
     async def info(self, req: Empty, peer: Peer) -> Info:
         # A manager is ready once its control API can answer; a worker once a manager
@@ -593,6 +795,30 @@ def _worker_refusal() -> FailedPrecondition:
         hint="run this command on a manager, or promote this node to a manager",
         details={"refusal": NOT_A_MANAGER},
     )
+
+
+def _locked_refusal() -> FailedPrecondition:
+    return FailedPrecondition(
+        "this manager is locked: it serves nothing until it is unlocked",
+        hint="run `swarmlite swarm unlock` on this node and give the cluster's unlock key "
+        "(`swarmlite swarm unlock-key` on another manager shows it)",
+        details={"refusal": "locked"},
+    )
+
+
+async def _locked_call(req: msgspec.Struct, peer: Peer) -> msgspec.Struct:
+    raise _locked_refusal()
+
+
+async def _locked_stream(req: msgspec.Struct, peer: Peer) -> AsyncIterator[msgspec.Struct]:
+    nothing: tuple[msgspec.Struct, ...] = ()
+    for item in nothing:
+        yield item
+    raise _locked_refusal()
+
+
+async def _not_locked(req: UnlockRequest, peer: Peer) -> Empty:
+    raise FailedPrecondition("this node is not locked", hint="there is nothing to unlock")
 
 
 async def _not_a_manager(req: msgspec.Struct, peer: Peer) -> msgspec.Struct:

@@ -7,6 +7,10 @@ the transport over mutual TLS) and runs the workloads inside this process. A wri
 store transaction (create or compare-and-set update of a Config object holding a 16-byte
 value), committed when it is applied on this node.
 
+`--sealed` (beyond the launch contract; the `swarmlite-sealed` system) seals every raft
+record with AES-GCM under keys from `swarmlite.raft.sealing.load_keys(<the node's raft
+dir>)`, as a manager's raft directory is: the only difference from plain `swarmlite`.
+
 The asyncio loop runs in the main thread; the protocol loop reads stdin in a second thread
 and hands each command to the event loop.
 
@@ -139,6 +143,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--peers", required=True)
     parser.add_argument("--certs", type=Path, required=True)
+    parser.add_argument("--sealed", action="store_true", help="seal the raft data at rest")
     args = parser.parse_args()
     swl_log.setup(logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
@@ -157,6 +162,7 @@ def main() -> None:
             cluster_id,
             bootstrap=members,
             address=f"{host}:{port}",
+            sealed=args.sealed,
         )
         node = Node(proc, asyncio.get_running_loop())
         handlers = {

@@ -1,5 +1,8 @@
-"""Benchmark swarmlite's Raft against pysyncobj on this machine, in one run.
+"""Benchmark swarmlite's Raft, plain and with its storage sealed, against pysyncobj on this
+machine, in one run.
 
+Systems: `swarmlite`; `swarmlite-sealed`, the same with every raft record sealed with
+AES-GCM (encryption at rest, `swarmlite.raft.sealing`); `pysyncobj`.
 For each system: three node processes on 127.0.0.1, then
 1. sequential commit latency (p50/p99): writes one at a time on the leader;
 2. pipelined throughput: writes/s with many writes in flight on the leader;
@@ -8,13 +11,16 @@ For each system: three node processes on 127.0.0.1, then
 The workloads run inside the node processes (see `_bench_protocol.py` for the protocol
 and the launch contract), so no client RPC layer is measured. Prints a table, then one
 JSON line with the results; a system that cannot run is skipped with a reason and nulls.
+Under the table, the cost of encryption: sealed vs plain swarmlite's throughput (%) and
+p50 (ms), against the goal (under 10 % of throughput, under 0.2 ms of p50).
 
 Owns the runs: ports, data and TLS directories, process lifecycle, statistics, output.
 Does not own any Raft code: what is system-specific lives in each system's `prepare`
 and `argv` functions below and in its node script. Every process it starts is killed
 by pid (its own process group) before it exits, also on error, Ctrl-C or SIGTERM.
 
-    python scripts/bench/raft.py [--quick] [--only swarmlite|pysyncobj] [--json-out FILE]
+    python scripts/bench/raft.py [--quick] [--only swarmlite|swarmlite-sealed|pysyncobj]
+                                 [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ HEALTHY_TIMEOUT_S = 30.0
 STATUS_TIMEOUT_S = 5.0
 FAILOVER_WRITE_TIMEOUT_S = 20.0
 RESULT_KEYS = ("p50_ms", "p99_ms", "writes_per_s", "failover_s")
+# The goal for encryption at rest (issue 13): sealed vs plain swarmlite.
+SEALING_MAX_THROUGHPUT_LOSS_PCT = 10.0
+SEALING_MAX_P50_COST_MS = 0.2
 
 
 @dataclass(frozen=True)
@@ -111,12 +120,12 @@ class System:
     argv: Callable[[NodeLaunch], list[str]]
 
 
-def _node_argv(script: str, launch: NodeLaunch) -> list[str]:
+def _node_argv(script: str, launch: NodeLaunch, *, extra: tuple[str, ...] = ()) -> list[str]:
     argv = [sys.executable, str(BENCH_DIR / script), "--id", str(launch.index)]
     argv += ["--dir", str(launch.data_dir), "--peers", format_peers(launch.ports)]
     if launch.cert_dir is not None:
         argv += ["--certs", str(launch.cert_dir)]
-    return argv
+    return argv + list(extra)
 
 
 def _swarmlite_prepare(workdir: Path) -> Mapping[int, Path | None]:
@@ -145,6 +154,11 @@ def _pysyncobj_prepare(_workdir: Path) -> Mapping[int, Path | None]:
 
 SYSTEMS = (
     System("swarmlite", _swarmlite_prepare, partial(_node_argv, "_swarmlite_node.py")),
+    System(
+        "swarmlite-sealed",
+        _swarmlite_prepare,
+        partial(_node_argv, "_swarmlite_node.py", extra=("--sealed",)),
+    ),
     System("pysyncobj", _pysyncobj_prepare, partial(_node_argv, "_pysyncobj_node.py")),
 )
 
@@ -399,6 +413,9 @@ def run_system(system: System, workdir: Path, params: Params) -> Result:
 # --- output --------------------------------------------------------------------------
 
 
+NAME_WIDTH = max(len("system"), *(len(system.name) for system in SYSTEMS))
+
+
 def _cell(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -407,23 +424,50 @@ def print_table(results: list[Result], params: Params, quick: bool) -> None:
     print(f"Raft benchmark ({'quick' if quick else 'full'}): {params.describe()};")
     print(f"3 nodes per system on 127.0.0.1, {os.cpu_count()} CPU cores.")
     print()
-    header = f"{'system':<10} {'p50 ms':>9} {'p99 ms':>9} {'writes/s':>10} {'failover s':>11}"
+    header = (
+        f"{'system':<{NAME_WIDTH}} {'p50 ms':>9} {'p99 ms':>9} {'writes/s':>10} {'failover s':>11}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         if r.skipped is not None:
-            print(f"{r.system:<10} skipped: {r.skipped}")
+            print(f"{r.system:<{NAME_WIDTH}} skipped: {r.skipped}")
             continue
         print(
-            f"{r.system:<10} {_cell(r.p50_ms, 2):>9} {_cell(r.p99_ms, 2):>9} "
+            f"{r.system:<{NAME_WIDTH}} {_cell(r.p50_ms, 2):>9} {_cell(r.p99_ms, 2):>9} "
             f"{_cell(r.writes_per_s, 0):>10} {_cell(r.failover_s, 3):>11}"
         )
         if r.failover_rounds:
             rounds = ", ".join(f"{s:.3f}" for s in r.failover_rounds)
-            print(f"{'':<10} failover rounds: {rounds}")
+            print(f"{'':<{NAME_WIDTH}} failover rounds: {rounds}")
         if r.error is not None:
-            print(f"{'':<10} failed: {r.error.splitlines()[0]}")
+            print(f"{'':<{NAME_WIDTH}} failed: {r.error.splitlines()[0]}")
+    cost = encryption_cost(results)
+    if cost is not None:
+        throughput_pct, p50_ms = cost
+        met = -throughput_pct < SEALING_MAX_THROUGHPUT_LOSS_PCT and p50_ms < SEALING_MAX_P50_COST_MS
+        print()
+        print(
+            f"encryption at rest (swarmlite-sealed vs swarmlite): throughput "
+            f"{throughput_pct:+.1f} %, p50 {p50_ms:+.2f} ms; goal: loss under "
+            f"{SEALING_MAX_THROUGHPUT_LOSS_PCT:g} % and under {SEALING_MAX_P50_COST_MS:g} ms: "
+            f"{'met' if met else 'NOT met'}"
+        )
     print()
+
+
+def encryption_cost(results: list[Result]) -> tuple[float, float] | None:
+    """Sealed vs plain swarmlite: (throughput change in %, p50 change in ms), if both ran."""
+    by_name = {r.system: r for r in results}
+    plain, sealed = by_name.get("swarmlite"), by_name.get("swarmlite-sealed")
+    if plain is None or sealed is None:
+        return None
+    if plain.writes_per_s is None or sealed.writes_per_s is None or not plain.writes_per_s:
+        return None
+    if plain.p50_ms is None or sealed.p50_ms is None:
+        return None
+    throughput_pct = (sealed.writes_per_s - plain.writes_per_s) / plain.writes_per_s * 100.0
+    return throughput_pct, sealed.p50_ms - plain.p50_ms
 
 
 def summary(results: list[Result]) -> dict[str, float | None]:
@@ -434,6 +478,9 @@ def summary(results: list[Result]) -> dict[str, float | None]:
         for key, digits in zip(RESULT_KEYS, (3, 3, 1, 3), strict=True):
             value = getattr(r, key)
             out[f"{system.name}_{key}"] = None if value is None else round(value, digits)
+    cost = encryption_cost(results)
+    out["encryption_writes_per_s_pct"] = None if cost is None else round(cost[0], 2)
+    out["encryption_p50_ms"] = None if cost is None else round(cost[1], 3)
     return out
 
 
@@ -442,8 +489,10 @@ def _raise_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="swarmlite Raft vs pysyncobj benchmark")
-    parser.add_argument("--quick", action="store_true", help=QUICK.describe() + " (< 60 s)")
+    parser = argparse.ArgumentParser(
+        description="swarmlite Raft (plain, sealed) vs pysyncobj benchmark"
+    )
+    parser.add_argument("--quick", action="store_true", help=QUICK.describe() + " (about 60 s)")
     parser.add_argument("--only", choices=[s.name for s in SYSTEMS], help="run one system")
     parser.add_argument("--json-out", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--keep-dir", action="store_true", help="keep data dirs and node logs")

@@ -11,6 +11,7 @@ from swarmlite.api.cluster import (
     ClusterSpec,
     JoinSecrets,
     RootCAMaterial,
+    RootRotation,
 )
 from swarmlite.api.codec import (
     decode,
@@ -100,6 +101,7 @@ __all__ = [
     "RestartCondition",
     "RestartPolicy",
     "RootCAMaterial",
+    "RootRotation",
     "Secret",
     "SecretSpec",
     "Service",

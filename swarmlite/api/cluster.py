@@ -16,6 +16,7 @@ class ClusterSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_period: float = 1.0  # seconds; a node missing 3 periods is DOWN
     task_history_limit: int = 5  # finished tasks kept per slot
     cert_expiry: float = 90 * 86400.0  # seconds a node certificate is issued for
+    autolock: bool = False  # managers seal their raft keys with the unlock key
 
 
 class ClusterSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,11 +27,24 @@ class ClusterSpec(msgspec.Struct, frozen=True, kw_only=True):
     settings: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
 
 
+class RootRotation(msgspec.Struct, frozen=True, kw_only=True):
+    """A root CA rotation under way (`swarm ca --rotate`, see ``ca.rotation``): the new
+    root, its certificate cross-signed by the old root's key, and the nodes that already
+    hold a certificate from it (the leader records each when it issues one)."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    cross_signed_pem: bytes
+    started_at: float = 0.0  # wall time
+    renewed: tuple[str, ...] = ()
+
+
 class RootCAMaterial(msgspec.Struct, frozen=True, kw_only=True):
     """The cluster's root CA; the store lives only on managers, which sign certificates."""
 
     cert_pem: bytes = b""
     key_pem: bytes = b""
+    rotation: RootRotation | None = None  # until it ends, the old root above stays trusted
 
 
 class JoinSecrets(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,3 +61,4 @@ class Cluster(Meta, frozen=True, kw_only=True, tag="cluster"):
     root_ca: RootCAMaterial = msgspec.field(default_factory=RootCAMaterial)
     join: JoinSecrets = msgspec.field(default_factory=JoinSecrets)
     removed_nodes: tuple[str, ...] = ()  # ids whose certificates every manager refuses
+    unlock_key: str = ""  # with autolock: what a restarted manager needs (never shown in views)

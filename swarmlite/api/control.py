@@ -12,6 +12,7 @@ import msgspec
 from swarmlite.api.cluster import ClusterSpec
 from swarmlite.api.network import Network, NetworkSpec
 from swarmlite.api.node import Node
+from swarmlite.api.objects import Object
 from swarmlite.api.secret import Config, Secret
 from swarmlite.api.service import Service, ServiceSpec
 from swarmlite.api.states import NodeAvailability, NodeRole
@@ -185,6 +186,14 @@ class ServiceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0  # the Service.version it was read at (0: do not check)
 
 
+class ServiceScale(msgspec.Struct, frozen=True, kw_only=True):
+    """``service scale``: a merge of one field, applied to the service as it is then (no
+    version: concurrent scales and other updates never make it fail with Conflict)."""
+
+    ref: str
+    replicas: int  # a replicated service's replicas, a replicated job's total completions
+
+
 class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
     service: str | None = None  # ref
     stack: str | None = None
@@ -280,6 +289,7 @@ class SwarmView(msgspec.Struct, frozen=True, kw_only=True):
     ca_cert_pem: bytes
     nodes: int = 0
     managers: int = 0
+    ca_rotation: bool = False  # a root CA rotation is under way (`swarm ca --rotate`)
 
 
 class SwarmUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -288,10 +298,54 @@ class SwarmUpdate(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_period: float | None = None
     task_history_limit: int | None = None
     cert_expiry: float | None = None
+    autolock: bool | None = None
+
+
+class CARequest(msgspec.Struct, frozen=True, kw_only=True):
+    """`swarm ca`: show the root CA; ``rotate`` starts a rotation to a new root first."""
+
+    rotate: bool = False
+
+
+class CAView(msgspec.Struct, frozen=True, kw_only=True):
+    """The cluster's root CA and, during a rotation, how far it is."""
+
+    cert_pem: bytes  # the root every node trusts (the old one until a rotation ends)
+    rotating: bool = False
+    new_cert_pem: bytes = b""  # during a rotation: the root it rotates to
+    started_at: float = 0.0
+    renewed: int = 0  # nodes that hold a certificate from the new root
+    pending: list[str] = []  # hostnames (or ids) of the nodes it still waits for
+
+
+class UnlockKeyRequest(msgspec.Struct, frozen=True, kw_only=True):
+    rotate: bool = False  # make a new unlock key first
+
+
+class UnlockKey(msgspec.Struct, frozen=True, kw_only=True):
+    key: str  # "" when autolock is off
+
+
+class UnlockRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """`swarm unlock`: the key, to a locked manager's own socket."""
+
+    key: str
 
 
 class LeaveRequest(msgspec.Struct, frozen=True, kw_only=True):
     force: bool = False
+
+
+class Backup(msgspec.Struct, frozen=True, kw_only=True):
+    """`swarm backup`: the whole store as of one raft index (every object, secrets' content
+    and the CA key included), what `init --restore` starts a new cluster from. Secret: the
+    CLI seals it under a passphrase (`ca.backup`) before it touches a disk."""
+
+    cluster_id: str = ""
+    index: int = 0  # every object is as of this raft index
+    taken_at: float = 0.0  # wall time on the leader
+    version: str = ""  # the swarmlite version of the leader that took it
+    objects: list[Object] = []
 
 
 # --------------------------------------------------------------------------- join and CA
@@ -324,6 +378,9 @@ class RaftJoinRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class RenewRequest(msgspec.Struct, frozen=True, kw_only=True):
     csr_pem: bytes
+    # Set only by a manager that forwards a node's renewal to the leader: the node it is
+    # for (the leader signs for the caller's own certificate otherwise).
+    node_id: str = ""
 
 
 class RenewReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -407,12 +464,19 @@ class LogChunk(msgspec.Struct, frozen=True, kw_only=True, tag="log_chunk"):
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, tag="info"):
-    """From the manager: whom to reconnect to, how often to beat, what role to hold."""
+    """From the manager: whom to reconnect to, how often to beat, what role to hold, which
+    CA to trust."""
 
     managers: list[str]
     heartbeat_period: float
     role: NodeRole
     leader_addr: str | None = None
+    # The cluster's CA, as the node should follow it (empty from an older manager): the root
+    # that signs certificates now, every root to trust (both during a rotation) and the
+    # chain new certificates come with (the cross-signed root, during a rotation).
+    ca_cert_pem: bytes = b""
+    ca_trust_pem: bytes = b""
+    ca_chain_pem: bytes = b""
 
 
 class MeshPeer(msgspec.Struct, frozen=True, kw_only=True):

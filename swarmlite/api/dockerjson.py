@@ -582,10 +582,12 @@ def swarm_json(
     heartbeat_tick: int = 0,
     node_cert_expiry: float = 0.0,
     autolock: bool = False,
+    root_rotation: bool = False,
 ) -> JSON:
     """``docker swarm inspect`` (with the join tokens, when given) or, without them, the
     ``Cluster`` of ``docker info``. What the Cluster object does not hold (address pools,
-    raft ticks, certificate lifetime, autolock) comes from the caller; 0/empty otherwise.
+    raft ticks, certificate lifetime, autolock; a root CA rotation when the caller has only
+    a view of it) comes from the caller; 0/empty otherwise.
     The root CA's certificate is shown, its key never."""
     settings = cluster.spec.settings
     out: JSON = {
@@ -601,7 +603,7 @@ def swarm_json(
             "EncryptionConfig": {"AutoLockManagers": autolock},
         },
         "TLSInfo": _some(TrustRoot=cluster.root_ca.cert_pem.decode("ascii")),
-        "RootRotationInProgress": False,
+        "RootRotationInProgress": root_rotation or cluster.root_ca.rotation is not None,
         "DefaultAddrPool": list(default_addr_pool),
         "SubnetSize": subnet_size,
         "DataPathPort": data_path_port,

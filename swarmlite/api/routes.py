@@ -81,7 +81,11 @@ LEAVE = _route("/leave", c.LeaveRequest, c.Empty, role="local", leader=False)
 
 SWARM_INSPECT = _route("/swarm/inspect", c.Empty, c.SwarmView)
 SWARM_UPDATE = _route("/swarm/update", c.SwarmUpdate, c.SwarmView)
+UNLOCK_KEY = _route("/swarm/unlock-key", c.UnlockKeyRequest, c.UnlockKey)
+SWARM_CA = _route("/swarm/ca", c.CARequest, c.CAView)
+UNLOCK = _route("/swarm/unlock", c.UnlockRequest, c.Empty, role="local", leader=False)
 JOIN_TOKEN = _route("/join-token", c.JoinTokenRequest, c.JoinTokenReply)
+SWARM_BACKUP = _route("/swarm/backup", c.Empty, c.Backup)
 
 # --------------------------------------------------------------------------- nodes
 
@@ -100,6 +104,7 @@ SERVICE_CREATE = _route("/service/create", c.ServiceCreate, c.ServiceView)
 SERVICE_LS = _route("/service/ls", c.ServiceFilter, c.ServiceList)
 SERVICE_INSPECT = _route("/service/inspect", c.NameRef, c.ServiceView)
 SERVICE_UPDATE = _route("/service/update", c.ServiceUpdate, c.ServiceView)
+SERVICE_SCALE = _route("/service/scale", c.ServiceScale, c.ServiceView)
 SERVICE_ROLLBACK = _route("/service/rollback", c.NameRef, c.ServiceView)
 SERVICE_RM = _route("/service/rm", c.NameRef, c.Empty)
 TASK_LS = _route("/task/ls", c.TaskFilter, c.TaskList)
@@ -148,7 +153,11 @@ ROUTES: tuple[Route[Any, Any], ...] = (
     LEAVE,
     SWARM_INSPECT,
     SWARM_UPDATE,
+    UNLOCK_KEY,
+    SWARM_CA,
+    UNLOCK,
     JOIN_TOKEN,
+    SWARM_BACKUP,
     NODE_LS,
     NODE_INSPECT,
     NODE_UPDATE,
@@ -161,6 +170,7 @@ ROUTES: tuple[Route[Any, Any], ...] = (
     SERVICE_LS,
     SERVICE_INSPECT,
     SERVICE_UPDATE,
+    SERVICE_SCALE,
     SERVICE_ROLLBACK,
     SERVICE_RM,
     TASK_LS,

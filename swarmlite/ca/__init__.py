@@ -7,6 +7,7 @@ and keeps the node's TLS contexts current. Revocation is enforced through the
 ``authorize`` hook that ``rpc.RpcServer`` calls with each peer's Identity.
 """
 
+from swarmlite.ca.backup import seal_backup, unseal_backup
 from swarmlite.ca.certs import (
     ROLES,
     CertInfo,
@@ -24,6 +25,7 @@ from swarmlite.ca.tls import (
     Identity,
     anonymous_client_context,
     client_context,
+    live_context,
     peer_identity,
     server_context,
 )
@@ -45,14 +47,17 @@ __all__ = [
     "fetch_pinned_ca",
     "format_token",
     "issue_node_cert",
+    "live_context",
     "new_key_and_csr",
     "new_secret",
     "parse_token",
     "peer_identity",
     "read_credentials",
     "renewal_delay",
+    "seal_backup",
     "secrets_match",
     "server_context",
     "sign_csr",
+    "unseal_backup",
     "write_credentials",
 ]

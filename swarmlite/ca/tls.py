@@ -9,14 +9,20 @@ pins identity, and ``rpc`` refuses a certificate of another cluster or one that
 sockets (``rpc``) nor issuing certificates (``ca.certs``).
 
 ``ssl`` can only load a certificate chain from files, so the key is written for an instant
-into a private temporary directory (mode 0700) and removed at once.
+into a private temporary directory (mode 0700) and removed at once. Nor can a context drop
+a CA it trusts, so a node whose certificate or CA changes makes new contexts, and hands out
+a ``live_context`` that every new connection takes its settings from (``wrap_bio``, what
+asyncio calls for each connection): servers and clients built once follow it with no
+restart, and connections already open keep what they were made with.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import tempfile
+from collections.abc import Callable
 
 from swarmlite.ca.certs import NodeCredentials
 from swarmlite.errors import InvalidArgument
@@ -26,6 +32,7 @@ __all__ = [
     "Identity",
     "anonymous_client_context",
     "client_context",
+    "live_context",
     "peer_identity",
     "recording_client_context",
     "server_context",
@@ -94,6 +101,66 @@ def recording_client_context() -> tuple[ssl.SSLContext, list[bytes]]:
 
     context.sslobject_class = Recording  # documented: what wrap_bio (asyncio) returns
     return context, seen
+
+
+class _LiveContext(ssl.SSLContext):
+    """A context whose connections are made by another one, the current one at that time."""
+
+    current: Callable[[], ssl.SSLContext]
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        return self.current().wrap_bio(
+            incoming,
+            outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            session=session,
+        )
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return self.current().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+            session=session,
+        )
+
+
+def live_context(current: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """A context that makes each connection (TLS object) with ``current()`` at that moment.
+
+    It reports the verify mode of the context ``current()`` gives now (``rpc.RpcServer``
+    reads it); the contexts it is given must all be of one kind (client or server).
+    """
+    first = current()
+    protocol = (
+        ssl.PROTOCOL_TLS_SERVER
+        if first.protocol is ssl.PROTOCOL_TLS_SERVER
+        else ssl.PROTOCOL_TLS_CLIENT
+    )
+    context = _LiveContext(protocol)
+    context.current = current
+    context.minimum_version = first.minimum_version
+    context.check_hostname = first.check_hostname
+    context.verify_mode = first.verify_mode
+    return context
 
 
 def peer_identity(peer: ssl.SSLObject | ssl.SSLSocket | bytes) -> Identity:

@@ -638,3 +638,14 @@ def autoscale_note(service: Service, now: float) -> str | None:
         f"{who} to {status.replicas} replicas {ago(status.changed_at, now)} "
         f"({service.spec.name}): {status.reason}"
     )
+
+
+def unlock_instructions(key: str) -> str:
+    """What `swarm update --autolock=true`, `init --autolock` and `unlock-key` say."""
+    return (
+        "To unlock a swarm manager after it restarts, run the `swarmlite swarm unlock`\n"
+        "command and provide the following key:\n\n"
+        f"    {key}\n\n"
+        "Remember to store this key in a password manager, since without it you\n"
+        "will not be able to restart the manager."
+    )

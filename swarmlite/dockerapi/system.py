@@ -6,7 +6,10 @@ VERSION, INFO, SWARM_INSPECT, NODE_LS and JOIN_TOKEN calls. ``/info`` carries ev
 capability field whose absence makes ``docker info`` print WARNING lines (the CLI falls back
 to them when ``Warnings`` is empty). A worker answers ``/info`` with ``ControlAvailable:
 false`` and no ``Cluster``, as dockerd does; ``/swarm`` on a worker is the control API's
-refusal (503). ``/events`` is ``events.py``'s.
+refusal (503). ``/swarm/update`` changes what swarmlite keeps of Docker's swarm spec (task
+history, dispatcher heartbeat, certificate expiry, autolock), rotates join tokens and the
+unlock key, and refuses a change to any other field by name; ``/swarm/unlockkey`` shows
+the unlock key. ``/events`` is ``events.py``'s.
 """
 
 from __future__ import annotations
@@ -19,17 +22,38 @@ from typing import Any
 from aiohttp import web
 
 from swarmlite.api import Cluster, NodeRole, RootCAMaterial, dockerjson
-from swarmlite.api.control import Empty, Info, JoinTokenRequest, ListRequest, SwarmView
-from swarmlite.api.routes import INFO, JOIN_TOKEN, NODE_LS, SWARM_INSPECT, VERSION
+from swarmlite.api.control import (
+    Empty,
+    Info,
+    JoinTokenRequest,
+    ListRequest,
+    SwarmUpdate,
+    SwarmView,
+    UnlockKeyRequest,
+)
+from swarmlite.api.routes import (
+    INFO,
+    JOIN_TOKEN,
+    NODE_LS,
+    SWARM_INSPECT,
+    SWARM_UPDATE,
+    UNLOCK_KEY,
+    VERSION,
+)
 from swarmlite.dockerapi.http import (
     API_VERSION,
     MIN_API_VERSION,
+    Body,
     Control,
     add_route,
     control,
+    empty_response,
     json_response,
+    query_bool,
+    query_version,
+    read_object,
 )
-from swarmlite.errors import SwarmliteError
+from swarmlite.errors import Conflict, InvalidArgument, SwarmliteError
 
 # The allocator's defaults (manager/allocator/ipam.py), shown when the cluster's labels do
 # not name other ones.
@@ -44,6 +68,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     add_route(router, "GET", "/version", version)
     add_route(router, "GET", "/info", info)
     add_route(router, "GET", "/swarm", swarm)
+    add_route(router, "POST", "/swarm/update", swarm_update)
+    add_route(router, "GET", "/swarm/unlockkey", unlock_key)
 
 
 def swarm_state(info: Info) -> str:
@@ -135,6 +161,8 @@ def cluster_json(view: SwarmView, **extra: Any) -> dict[str, Any]:
         subnet_size=subnet_size,
         data_path_port=_DATA_PATH_PORT,
         node_cert_expiry=view.spec.settings.cert_expiry,
+        root_rotation=view.ca_rotation,
+        autolock=view.spec.settings.autolock,
         **extra,
     )
 
@@ -257,3 +285,91 @@ async def swarm(request: web.Request) -> web.Response:
     worker = await api.call(JOIN_TOKEN, JoinTokenRequest(role=NodeRole.WORKER))
     manager = await api.call(JOIN_TOKEN, JoinTokenRequest(role=NodeRole.MANAGER))
     return json_response(cluster_json(view, worker_token=worker.token, manager_token=manager.token))
+
+
+# What `docker swarm update` may change: Docker's spec fields swarmlite keeps. Any other
+# field must come back as `GET /swarm` showed it; a change there is refused by name.
+_UPDATABLE = {
+    ("Orchestration", "TaskHistoryRetentionLimit"),
+    ("Dispatcher", "HeartbeatPeriod"),
+    ("CAConfig", "NodeCertExpiry"),
+    ("EncryptionConfig", "AutoLockManagers"),
+}
+
+
+async def swarm_update(request: web.Request) -> web.Response:
+    """``POST /swarm/update?version=N``: the settings `docker swarm update` changes (task
+    history, dispatcher heartbeat, certificate expiry, autolock), the join tokens and the
+    unlock key to rotate; a change of any other field is refused naming it."""
+    api = control(request)
+    version = query_version(request, "swarm")
+    body = await read_object(request, "swarm.Spec")
+    view = await api.call(SWARM_INSPECT, Empty())
+    if version != view.version:
+        raise Conflict(
+            f"update out of sequence: the swarm is at version {view.version}, not {version}"
+        )
+    shown = cluster_json(view)["Spec"]
+    _refuse_other_changes(body, shown)
+    task = body.get_obj("Orchestration")
+    dispatcher = body.get_obj("Dispatcher")
+    ca = body.get_obj("CAConfig")
+    encryption = body.get_obj("EncryptionConfig")
+    await api.call(
+        SWARM_UPDATE,
+        SwarmUpdate(
+            task_history_limit=task.get_int("TaskHistoryRetentionLimit") if task else None,
+            heartbeat_period=_seconds(dispatcher, "HeartbeatPeriod"),
+            cert_expiry=_seconds(ca, "NodeCertExpiry"),
+            autolock=encryption.get_bool("AutoLockManagers") if encryption else None,
+        ),
+    )
+    for role, flag in (
+        (NodeRole.WORKER, "rotateWorkerToken"),
+        (NodeRole.MANAGER, "rotateManagerToken"),
+    ):
+        if query_bool(request, flag):
+            await api.call(JOIN_TOKEN, JoinTokenRequest(role=role, rotate=True))
+    if query_bool(request, "rotateManagerUnlockKey"):
+        await api.call(UNLOCK_KEY, UnlockKeyRequest(rotate=True))
+    return empty_response()
+
+
+async def unlock_key(request: web.Request) -> web.Response:
+    """``GET /swarm/unlockkey``: what `docker swarm unlock-key` prints."""
+    reply = await control(request).call(UNLOCK_KEY, UnlockKeyRequest())
+    return json_response({"UnlockKey": reply.key})
+
+
+def _refuse_other_changes(body: Body, shown: dict[str, Any]) -> None:
+    for section, current in shown.items():
+        given = body.get(section)
+        if given is None or not isinstance(current, dict) or not isinstance(given, dict):
+            if given is not None and given != current and section not in ("Name", "Labels"):
+                raise InvalidArgument(f"Spec.{section} cannot be changed by swarmlite")
+            continue
+        for field, value in given.items():
+            if (section, field) in _UPDATABLE:
+                continue
+            if value != current.get(field, _zero(value)):
+                raise InvalidArgument(
+                    f"Spec.{section}.{field} cannot be changed by swarmlite",
+                    hint="swarmlite changes the task history limit, dispatcher heartbeat, "
+                    "certificate expiry and autolock",
+                )
+    known = {name.lower() for name in shown}
+    for given_name in body.keys():  # noqa: SIM118 - Body is not a dict
+        if given_name.lower() not in known:
+            raise InvalidArgument(f"Spec.{given_name} is not supported by swarmlite")
+
+
+def _zero(value: Any) -> Any:
+    """What Go leaves out of the JSON it shows: a zero of the value's kind."""
+    return type(value)() if isinstance(value, bool | int | float | str | list | dict) else None
+
+
+def _seconds(section: Body | None, name: str) -> float | None:
+    if section is None:
+        return None
+    nanos = section.get_int(name)
+    return nanos / 1e9 if section.get(name) is not None else None

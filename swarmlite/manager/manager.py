@@ -22,10 +22,13 @@ from swarmlite.api import Cluster, Config, Secret
 from swarmlite.api.routes import EVENTS
 from swarmlite.ca import Identity
 from swarmlite.clock import Clock
+from swarmlite.errors import Unavailable
 from swarmlite.log import kv
 from swarmlite.manager.allocator import Allocator, Pools, network_refusal
+from swarmlite.manager.carotation import RootRotationLoop
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.blobs import BlobAPI
+from swarmlite.manager.controlapi.ca import CAAPI
 from swarmlite.manager.controlapi.join import JoinAPI
 from swarmlite.manager.controlapi.networks import NetworkAPI
 from swarmlite.manager.controlapi.nodes import NodeAPI
@@ -43,6 +46,7 @@ from swarmlite.manager.orchestrator.autoscaler import Autoscaler
 from swarmlite.manager.scheduler import Scheduler
 from swarmlite.manager.usage import Usage
 from swarmlite.raft import NodeConfig, RaftNode, RaftStorage, RaftTransport
+from swarmlite.raft.sealing import DataKeys, load_keys, parse_unlock_key, save_keys
 from swarmlite.rpc import Peer, RpcServer
 from swarmlite.store import MemoryStore, Store
 from swarmlite.store.raftproposer import RaftProposer
@@ -64,10 +68,16 @@ class Manager:
         clock: Clock,
         version: str,
         managers: Callable[[], Sequence[str]],
+        keys: DataKeys | None = None,
+        unlock_key: str = "",
     ) -> None:
         self.node_id = node_id
         self._managers = managers  # the addresses of the managers this node knows, now
-        storage = RaftStorage.open(raft_dir)
+        self._raft_dir = raft_dir
+        self._keys = keys or load_keys(raft_dir)
+        self._sealed_with = unlock_key  # the unlock key the raft keys are sealed with, or ""
+        storage = RaftStorage.open(raft_dir, keys=self._keys)
+        self._storage = storage
         self.memory = MemoryStore()
         self.raft = RaftNode(NodeConfig(node_id=node_id), storage, self.memory, clock=clock)
         self.store = Store(self.memory, RaftProposer(self.raft), clock=clock)
@@ -100,6 +110,7 @@ class Manager:
         self.configs = BlobAPI(self.ctx, Config)
         self.join = JoinAPI(self.ctx)
         self.swarm = SwarmAPI(self.ctx)
+        self.ca = CAAPI(self.ctx)
         self.loop_stats = LoopStats()  # what metrics read of the leader's loops
         self.usage = Usage(clock)  # what tasks of autoscaled services use (leader only)
         self.dispatcher = Dispatcher(self.ctx, self.logs, self.heartbeats, self.usage)
@@ -123,6 +134,7 @@ class Manager:
         for api in (self.swarm, self.nodes, self.services, self.networks, self.secrets):
             api.register(router)
         self.configs.register(router)
+        self.ca.register(router)
         router.stream(EVENTS, lambda request, peer: self.events.stream(request))
 
     @property
@@ -154,10 +166,12 @@ class Manager:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._supervise())
                 following = tasks.create_task(self.events.run())
+                sealing = tasks.create_task(self._follow_autolock())
                 if not self.has_raft_state:
                     self._joining = tasks.create_task(join_raft(self.ctx, self._managers))
                 await self.raft.run()
                 following.cancel()  # the event log follows the store for ever
+                sealing.cancel()
                 if self._joining is not None:
                     self._joining.cancel()
                 self._became_leader.set()  # wake the supervisor so that it ends
@@ -171,6 +185,33 @@ class Manager:
         if self._joining is not None:
             self._joining.cancel()
         await self.raft.shutdown()
+
+    async def _follow_autolock(self) -> None:
+        """Every manager: keep its raft keys sealed as the cluster says. With autolock on,
+        under the unlock key (a restart then needs `swarm unlock`); off, under a key file of
+        its own. Each change also starts a new data key for what is written next."""
+        while True:
+            watch = self.memory.watch(kinds=["cluster"])
+            try:
+                while True:
+                    for cluster in self.memory.list(Cluster):
+                        self._reseal(cluster)
+                    await watch.next_batch()
+            except Unavailable:
+                continue  # the store was replaced by a snapshot: look again
+            finally:
+                watch.close()
+
+    def _reseal(self, cluster: Cluster) -> None:
+        wanted = cluster.unlock_key if cluster.spec.settings.autolock else ""
+        if wanted == self._sealed_with:
+            return
+        keys = self._keys.rotated()
+        unlock = parse_unlock_key(wanted) if wanted else None
+        save_keys(self._raft_dir, keys, unlock_key=unlock)
+        self._storage.rekey(keys)
+        self._keys, self._sealed_with = keys, wanted
+        log.info("raft keys sealed again %s", kv(node=self.node_id, autolock=bool(wanted)))
 
     def _on_leader_change(self, leader: str | None) -> None:
         self._became_leader.set()
@@ -195,13 +236,14 @@ class Manager:
                 return
 
     async def _run_control_loops(self) -> None:
-        """The orchestrator's loops, the allocator, the scheduler and the autoscaler, fresh
-        for every term."""
+        """The orchestrator's loops, the allocator, the scheduler, the autoscaler and the
+        end of a root CA rotation, fresh for every term."""
         loops: list[ReconcileLoop] = [
             *orchestrator_loops(self.store, self.ctx.clock),
             Allocator(self.store, self.ctx.clock),
             Scheduler(self.store, self.ctx.clock),
             Autoscaler(self.store, self.ctx.clock, self.usage),
+            RootRotationLoop(self.store, self.ctx.clock),
         ]
         async with asyncio.TaskGroup() as tasks:
             for loop in loops:

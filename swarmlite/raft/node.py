@@ -62,6 +62,11 @@ class NodeConfig:
     election_ticks: int = 8  # a follower campaigns 0.4-0.8 s after the leader falls silent
     heartbeat_ticks: int = 1  # the leader is heard every 50 ms
     snapshot_every: int = 10_000  # applied entries between snapshots
+    # ... or applied bytes, whichever comes first: a snapshot is taken once the log since
+    # the last one holds this many bytes of entries, or as many as that snapshot had (so
+    # a large state is not rewritten for every few MB of log). The log on disk stays within
+    # about max(snapshot_bytes, state size) whatever the size of the entries.
+    snapshot_bytes: int = 8 << 20
     max_append_bytes: int = 1 << 20
     max_inflight: int = 256
     propose_timeout: float = 10.0
@@ -109,6 +114,9 @@ class RaftNode:
             machine.restore(recovered.snapshot.data, recovered.snapshot.meta.index)
             self.applied = recovered.snapshot.meta.index
         self._last_snapshot = self.applied
+        self._snapshot_size = len(recovered.snapshot.data) if recovered.snapshot else 0
+        # Bytes of entries in the log since the last snapshot: what a snapshot would free.
+        self._log_bytes = sum(len(e.data) for e in recovered.entries if e.index > self.applied)
         self._transport: Transport | None = None
         self._inbox: list[Message] = []
         self._wake = asyncio.Event()
@@ -140,11 +148,15 @@ class RaftNode:
             self._core.campaign()  # a single-manager cluster need not wait a timeout
         async with asyncio.TaskGroup() as tasks:
             ticker = tasks.create_task(self._tick_loop())
+            failure: SwarmliteError = Unavailable("raft node stopped")
             try:
                 await self._main_loop()
+            except SwarmliteError as exc:
+                failure = exc  # the writes waiting are told why (a full disk, its path)
+                raise
             finally:
                 ticker.cancel()
-                self._fail_all(Unavailable("raft node stopped"))
+                self._fail_all(failure)
                 self._storage.close()
 
     def stop(self) -> None:
@@ -190,6 +202,7 @@ class RaftNode:
             await asyncio.to_thread(self._storage.save_snapshot, ready.snapshot)
             self._machine.restore(ready.snapshot.data, ready.snapshot.meta.index)
             self.applied = self._last_snapshot = ready.snapshot.meta.index
+            self._snapshot_size, self._log_bytes = len(ready.snapshot.data), 0
         if ready.hard_state is not None or ready.entries:
             self._storage.write(ready.hard_state, ready.entries)
             await asyncio.to_thread(self._storage.sync)
@@ -209,6 +222,7 @@ class RaftNode:
         if entry.kind is EntryKind.NORMAL:
             result = self._machine.apply(entry.index, entry.data)
         self.applied = entry.index
+        self._log_bytes += len(entry.data)
         proposal = self._proposals.pop(entry.index, None)
         if proposal is not None and not proposal.future.done():
             if proposal.term == entry.term:
@@ -247,15 +261,28 @@ class RaftNode:
             self._members = self._core.membership
             if self._transport is not None:
                 self._transport.update_members(self._members)
-        if self.applied - self._last_snapshot >= self.cfg.snapshot_every:
+        if self._snapshot_due():
+            log_bytes = self._log_bytes
             snapshot = self._core.compact(self.applied, self._machine.snapshot())
             await asyncio.to_thread(self._storage.save_snapshot, snapshot)
             self._last_snapshot = self.applied
-            log.info("snapshot taken %s", kv(node=self.id, index=self.applied))
+            self._snapshot_size, self._log_bytes = len(snapshot.data), 0
+            log.info(
+                "snapshot taken %s",
+                kv(node=self.id, index=self.applied, log_bytes=log_bytes, size=self._snapshot_size),
+            )
         watchers, self._watchers = self._watchers, []
         for future in watchers:
             if not future.done():
                 future.set_result(None)
+
+    def _snapshot_due(self) -> bool:
+        """Whether the log since the last snapshot is long enough, by entries or bytes."""
+        if self.applied <= self._last_snapshot:
+            return False
+        if self.applied - self._last_snapshot >= self.cfg.snapshot_every:
+            return True
+        return self._log_bytes >= max(self.cfg.snapshot_bytes, self._snapshot_size)
 
     def _fail_reads(self, error: SwarmliteError) -> None:
         for future in self._reads.values():

@@ -68,6 +68,7 @@ import msgspec
 from swarmlite.errors import FailedPrecondition, InternalError, InvalidArgument, SwarmliteError
 from swarmlite.log import kv
 from swarmlite.raft.entries import Entry, HardState, Snapshot
+from swarmlite.raft.sealing import DataKeys
 
 __all__ = ["RaftStorage", "Recovered"]
 
@@ -80,6 +81,7 @@ _HEADER = struct.Struct("<IIB")
 _HARDSTATE = 1
 _ENTRIES = 2
 _SNAPSHOT = 3
+_SEALED = 0x80  # or'ed into the type of a record sealed with a data key (sealing.py)
 _MAX_PAYLOAD = 0xFFFF_FFFF
 _KEEP_SNAPSHOTS = 2
 
@@ -171,7 +173,7 @@ def _os_error(exc: OSError, action: str, path: Path) -> SwarmliteError:
     message = f"cannot {action} {path}: {reason}"
     details = {"path": str(path), "errno": exc.errno}
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        hint = "free disk space on that file system, then restart the node"
+        hint = "free disk space on that file system: the node starts again by itself"
         return FailedPrecondition(message, hint=hint, details=details)
     if exc.errno in _PRECONDITION_ERRNOS:
         hint = "check that the raft data directory is a writable directory"
@@ -209,8 +211,17 @@ def _apply(entries: list[Entry], batch: list[Entry], snap_index: int) -> bool:
 class RaftStorage:
     """The raft directory of one node. Create with ``open()``, then call ``recover()`` once."""
 
-    def __init__(self, directory: Path, lock_fd: int, *, fsync: bool, segment_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        lock_fd: int,
+        *,
+        fsync: bool,
+        segment_bytes: int,
+        keys: DataKeys | None = None,
+    ) -> None:
         self._dir = directory
+        self._keys = keys
         self._lock_fd: int | None = lock_fd
         self._fsync = fsync
         self._segment_bytes = segment_bytes
@@ -236,8 +247,10 @@ class RaftStorage:
         *,
         fsync: bool = True,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        keys: DataKeys | None = None,
     ) -> RaftStorage:
-        """Lock ``directory`` (created 0700 if missing) for this process.
+        """Lock ``directory`` (created 0700 if missing) for this process. With ``keys``
+        every record written is sealed (``sealing.py``); sealed records need them to be read.
 
         ``fsync=False`` is for unit tests and the simulator only.
         """
@@ -264,7 +277,7 @@ class RaftStorage:
                     details={"path": str(path)},
                 ) from exc
             raise _os_error(exc, "lock", lock_path) from exc
-        return cls(path, lock_fd, fsync=fsync, segment_bytes=segment_bytes)
+        return cls(path, lock_fd, fsync=fsync, segment_bytes=segment_bytes, keys=keys)
 
     def __enter__(self) -> RaftStorage:
         return self
@@ -348,11 +361,11 @@ class RaftStorage:
     def _load_snapshot(self, path: Path, index: int) -> _SnapshotRecord | None:
         data = path.read_bytes()
         records, end, problem = _parse(data)
-        if problem is None and len(records) == 1 and records[0].kind == _SNAPSHOT:
+        if problem is None and len(records) == 1 and records[0].kind & ~_SEALED == _SNAPSHOT:
             try:
-                record = _snapshot_decoder.decode(records[0].payload)
-            except msgspec.DecodeError as exc:
-                problem = f"undecodable snapshot: {exc}"
+                record = _snapshot_decoder.decode(self._open(records[0]))
+            except (msgspec.DecodeError, ValueError, SwarmliteError) as exc:
+                problem = f"undecodable snapshot: {getattr(exc, 'message', exc)}"
             else:
                 if record.snapshot.meta.index == index:
                     return record
@@ -388,14 +401,16 @@ class RaftStorage:
                         os.fsync(file.fileno())
             max_index = 0
             for record in records:
+                kind = record.kind & ~_SEALED
                 try:
-                    if record.kind == _HARDSTATE:
-                        hard_state = _hard_state_decoder.decode(record.payload)
+                    payload = self._open(record)
+                    if kind == _HARDSTATE:
+                        hard_state = _hard_state_decoder.decode(payload)
                         continue
-                    if record.kind != _ENTRIES:
+                    if kind != _ENTRIES:
                         raise _corrupt(path, record.offset, f"unknown record type {record.kind}")
-                    batch = _entries_decoder.decode(record.payload)
-                except msgspec.DecodeError as exc:
+                    batch = _entries_decoder.decode(payload)
+                except (msgspec.DecodeError, ValueError) as exc:
                     raise _corrupt(path, record.offset, f"undecodable record: {exc}") from exc
                 if not batch or batch[-1].index - batch[0].index != len(batch) - 1:
                     raise _corrupt(path, record.offset, "entries are not contiguous")
@@ -417,13 +432,13 @@ class RaftStorage:
         self._check_ready()
         if hard_state is None and not entries:
             return
-        parts: list[bytes] = []
+        parts: list[bytes | bytearray] = []
         if hard_state is not None:
-            parts.append(_frame(_HARDSTATE, _encoder.encode(hard_state)))
+            parts.append(self._frame(_HARDSTATE, _encoder.encode(hard_state)))
         if entries:
             self._check_entries(entries)
             batch = entries if isinstance(entries, list | tuple) else list(entries)
-            parts.append(_frame(_ENTRIES, _encoder.encode(batch)))
+            parts.append(self._frame(_ENTRIES, _encoder.encode(batch)))
         buffer = b"".join(parts)
         active = self._segments[-1]
         try:
@@ -475,7 +490,7 @@ class RaftStorage:
             self._rotate()
             self._sync_now()
             record = _SnapshotRecord(snapshot, self._segments[-1].seq, keep_log)
-            data = _frame(_SNAPSHOT, _encoder.encode(record))
+            data = self._frame(_SNAPSHOT, _encoder.encode(record))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
                 self._write_fd(fd, data)
@@ -519,6 +534,35 @@ class RaftStorage:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def rekey(self, keys: DataKeys) -> None:
+        """Seal the records written from now on with ``keys`` (which must still hold every
+        key the directory's records were sealed with)."""
+        self._keys = keys
+
+    def _frame(self, kind: int, payload: bytes) -> bytes | bytearray:
+        """One record, sealed when this storage has data keys. A sealed record is built in
+        one buffer: copies of a large batch cost more than sealing it (``seal_into``)."""
+        if self._keys is None:
+            return _frame(kind, payload)
+        sealed_kind = kind | _SEALED
+        size = self._keys.sealed_size(len(payload))
+        if size > _MAX_PAYLOAD:
+            raise InvalidArgument(f"raft record of {size} bytes exceeds the 4 GiB limit")
+        frame = bytearray(_HEADER.size + size)
+        body = memoryview(frame)[_HEADER.size :]
+        self._keys.seal_into(kind, payload, body)
+        crc = zlib.crc32(body, zlib.crc32(bytes((sealed_kind,))))
+        _HEADER.pack_into(frame, 0, size, crc, sealed_kind)
+        return frame
+
+    def _open(self, record: _Record) -> bytes | memoryview:
+        """A record's payload, opened if it was sealed (ValueError if it does not open)."""
+        if not record.kind & _SEALED:
+            return record.payload
+        if self._keys is None:
+            raise ValueError("the record is sealed and this storage has no data keys")
+        return self._keys.open(record.kind & ~_SEALED, record.payload)
+
     def _check_open(self) -> None:
         if self._lock_fd is None:
             raise FailedPrecondition(
@@ -559,7 +603,7 @@ class RaftStorage:
         return error
 
     @staticmethod
-    def _write_fd(fd: int, data: bytes) -> None:
+    def _write_fd(fd: int, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -574,7 +618,7 @@ class RaftStorage:
         segment = _Segment(seq, path, 0, 0)
         self._segments.append(segment)
         if self._hard_state != HardState():
-            data = _frame(_HARDSTATE, _encoder.encode(self._hard_state))
+            data = self._frame(_HARDSTATE, _encoder.encode(self._hard_state))
             self._write_fd(self._fd, data)
             segment.size = len(data)
             self._dirty = True

@@ -12,6 +12,7 @@ error of the class its HTTP status suggests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -231,14 +232,22 @@ def internal_error(exc: BaseException, *, context: str) -> InternalError:
     )
 
 
-async def read_body(content: aiohttp.StreamReader, declared: int | None, limit: int) -> bytes:
-    """The whole body, refused with InvalidArgument as soon as it passes ``limit`` bytes."""
+async def read_body(
+    content: aiohttp.StreamReader,
+    declared: int | None,
+    limit: int,
+    *,
+    idle_timeout: float | None = None,
+) -> bytes:
+    """The whole body, refused with InvalidArgument as soon as it passes ``limit`` bytes;
+    TimeoutError if ``idle_timeout`` seconds pass without a byte of it."""
     if declared is not None and declared > limit:
         raise _too_large(f"{declared} bytes", limit)
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await content.readany()
+        async with asyncio.timeout(idle_timeout):
+            chunk = await content.readany()
         if not chunk:
             break
         size += len(chunk)

@@ -25,6 +25,7 @@ the client.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import functools
 import logging
@@ -43,14 +44,17 @@ from cryptography.x509.oid import NameOID
 from swarmlite.api.actor import HEADER as ACTOR_HEADER
 from swarmlite.api.actor import MAX_LENGTH as ACTOR_MAX_LENGTH
 from swarmlite.api.routes import Rep, Req, Route
+from swarmlite.clock import Clock
 from swarmlite.errors import (
     FailedPrecondition,
+    InternalError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     SwarmliteError,
+    Unavailable,
 )
-from swarmlite.log import kv
+from swarmlite.log import clip, kv
 from swarmlite.rpc.envelope import (
     CLOSE_GOING_AWAY,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -61,12 +65,26 @@ from swarmlite.rpc.envelope import (
     read_body,
     status_for,
 )
+from swarmlite.rpc.limits import (
+    ConnectionTable,
+    Limits,
+    LogThrottle,
+    RateLimiter,
+    reclaim_memory,
+)
 from swarmlite.rpc.stream import HEARTBEAT_SECONDS, ServerStream
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_TIMEOUT_SECONDS = 5.0
+# asyncio gives each TLS connection a receive buffer of sslproto.SSLProtocol.max_size
+# (256 KiB), held for the connection's whole life: 4,000 idle peers would pin 1 GiB. A TLS
+# record carries at most 16 KiB, so reading 64 KiB at a time costs only a few more system
+# calls on bulk transfers. Set (process-wide, it is a class attribute) by ``start``.
+TLS_READ_BUFFER_BYTES = 64 * 1024
+# Connections the kernel may queue before we accept them (asyncio's default is 100): a burst
+# of new peers (every worker reconnecting after a failover) is accepted, not dropped.
+LISTEN_BACKLOG = 1024
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,9 +155,9 @@ def _stream_route(
             return
         try:
             request = decoder.decode(first)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except Exception as exc:  # DecodeError, ValidationError, RecursionError (deep nesting)
             raise InvalidArgument(
-                f"malformed {route.request.__name__} for {route.path}: {exc}"
+                f"malformed {route.request.__name__} for {route.path}: {_decode_failure(exc)}"
             ) from exc
         async for item in handler(request, peer):
             await stream.send(_encoder.encode(item))
@@ -214,6 +232,8 @@ class RpcServer:
         authorize: Authorize | None = None,
         cluster_id: str | None = None,
         public_paths: frozenset[str] = frozenset(),
+        limits: Limits | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if (
             public_paths
@@ -236,6 +256,22 @@ class RpcServer:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._streams: set[ServerStream] = set()
         self._unix_paths: list[str] = []
+        self.limits = limits or Limits()
+        self.connections = ConnectionTable(
+            total=self.limits.connection_cap(),
+            per_address=self.limits.max_connections_per_address,
+        )
+        self._public_calls = RateLimiter(
+            self.limits.public_rate,
+            self.limits.public_burst,
+            clock=clock,
+            max_entries=self.limits.max_entries,
+        )
+        self._warnings = LogThrottle(clock=clock, max_entries=self.limits.max_entries)
+        # A TLS connection between its handshake and its first request: its peer's host
+        # (its connection slot) and the timer that closes it if no request comes.
+        self._tls_connections: dict[web.RequestHandler, _Connection] = {}
+        self._reclaim: asyncio.TimerHandle | None = None
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -281,7 +317,12 @@ class RpcServer:
 
     async def _ensure_runner(self) -> web.Server:
         if self._web_server is None:
-            self._web_server = web.Server(self._handle, access_log=None)
+            self._web_server = _WebServer(
+                self._handle,
+                on_lost=self._connection_lost,
+                access_log=None,
+                keepalive_timeout=self.limits.idle_timeout,
+            )
             self._runner = web.ServerRunner(
                 self._web_server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
             )
@@ -296,9 +337,11 @@ class RpcServer:
                 hint="serve local clients with start_unix, or pass ca.tls.server_context(...)",
             )
         await self._ensure_runner()
+        protocol = asyncio.sslproto.SSLProtocol
+        protocol.max_size = min(protocol.max_size, TLS_READ_BUFFER_BYTES)
         loop = asyncio.get_running_loop()
         try:
-            listener = await loop.create_server(self._accept, host, port)
+            listener = await loop.create_server(self._accept, host, port, backlog=LISTEN_BACKLOG)
         except OSError as exc:
             raise FailedPrecondition(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -329,6 +372,11 @@ class RpcServer:
             listener.close()
         for task in list(self._handshakes):
             task.cancel()
+        for connection in self._tls_connections.values():
+            connection.cancel_timer()
+        if self._reclaim is not None:
+            self._reclaim.cancel()
+            self._reclaim = None
         for stream in list(self._streams):
             await stream.close_with_code(CLOSE_GOING_AWAY, b"server shutting down")
         if self._runner is not None:
@@ -348,81 +396,175 @@ class RpcServer:
     def _accept(self) -> asyncio.Protocol:
         return _TlsAcceptor(self)
 
-    async def _handshake(self, transport: asyncio.Transport) -> None:
+    def _admit(self, transport: asyncio.Transport) -> str | None:
+        """Count a new TCP connection; its peer's host if admitted, else None (it is cut).
+
+        A refusal costs no TLS and no task: the connection is reset at once.
+        """
+        peername = transport.get_extra_info("peername")
+        host = _host(peername)
+        refusal = self.connections.admit(host)
+        if refusal is None:
+            return host
+        self._warn(host, "connection refused", refusal, peer=_address(peername))
+        transport.abort()
+        return None
+
+    def _warn(
+        self, host: str, what: str, reason: str, *, peer: str = "", **context: object
+    ) -> None:
+        """A warning about a peer, at most once a minute per peer host and kind (so an
+        abuser cannot fill the disk with them); says how many it held back meanwhile."""
+        held = self._warnings.admit(f"{host} {what}")
+        if held is None:
+            return
+        more = {"suppressed": held} if held else {}
+        log.warning("rpc %s %s", what, kv(**context, peer=peer or host, reason=reason, **more))
+
+    async def _handshake(self, transport: asyncio.Transport, host: str) -> None:
         assert self._web_server is not None and self._ssl_context is not None
-        address = _address(transport.get_extra_info("peername"))
         handler = self._web_server()
         loop = asyncio.get_running_loop()
+        handed_over = False
         try:
             tls_transport = await loop.start_tls(
                 transport,
                 handler,
                 self._ssl_context,
                 server_side=True,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+                ssl_handshake_timeout=self.limits.handshake_timeout,
             )
+            if tls_transport is None:  # the connection went away during the handshake
+                transport.close()
+                return
+            connection = _Connection(host)
+            self._tls_connections[handler] = connection
+            handed_over = True
+            handler.connection_made(tls_transport)
+            if handler in self._tls_connections:  # not already lost
+                connection.timer = loop.call_later(
+                    self.limits.header_timeout, self._header_timeout, handler
+                )
         except (OSError, TimeoutError, EOFError) as exc:
             # ssl.SSLError is an OSError: no client certificate, one from another CA, ...
-            reason = _handshake_failure(exc)
-            log.warning("rpc TLS handshake failed %s", kv(peer=address, reason=reason))
+            address = _address(transport.get_extra_info("peername"))
+            self._warn(host, "TLS handshake failed", _handshake_failure(exc), peer=address)
             transport.close()
-            return
         except Exception as exc:
-            internal_error(exc, context=f"rpc TLS handshake with {address}")
+            internal_error(exc, context=f"rpc TLS handshake with {host}")
             transport.close()
+        finally:
+            if not handed_over:
+                self.connections.release(host)
+                self._after_release()
+
+    def _header_timeout(self, handler: web.RequestHandler) -> None:
+        connection = self._tls_connections.get(handler)
+        if connection is None:
             return
-        if tls_transport is None:  # the connection went away during the handshake
-            transport.close()
-            return
-        handler.connection_made(tls_transport)
+        connection.timer = None
+        self._warn(
+            connection.host,
+            "connection closed",
+            f"no request within {self.limits.header_timeout:g}s of its TLS handshake",
+        )
+        handler.force_close()
+        if handler.transport is not None:
+            handler.transport.close()
+
+    def _connection_lost(self, handler: web.RequestHandler) -> None:
+        connection = self._tls_connections.pop(handler, None)
+        if connection is not None:
+            connection.cancel_timer()
+            self.connections.release(connection.host)
+            self._after_release()
+
+    def _after_release(self) -> None:
+        """Once a wave of connections has left, give their memory back (in a moment, once
+        for the whole wave)."""
+        if self._reclaim is None and self.connections.reclaim_due():
+            self._reclaim = asyncio.get_running_loop().call_later(1.0, self._reclaim_now)
+
+    def _reclaim_now(self) -> None:
+        self._reclaim = None
+        reclaim_memory()
+        log.info("rpc connections gone, memory reclaimed %s", kv(open=self.connections.total))
 
     # -- requests -------------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        connection = self._tls_connections.get(request.protocol)
+        if connection is not None:
+            connection.cancel_timer()  # from now on aiohttp's keep-alive timer watches it
         path = request.path
         try:
             peer = self._peer(request, path)
         except SwarmliteError as exc:
-            transport = request.transport
-            address = _address(transport.get_extra_info("peername") if transport else None)
-            log.warning("rpc refused %s", kv(path=path, peer=address, reason=exc.message))
-            return _error_response(exc)
+            peername = request.transport.get_extra_info("peername") if request.transport else None
+            self._warn(_host(peername), "refused", exc.message, path=path, peer=_address(peername))
+            return await self._unread(request, _error_response(exc))
         except Exception as exc:  # a bug in authorize
             return _error_response(internal_error(exc, context=f"rpc authorize {path}"))
+        public = peer.identity is None and not peer.local
+        if public and not self._public_calls.allow(_host_of(peer.address)):
+            wait = self._public_calls.retry_after(_host_of(peer.address))
+            limited = Unavailable(
+                f"too many calls without a certificate from {_host_of(peer.address)}; "
+                f"try again in {wait:.1f}s",
+                details={"retry_after": round(wait, 1)},
+            )
+            self._warn(_host_of(peer.address), "rate limited", "calls without a certificate")
+            response = _error_response(limited, status=429)
+            response.headers[hdrs.RETRY_AFTER] = str(max(1, round(wait + 0.5)))
+            return await self._unread(request, response)
         route = self._routes.get(path)
         if route is None:
-            return self._refuse(
-                path, peer, NotFound(f"no rpc endpoint at {path}", details={"path": path})
+            return await self._unread(
+                request,
+                self._refuse(
+                    path, peer, NotFound(f"no rpc endpoint at {path}", details={"path": path})
+                ),
             )
         if isinstance(route, _Stream):
             return await self._serve_stream(request, route, peer)
         if request.method != hdrs.METH_POST:
-            return self._refuse(
-                path,
-                peer,
-                InvalidArgument(f"{path} takes POST, got {request.method}"),
-                status=405,
+            method = clip(request.method, 20)
+            return await self._unread(
+                request,
+                self._refuse(
+                    path, peer, InvalidArgument(f"{path} takes POST, got {method}"), status=405
+                ),
             )
         content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
         if content_type.split(";")[0].strip().lower() != MSGPACK:
+            got = clip(content_type, 80) if content_type else "no content type"
+            return await self._unread(
+                request,
+                self._refuse(
+                    path, peer, InvalidArgument(f"{path} takes {MSGPACK}, got {got}"), status=415
+                ),
+            )
+        limit = self.limits.public_max_message_bytes if public else self._max_message_bytes
+        try:
+            body = await read_body(
+                request.content,
+                request.content_length,
+                limit,
+                idle_timeout=self.limits.header_timeout,
+            )
+        except InvalidArgument as exc:
+            return await self._unread(request, self._refuse(path, peer, exc, status=413))
+        except Exception as exc:  # the client went away, stalled, or broke HTTP framing
+            reason = "stalled" if isinstance(exc, TimeoutError) else clip(repr(exc), 120)
+            error = InvalidArgument(f"request body for {path} could not be read: {reason}")
+            return await self._unread(request, self._refuse(path, peer, error))
+        try:
+            message = route.decoder.decode(body)
+        except Exception as exc:  # DecodeError, ValidationError, RecursionError (deep nesting)
             return self._refuse(
                 path,
                 peer,
-                InvalidArgument(f"{path} takes {MSGPACK}, got {content_type or 'no content type'}"),
-                status=415,
-            )
-        try:
-            body = await read_body(request.content, request.content_length, self._max_message_bytes)
-        except InvalidArgument as exc:
-            return self._refuse(path, peer, exc, status=413)
-        except Exception as exc:  # the client went away or broke HTTP framing mid-body
-            error = InvalidArgument(f"request body for {path} could not be read: {exc!r}")
-            return self._refuse(path, peer, error)
-        try:
-            message = route.decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._refuse(
-                path, peer, InvalidArgument(f"malformed {route.type_name} for {path}: {exc}")
+                InvalidArgument(f"malformed {route.type_name} for {path}: {_decode_failure(exc)}"),
             )
         try:
             result = await route.handler(message, peer)
@@ -466,13 +608,30 @@ class RpcServer:
             self._authorize(identity)
         return Peer(identity=identity, address=address, on_behalf_of=_claimed(request))
 
+    async def _unread(self, request: web.BaseRequest, response: web.Response) -> web.Response:
+        """``response`` to a request whose body was not read, and the end of its connection.
+
+        Reading the body (aiohttp would, to keep the connection; so would a graceful TLS
+        close) is what a refusal must not cost: a body that may be large is not read at
+        all, the connection is cut as soon as the answer is written.
+        """
+        response.force_close()
+        declared = request.content_length
+        small = declared is not None and declared <= self.limits.public_max_message_bytes
+        if request.content.is_eof() or small:
+            return response
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+
     def _refuse(
         self, path: str, peer: Peer, error: SwarmliteError, *, status: int | None = None
     ) -> web.Response:
         node = peer.identity.node_id if peer.identity else "-"
-        log.warning(
-            "rpc refused %s", kv(path=path, peer=peer.address, node=node, reason=error.message)
-        )
+        host = _host_of(peer.address)
+        self._warn(host, "refused", error.message, path=path, peer=peer.address, node=node)
         return _error_response(error, status=status)
 
     async def _serve_stream(
@@ -527,9 +686,12 @@ class _TlsAcceptor(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        host = self._server._admit(transport)
+        if host is None:
+            return
         # Nothing may be read before start_tls installs the TLS protocol.
         transport.pause_reading()
-        task = asyncio.get_running_loop().create_task(self._server._handshake(transport))
+        task = asyncio.get_running_loop().create_task(self._server._handshake(transport, host))
         handshakes = self._server._handshakes
         handshakes.add(task)
 
@@ -539,6 +701,80 @@ class _TlsAcceptor(asyncio.Protocol):
                 transport.close()
 
         task.add_done_callback(done)
+
+
+class _Connection:
+    """A TLS connection the server still watches: whose it is, and its header timer."""
+
+    __slots__ = ("host", "timer")
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.timer: asyncio.TimerHandle | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class _EnvelopeRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering what it refuses itself (a malformed request
+    line or header, a handler that raised) with our error envelope instead of text."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer has begun: no error envelope can follow it")
+        error: SwarmliteError
+        if status >= 500:
+            transport = request.transport
+            peername = transport.get_extra_info("peername") if transport else None
+            context = f"rpc request from {_host(peername)}"
+            error = internal_error(exc or InternalError("no exception"), context=context)
+        else:
+            reason = clip(message or (str(exc) if exc else "") or f"HTTP {status}", 200)
+            error = InvalidArgument(f"malformed HTTP request: {reason}")
+            log.debug("rpc malformed request %s", kv(status=status, reason=reason))
+        response = _error_response(error, status=status)
+        response.force_close()
+        return response
+
+
+class _WebServer(web.Server):
+    """aiohttp's low-level server with our connection handler, telling the rpc server when
+    a connection ends (to free its slot)."""
+
+    def __init__(
+        self,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+        *,
+        on_lost: Callable[[web.RequestHandler], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self._on_lost = on_lost
+
+    def __call__(self) -> web.RequestHandler:
+        # aiohttp keeps the handler's settings in _kwargs; a subclass is its one hook.
+        return _EnvelopeRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
+        super().connection_lost(handler, exc)
+        self._on_lost(handler)
+
+
+def _decode_failure(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return clip(str(exc) or type(exc).__name__, 200)
 
 
 def _error_response(error: SwarmliteError, *, status: int | None = None) -> web.Response:
@@ -559,6 +795,21 @@ def _handshake_failure(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def _host(peername: Any) -> str:
+    """The peer's host without its port: what limits are kept per."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return str(peername[0])
+    return "local"
+
+
+def _host_of(address: str) -> str:
+    """The host of an address ``_address`` wrote (``h:p``, ``[v6]:p``, ``local``)."""
+    host, sep, _ = address.rpartition(":")
+    if not sep:
+        return address
+    return host[1:-1] if host.startswith("[") else host
 
 
 def _address(peername: Any) -> str:

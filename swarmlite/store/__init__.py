@@ -6,6 +6,7 @@ Raft is not imported here: the daemon gives ``Store`` a Raft-backed proposer.
 
 from swarmlite.store.facade import DEFAULT_MAX_ATTEMPTS, Store, UpdateFn
 from swarmlite.store.memory import ApplyResult, KindArg, MemoryStore, ReadTx
+from swarmlite.store.merge import Edit
 from swarmlite.store.proposer import LocalProposer, Proposer
 from swarmlite.store.tx import (
     Create,
@@ -25,6 +26,7 @@ __all__ = [
     "ApplyResult",
     "Create",
     "Delete",
+    "Edit",
     "Event",
     "EventAction",
     "KindArg",

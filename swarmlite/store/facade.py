@@ -2,8 +2,10 @@
 
 Owns the read-modify-write cycle: ``update(fn)`` reads through ``fn``, proposes the
 transaction ``fn`` built, and when a concurrent write made it stale, runs ``fn`` again on
-the newer state (a bounded number of times). Does not own committing (``Proposer``) nor
-the state (``MemoryStore``). Timestamps come from the injected Clock, at proposal time.
+the newer state (a bounded number of times); ``merge`` does the same for edits of one
+object, combined and retried until they apply (``store.merge``). Does not own committing
+(``Proposer``) nor the state (``MemoryStore``). Timestamps come from the injected Clock,
+at proposal time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from swarmlite.clock import Clock, SystemClock
 from swarmlite.errors import AlreadyExists, Conflict, NotFound
 from swarmlite.log import kv
 from swarmlite.store.memory import ApplyResult, KindArg, MemoryStore, ReadTx
+from swarmlite.store.merge import Edit, Merger
 from swarmlite.store.proposer import Proposer
 from swarmlite.store.tx import Tx
 from swarmlite.store.watch import DEFAULT_MAX_PENDING, Predicate, Watch
@@ -47,6 +50,7 @@ class Store:
         self._proposer = proposer
         self._clock: Clock = clock or SystemClock()
         self._max_attempts = max_attempts
+        self._merger = Merger(memory.get, self._propose_raw, clock=self._clock)
 
     async def update(self, fn: UpdateFn) -> ApplyResult:
         """Run ``fn`` on the current state and commit the Tx it returns.
@@ -82,6 +86,15 @@ class Store:
             hint="the objects are changing too fast; try again",
             details=last.error.details,
         ) from last.error
+
+    async def merge(self, kind: type[ObjectT], id: str, edit: Edit[ObjectT]) -> ObjectT:
+        """Apply ``edit`` (object in, edited object out; None: no change) to the current
+        object, combined with the concurrent edits of the same object and retried on
+        Conflict until it applies (see ``store.merge``); returns the object as written."""
+        return await self._merger.merge(kind, id, edit)
+
+    async def _propose_raw(self, tx: Tx) -> ApplyResult:
+        return await self._proposer.propose(self._encode(tx))
 
     async def propose(self, tx: Tx) -> ApplyResult:
         """Commit ``tx`` once, without retrying; raises the transaction's error if any."""

@@ -1,12 +1,14 @@
 """A Raft member as its own process, for component tests and benchmarks.
 
 Runs one `RaftNode` with the real store (`MemoryStore`) as its state machine, the real
-storage (fsync on), and the real transport over mutual TLS, plus a small test API on the
-same port: put/get keys (stored as Config objects), status, membership changes and
-leadership transfer. The daemon of a later issue wires the same pieces for production.
+storage (fsync on; sealed with the data dir's keys when asked, as a manager's is), and
+the real transport over mutual TLS, plus a small test API on the same port: put/get keys
+(stored as Config objects), status, membership changes and leadership transfer. The
+daemon of a later issue wires the same pieces for production.
 
     python -m swarmlite.testing.raftproc --id n1 --data DIR --listen 127.0.0.1:PORT \
-        --certs CERTDIR --cluster CID [--bootstrap n1=ADDR,n2=ADDR,...] [--snapshot-every N]
+        --certs CERTDIR --cluster CID [--bootstrap n1=ADDR,n2=ADDR,...] [--snapshot-every N] \
+        [--sealed]
 
 It prints "ready <port>" on stdout once it serves, then logs to stderr.
 """
@@ -19,6 +21,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -27,6 +30,7 @@ from swarmlite.api import Config, ConfigSpec
 from swarmlite.ca import client_context, read_credentials, server_context
 from swarmlite.errors import NotLeader
 from swarmlite.raft import Member, NodeConfig, RaftCore, RaftNode, RaftStorage, RaftTransport
+from swarmlite.raft.sealing import load_keys
 from swarmlite.rpc import Peer, RpcServer
 from swarmlite.store import MemoryStore, ReadTx, Store, Tx
 from swarmlite.store.raftproposer import RaftProposer
@@ -160,9 +164,14 @@ def build(
     snapshot_every: int = 10_000,
     fsync: bool = True,
     address: str = "",
+    sealed: bool = False,
 ) -> RaftProcess:
-    """Open the storage (bootstrapping a new cluster if asked and empty) and wire a member."""
-    storage = RaftStorage.open(data_dir, fsync=fsync)
+    """Open the storage (bootstrapping a new cluster if asked and empty) and wire a member.
+
+    ``sealed`` seals every record with the data keys kept in ``data_dir`` (made on first
+    use, not locked), as a manager's raft directory is."""
+    keys = load_keys(Path(data_dir)) if sealed else None
+    storage = RaftStorage.open(data_dir, fsync=fsync, keys=keys)
     if bootstrap:
         recovered = storage.recover()
         if not recovered.entries and recovered.snapshot is None:
@@ -170,7 +179,7 @@ def build(
             storage.write(hard_state, entries)
             storage.sync()
         storage.close()
-        storage = RaftStorage.open(data_dir, fsync=fsync)
+        storage = RaftStorage.open(data_dir, fsync=fsync, keys=keys)
     memory = MemoryStore()
     node = RaftNode(NodeConfig(node_id=node_id, snapshot_every=snapshot_every), storage, memory)
     creds = read_credentials(cert_dir)
@@ -219,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", required=True)
     parser.add_argument("--bootstrap", default="", help="id=host:port,... of the first voters")
     parser.add_argument("--snapshot-every", type=int, default=10_000)
+    parser.add_argument("--sealed", action="store_true", help="seal the raft data at rest")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     swl_log.setup(args.log_level)
@@ -235,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap=bootstrap,
             snapshot_every=args.snapshot_every,
             address=args.listen,
+            sealed=args.sealed,
         )
         loop = asyncio.get_running_loop()
         shutdown: set[asyncio.Task[None]] = set()

@@ -38,6 +38,7 @@ from swarmlite.api.control import ListRequest, NodeView
 from swarmlite.api.routes import NODE_LS, Rep, Req, Route
 from swarmlite.errors import SwarmliteError
 from swarmlite.rpc import ControlClient
+from swarmlite.testing.cleanup import unmount_under
 
 T = TypeVar("T")
 
@@ -141,8 +142,10 @@ class Cluster:
         cert_dir: Path | None = None,
         name: str | None = None,
         timeout: float = CLI_TIMEOUT,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """`swarmlite [-H host] [--cert-dir dir] args...`; never raises on a failed command."""
+        """`swarmlite [-H host] [--cert-dir dir] args...` (``input`` on its stdin); never
+        raises on a failed command."""
         argv = [sys.executable, "-m", "swarmlite"]
         if host is not None:
             argv += ["-H", host]
@@ -155,7 +158,7 @@ class Cluster:
             text=True,
             timeout=timeout,
             env=self.env(name),
-            stdin=subprocess.DEVNULL,
+            input=input if input is not None else "",
             check=False,
         )
 
@@ -176,7 +179,7 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def init(self, name: str) -> Node:
+    def init(self, name: str, *flags: str) -> Node:
         node = self._new_node(name)
         try:
             self.ok(
@@ -185,6 +188,7 @@ class Cluster:
                 str(node.data_dir),
                 "--listen-addr",
                 node.addr,
+                *flags,
                 name=name,
             )
         finally:
@@ -273,7 +277,8 @@ class Cluster:
             node.proc = None
 
     def close(self) -> None:
-        """SIGKILL every daemon this cluster ever started, and reap the harness's children."""
+        """SIGKILL every daemon this cluster ever started, reap the harness's children, and
+        unmount what they left mounted under the root."""
         for node in self.nodes.values():
             self._remember_pid(node)
         for pid in self.pids:
@@ -287,6 +292,8 @@ class Cluster:
                     node.proc.kill()
                 node.proc.wait(timeout=10)
                 node.proc = None
+        # A killed daemon leaves the tmpfs its tasks' secrets and configs were kept on.
+        unmount_under(self.root)
 
     # ------------------------------------------------------------------ what NODE_LS says
 
@@ -439,6 +446,17 @@ def small_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         made.join("m2", "manager", via=m1)
         made.join("w1", "worker", via=m1)
         made.heal()
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A harness of this test's own that has started no node yet (the test inits and joins,
+    with the flags it needs); every daemon killed afterwards."""
+    made = Cluster(tmp_path_factory.mktemp("own").resolve())
+    try:
         yield made
     finally:
         made.close()

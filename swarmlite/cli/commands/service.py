@@ -28,6 +28,7 @@ from swarmlite.api.control import (
     NameRef,
     ServiceCreate,
     ServiceFilter,
+    ServiceScale,
     ServiceUpdate,
     ServiceView,
     TaskFilter,
@@ -45,6 +46,7 @@ from swarmlite.api.routes import (
     SERVICE_LS,
     SERVICE_RM,
     SERVICE_ROLLBACK,
+    SERVICE_SCALE,
     SERVICE_UPDATE,
     TASK_LS,
 )
@@ -353,17 +355,32 @@ def _scaled(service: Service, replicas: int) -> ServiceSpec:
     )
 
 
+def scale_service(
+    rpc: Client, ref: str, replicas: int, before: Callable[[Service], None] | None = None
+) -> Service:
+    """``service scale``: one merge on the manager (SERVICE_SCALE), applied to the service
+    as it is then, so a concurrent change never makes it fail with a stale version."""
+    service = read(rpc, ref)
+    _scaled(service, replicas)  # a global service is refused before anything is written
+    if before is not None:
+        before(service)
+    rpc.call(SERVICE_SCALE, ServiceScale(ref=service.id, replicas=replicas))
+    return service
+
+
 def change_and_wait(
     rpc: Client,
     ref: str,
-    edit: Callable[[Service], ServiceSpec],
+    edit: Callable[[Service], ServiceSpec] | None,
     *,
     detach: bool,
     quiet: bool,
     timeout: float,
     announce: Callable[[Service], str],
+    replicas: int | None = None,
 ) -> None:
-    """Edit the service, print ``announce(service)``, then wait unless ``detach``."""
+    """Edit the service (``edit``, or scale it to ``replicas``), print
+    ``announce(service)``, then wait unless ``detach``."""
     display = Display(quiet=quiet)
     waiters: list[Waiter] = []
 
@@ -373,7 +390,11 @@ def change_and_wait(
             waiter.baseline()
             waiters.append(waiter)
 
-    service = update_spec(rpc, ref, edit, before)
+    if edit is not None:
+        service = update_spec(rpc, ref, edit, before)
+    else:
+        assert replicas is not None, "change_and_wait needs an edit or replicas"
+        service = scale_service(rpc, ref, replicas, before)
     click.echo(announce(service))
     if waiters:
         _converge(waiters[0], display, service.spec.name, quiet=quiet)
@@ -406,7 +427,8 @@ def scale(detach: bool, quiet: bool, timeout: float, scales: tuple[str, ...]) ->
         change_and_wait(
             rpc,
             ref,
-            lambda service: _scaled(service, wanted[ref]),
+            None,
+            replicas=wanted[ref],
             detach=detach,
             quiet=quiet,
             timeout=timeout,

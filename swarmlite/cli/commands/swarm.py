@@ -18,11 +18,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from swarmlite.api import NodeRole
-from swarmlite.api.control import JoinTokenRequest, LeaveRequest, SwarmUpdate
-from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE
+from swarmlite.api.control import (
+    JoinTokenRequest,
+    LeaveRequest,
+    SwarmUpdate,
+    UnlockKeyRequest,
+    UnlockRequest,
+)
+from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE, UNLOCK, UNLOCK_KEY
 from swarmlite.cli import render
 from swarmlite.cli.client import DEFAULT_SOCKET, SOCKET_ENV, Client
 from swarmlite.cli.commands import Duration, client, settings
+from swarmlite.cli.commands.backup import backup, load_backup, passphrase_file_option, summary
+from swarmlite.cli.commands.ca import ca
 from swarmlite.errors import UsageError
 from swarmlite.rpc.control import DEFAULT_PORT
 
@@ -183,7 +191,21 @@ def _local(opts: NodeOptions) -> Client:
 @click.option(
     "--force-new-cluster",
     is_flag=True,
-    help="Start a new cluster from this node's current state, forgetting the other managers.",
+    help="Start a new cluster from this node's current state, forgetting the other managers "
+    "(stops this node's daemon first if it runs).",
+)
+@click.option(
+    "--restore",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="Start a new cluster with the services, networks, secrets, configs and settings of "
+    "a backup (`swarmlite swarm backup FILE`).",
+)
+@passphrase_file_option()
+@click.option(
+    "--autolock",
+    is_flag=True,
+    help="Enable manager autolocking (requiring an unlock key to start a stopped manager).",
 )
 @click.pass_context
 def init(
@@ -201,10 +223,31 @@ def init(
     default_addr_pool_mask_length: int | None,
     mesh_pool: str | None,
     force_new_cluster: bool,
+    restore: Path | None,
+    passphrase_file: Path | None,
+    autolock: bool,
 ) -> None:
     """Initialize a cluster, with this node as its first manager."""
     from swarmlite import daemon
 
+    if restore is not None:
+        given = [
+            flag
+            for flag, value in (
+                ("--force-new-cluster", force_new_cluster),
+                ("--default-addr-pool", default_addr_pool),
+                ("--default-addr-pool-mask-length", default_addr_pool_mask_length),
+                ("--mesh-pool", mesh_pool),
+                ("--cert-expiry", cert_expiry),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(
+                f"--restore cannot be combined with {', '.join(given)}",
+                hint="a restored cluster takes its settings from the backup; change them "
+                "afterwards with `swarmlite swarm update`",
+            )
     opts = dataclasses.replace(
         _options(
             data_dir,
@@ -219,8 +262,14 @@ def init(
         default_addr_pool=default_addr_pool,
         default_addr_pool_mask_length=default_addr_pool_mask_length,
         mesh_pool=mesh_pool,
+        autolock=autolock,
     )
-    result = daemon.init_cluster(opts, force_new_cluster=force_new_cluster)
+    restored = load_backup(restore, passphrase_file) if restore is not None else None
+    if force_new_cluster:
+        daemon.stop_running(opts.data_dir)  # its raft state is rewritten below
+    result = daemon.init_cluster(opts, force_new_cluster=force_new_cluster, restore=restored)
+    if restored is not None:
+        click.echo(f"Restored from {restore} (raft index {restored.index}): {summary(restored)}.")
     if foreground:
         click.echo(render.init_message(result.node_id, None))
         ctx.exit(daemon.start_daemon(opts, foreground=True))
@@ -228,6 +277,8 @@ def init(
     local = _local(opts)
     worker = local.call(JOIN_TOKEN, JoinTokenRequest(role=NodeRole.WORKER))
     click.echo(render.init_message(result.node_id, worker))
+    if autolock:
+        click.echo(render.unlock_instructions(local.call(UNLOCK_KEY, UnlockKeyRequest()).key))
 
 
 @click.command("join")
@@ -320,17 +371,62 @@ def leave(force: bool) -> None:
     metavar="INT",
     help="Task history retention limit [default: 5].",
 )
+@click.option(
+    "--autolock",
+    type=click.BOOL,
+    metavar="BOOL",
+    help="Change manager autolocking setting (true|false).",
+)
 def update(
-    cert_expiry: float | None, dispatcher_heartbeat: float | None, task_history_limit: int | None
+    cert_expiry: float | None,
+    dispatcher_heartbeat: float | None,
+    task_history_limit: int | None,
+    autolock: bool | None,
 ) -> None:
     """Update the cluster's settings."""
     request = SwarmUpdate(
         heartbeat_period=dispatcher_heartbeat,
         task_history_limit=task_history_limit,
         cert_expiry=cert_expiry,
+        autolock=autolock,
     )
-    client().call(SWARM_UPDATE, request)
+    rpc = client()
+    rpc.call(SWARM_UPDATE, request)
     click.echo("Swarm updated.")
+    if autolock:
+        key = rpc.call(UNLOCK_KEY, UnlockKeyRequest()).key
+        click.echo(render.unlock_instructions(key))
+
+
+@click.command("unlock-key")
+@click.option("--rotate", is_flag=True, help="Rotate unlock key.")
+@click.option("-q", "--quiet", is_flag=True, help="Only display token.")
+def unlock_key(rotate: bool, quiet: bool) -> None:
+    """Manage the unlock key: show it, or make a new one."""
+    key = client().call(UNLOCK_KEY, UnlockKeyRequest(rotate=rotate)).key
+    if quiet:
+        click.echo(key)
+        return
+    if rotate:
+        click.echo("Successfully rotated manager unlock key.\n")
+    click.echo(render.unlock_instructions(key))
+
+
+@click.command("unlock")
+def unlock() -> None:
+    """Unlock a locked manager: give it the cluster's unlock key (from stdin, or a prompt)."""
+    rpc = client()
+    if rpc.unix_socket is None:
+        raise UsageError(
+            f"unlock is asked of the local daemon, not of {settings().host}",
+            hint="run it on the locked manager, with -H unix:///path/to/swarmlite.sock",
+        )
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        key = click.prompt("Enter unlock key", hide_input=True, prompt_suffix=": ")
+    else:
+        key = stdin.readline()
+    rpc.call(UNLOCK, UnlockRequest(key=key.strip()))
 
 
 @click.group("swarm")
@@ -342,3 +438,7 @@ def swarm() -> None:
 # click commands, registered in both places by cli.main.
 for _command in (init, join, join_token, leave, update):
     swarm.add_command(_command)
+for _command in (unlock, unlock_key):  # `swarm unlock`, `swarm unlock-key`, as docker has them
+    swarm.add_command(_command)
+swarm.add_command(backup)  # `swarm backup` only, as `docker swarm` has its commands
+swarm.add_command(ca)  # `swarm ca [--rotate]` only, as docker has it

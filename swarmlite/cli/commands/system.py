@@ -109,7 +109,9 @@ def _cluster(view: SwarmView) -> dict[str, Any]:
         spec=view.spec,
         root_ca=RootCAMaterial(cert_pem=view.ca_cert_pem),
     )
-    return dockerjson.swarm_json(cluster, node_cert_expiry=view.spec.settings.cert_expiry)
+    return dockerjson.swarm_json(
+        cluster, node_cert_expiry=view.spec.settings.cert_expiry, root_rotation=view.ca_rotation
+    )
 
 
 def info_data(info: Info, swarm: SwarmView | None, error: str = "") -> dict[str, Any]:

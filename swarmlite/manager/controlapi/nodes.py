@@ -30,7 +30,7 @@ from swarmlite.api.control import (
 from swarmlite.api.filters import match_nodes, match_tasks
 from swarmlite.api.routes import JOIN_TOKEN, NODE_INSPECT, NODE_LS, NODE_PS, NODE_RM, NODE_UPDATE
 from swarmlite.ca import RootCA, format_token, new_secret
-from swarmlite.errors import FailedPrecondition, InvalidArgument
+from swarmlite.errors import FailedPrecondition, InvalidArgument, NotFound
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.router import Router
@@ -99,20 +99,16 @@ class NodeAPI:
 
     async def update(self, req: NodeUpdate, peer: Peer) -> NodeView:
         node = self.ctx.resolve_node(req.ref)
-        for key in req.label_rm:
-            if key not in node.spec.labels and key not in req.label_add:
-                raise InvalidArgument(
-                    f"node {node.status.hostname or node.id} has no label {key!r}"
-                )
+        _check_label_rm(node, req)
         demoting = req.role is NodeRole.WORKER and node.spec.role is NodeRole.MANAGER
         if demoting and await self._demote(node, force=req.force) == "handed over":
             # It demoted this very node: leadership moved, the new leader finishes.
             return await self.ctx.forward(NODE_UPDATE, req)
 
-        def write(state: ReadTx) -> Tx:
-            current = state.get(Node, node.id)
-            if current is None:
-                raise FailedPrecondition(f"node {node.id} was removed meanwhile")
+        def edit(current: Node) -> Node | None:
+            # A merge: applied to the node as it is when its batch commits (store.merge),
+            # so concurrent --label-add writers all land and none needs a version.
+            _check_label_rm(current, req)
             labels = {k: v for k, v in current.spec.labels.items() if k not in req.label_rm}
             labels.update(req.label_add)
             spec = msgspec.structs.replace(
@@ -121,9 +117,14 @@ class NodeAPI:
                 availability=req.availability or current.spec.availability,
                 role=req.role or current.spec.role,
             )
-            return Tx().update(msgspec.structs.replace(current, spec=spec))
+            if spec == current.spec:
+                return None
+            return msgspec.structs.replace(current, spec=spec)
 
-        await self.ctx.store.update(write)
+        try:
+            await self.ctx.store.merge(Node, node.id, edit)
+        except NotFound as exc:
+            raise FailedPrecondition(f"node {node.id} was removed meanwhile") from exc
         log.info("node updated %s", kv(node=node.id, role=req.role, availability=req.availability))
         return self._view(self.ctx.resolve_node(node.id))
 
@@ -195,6 +196,12 @@ class NodeAPI:
             log.info("join token rotated %s", kv(role=req.role.value))
         cluster = self.ctx.cluster()
         return JoinTokenReply(token=token_for(cluster, req.role), managers=self.ctx.manager_addrs())
+
+
+def _check_label_rm(node: Node, req: NodeUpdate) -> None:
+    for key in req.label_rm:
+        if key not in node.spec.labels and key not in req.label_add:
+            raise InvalidArgument(f"node {node.status.hostname or node.id} has no label {key!r}")
 
 
 def token_for(cluster: Cluster, role: NodeRole) -> str:

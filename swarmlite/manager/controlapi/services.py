@@ -39,6 +39,7 @@ from swarmlite.api.control import (
     ServiceCreate,
     ServiceFilter,
     ServiceList,
+    ServiceScale,
     ServiceUpdate,
     ServiceView,
     StackDeploy,
@@ -56,6 +57,7 @@ from swarmlite.api.routes import (
     SERVICE_LS,
     SERVICE_RM,
     SERVICE_ROLLBACK,
+    SERVICE_SCALE,
     SERVICE_UPDATE,
     STACK_DEPLOY,
     STACK_LS,
@@ -124,6 +126,19 @@ def _changes_tasks(old: ServiceSpec, new: ServiceSpec) -> bool:
     return (old.task, old.endpoint, old.mode) != (new.task, new.endpoint, new.mode)
 
 
+def _scaled(spec: ServiceSpec, replicas: int) -> ServiceSpec:
+    """``service scale``: a replicated service's replicas, a replicated job's completions."""
+    if spec.mode is ServiceMode.REPLICATED:
+        return msgspec.structs.replace(spec, replicas=replicas)
+    if spec.mode is ServiceMode.REPLICATED_JOB:
+        job = msgspec.structs.replace(spec.job, total_completions=replicas)
+        return msgspec.structs.replace(spec, job=job)
+    raise InvalidArgument(
+        f"{spec.name}: scale can only be used with replicated or replicated-job mode",
+        details={"service": spec.name, "mode": spec.mode.value},
+    )
+
+
 def _with_update(service: Service, spec: ServiceSpec, now: float, *, rollback: bool) -> Service:
     """``service`` with its new ``spec``. A change of the tasks starts an update (or a
     rollback). Any other change (a scale, labels) keeps the spec it replaces for a rollback
@@ -162,6 +177,7 @@ class ServiceAPI:
         router.unary(SERVICE_LS, self.service_ls)
         router.unary(SERVICE_INSPECT, self.service_inspect)
         router.unary(SERVICE_UPDATE, self.service_update)
+        router.unary(SERVICE_SCALE, self.service_scale)
         router.unary(SERVICE_ROLLBACK, self.service_rollback)
         router.unary(SERVICE_RM, self.service_rm)
         router.unary(TASK_LS, self.task_ls)
@@ -358,6 +374,22 @@ class ServiceAPI:
 
         await self.ctx.store.update(write)
         return await self.service_inspect(NameRef(ref=req.ref), peer)
+
+    async def service_scale(self, req: ServiceScale, peer: Peer) -> ServiceView:
+        if req.replicas < 0:
+            raise InvalidArgument(f"replicas must be 0 or more, got {req.replicas}")
+        found = self.resolve(self.ctx.store.memory, req.ref)
+
+        def edit(service: Service) -> Service | None:
+            # A merge (store.merge): applied to the service as it is when it commits.
+            spec = _scaled(service.spec, req.replicas)
+            if spec == service.spec:
+                return None
+            check_scale(spec, service.spec)
+            return _with_update(service, spec, self.ctx.clock.wall(), rollback=False)
+
+        await self.ctx.store.merge(Service, found.id, edit)
+        return await self.service_inspect(NameRef(ref=found.id), peer)
 
     async def service_rollback(self, req: NameRef, peer: Peer) -> ServiceView:
 

@@ -4,7 +4,8 @@ Owns sessions, heartbeats, assignments and status reports: a node that opens a s
 is READY (what its hello says goes into the node's status, and so does a later hello on the
 same session, e.g. a new mesh key); one whose heartbeats stop for 3 periods is DOWN; the
 dispatcher tells each node the managers to fall back on, the heartbeat period and the role
-the store gives it (so a promotion or demotion reaches the node), pushes it the tasks it
+the store gives it (so a promotion or demotion reaches the node) and the root CA to trust
+and renew from (so a root CA rotation reaches it, ``ca.rotation``), pushes it the tasks it
 should run or stop (with the secrets and configs they use), and writes the statuses it
 reports into the store, ignoring stale or backward ones; it hands the agents' usage
 reports (what tasks of autoscaled services use) to the leader's ``Usage`` table. Only the
@@ -46,6 +47,7 @@ from swarmlite.api.control import (
     StatusReport,
     UsageReport,
 )
+from swarmlite.ca.rotation import signing_cert, signing_chain, trust_bundle
 from swarmlite.errors import (
     InvalidArgument,
     NotLeader,
@@ -191,11 +193,15 @@ class Dispatcher:
         node = self.ctx.store.memory.get(Node, node_id)
         if node is None:
             return None
+        root_ca = self.ctx.cluster().root_ca
         return SessionInfo(
             managers=self.ctx.manager_addrs(),
             heartbeat_period=self.ctx.heartbeat_period(),
             role=node.spec.role,
             leader_addr=self.ctx.addr,
+            ca_cert_pem=signing_cert(root_ca),
+            ca_trust_pem=trust_bundle(root_ca),
+            ca_chain_pem=signing_chain(root_ca),
         )
 
     async def _push_info(self, session: _Session) -> None:

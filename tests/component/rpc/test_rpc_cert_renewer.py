@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def certs_dir(cluster, tmp_path: Path) -> Path:
 
 async def test_renewal_writes_the_new_certificate_and_uses_it(certs_dir, manager_addr) -> None:
     renewer = CertRenewer(certs_dir, lambda: [free_address(), manager_addr], FakeClock())
-    before, client_before = renewer.creds, renewer.client_ssl()
+    before, client = renewer.creds, renewer.client_ssl()
+    made_before = client.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO()).context
 
     await renewer.renew(None)  # the first manager is down; the second answers
 
@@ -56,7 +58,9 @@ async def test_renewal_writes_the_new_certificate_and_uses_it(certs_dir, manager
     assert (info.node_id, info.role) == ("node-1", "manager")
     assert renewer.creds.key_pem == before.key_pem
     assert read_credentials(certs_dir) == renewer.creds
-    assert renewer.client_ssl() is not client_before
+    # The same live context: its new connections are made with the new certificate.
+    assert renewer.client_ssl() is client
+    assert client.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO()).context is not made_before
 
 
 async def test_renewal_asks_the_given_manager_first(certs_dir, manager_addr) -> None:

@@ -311,6 +311,27 @@ def test_events(docker: Docker, small: Cluster) -> None:
     assert docker.on(small.nodes["w1"]).ok("events", *window) == ""
 
 
+def test_swarm_update_autolock_and_unlock_key(docker: Docker) -> None:
+    """`docker swarm update` changes what swarmlite keeps, refuses the rest by name, and
+    turns autolock on and off; `docker swarm unlock-key` shows and rotates the key."""
+    assert "Swarm updated." in docker.ok("swarm", "update", "--task-history-limit", "7")
+    limit = "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}"
+    assert docker.ok("info", "--format", limit).strip() == "7"
+    refused = docker.fails("swarm", "update", "--max-snapshots", "3")
+    assert "Spec.Raft.KeepOldSnapshots cannot be changed by swarmlite" in refused
+    try:
+        locked = docker.ok("swarm", "update", "--autolock=true")
+        key = docker.ok("swarm", "unlock-key", "-q").strip()
+        assert key.startswith("SWLKEY-1-") and key in locked
+        autolock = "{{.Swarm.Cluster.Spec.EncryptionConfig.AutoLockManagers}}"
+        assert docker.ok("info", "--format", autolock).strip() == "true"
+        rotated = docker.ok("swarm", "unlock-key", "--rotate", "-q").strip()
+        assert rotated.startswith("SWLKEY-1-") and rotated != key
+    finally:
+        docker.ok("swarm", "update", "--autolock=false", "--task-history-limit", "5")
+    assert "no unlock key is set" in docker.fails("swarm", "unlock-key")
+
+
 # --------------------------------------------------------------------------- A26
 
 

@@ -14,7 +14,6 @@ from swarmlite.api import (
     ContainerSpec,
     EndpointSpec,
     FailureAction,
-    JobSpec,
     Node,
     NodeSpec,
     NodeStatus,
@@ -43,6 +42,7 @@ from swarmlite.api.control import (
     NodeView,
     ServiceFilter,
     ServiceList,
+    ServiceScale,
     ServiceUpdate,
     ServiceView,
     TaskFilter,
@@ -55,6 +55,7 @@ from swarmlite.api.routes import (
     SERVICE_LS,
     SERVICE_RM,
     SERVICE_ROLLBACK,
+    SERVICE_SCALE,
     SERVICE_UPDATE,
     TASK_LS,
 )
@@ -392,18 +393,16 @@ def test_service_inspect_format_and_its_conflict_with_pretty(daemon, run) -> Non
 # --------------------------------------------------------------------------- scale and update
 
 
-def test_scale_edits_replicas_with_the_version_read(daemon, run) -> None:
+def test_scale_sends_a_merge_of_the_replicas_without_a_version(daemon, run) -> None:
     web = make_service()
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
+    daemon.on(SERVICE_SCALE, lambda request: view_of(web, []))
 
     result = run("service", "scale", "--detach", "shop_web=6")
 
     assert result.exit_code == 0, result.stderr
-    (sent,) = daemon.requests(SERVICE_UPDATE)
-    assert sent == ServiceUpdate(
-        ref=web.id, spec=msgspec.structs.replace(web.spec, replicas=6), version=10
-    )
+    assert daemon.requests(SERVICE_SCALE) == [ServiceScale(ref=web.id, replicas=6)]
+    assert daemon.requests(SERVICE_UPDATE) == []
     assert result.stdout == "shop_web scaled to 6\n"
 
 
@@ -413,7 +412,7 @@ def test_scale_waits_until_the_new_replicas_run(daemon, run) -> None:
         web, spec=msgspec.structs.replace(web.spec, replicas=5), spec_version=2
     )
     daemon.on(SERVICE_INSPECT, lambda request: view_of(web, []))
-    daemon.on(SERVICE_UPDATE, lambda request: view_of(web, []))
+    daemon.on(SERVICE_SCALE, lambda request: view_of(web, []))
     # the old tasks have the same template, so they count for the scaled service too
     script(
         daemon,
@@ -435,16 +434,15 @@ def test_scale_waits_until_the_new_replicas_run(daemon, run) -> None:
     ]
 
 
-def test_scale_of_a_replicated_job_sets_its_completions(daemon, run) -> None:
+def test_scale_of_a_replicated_job_sends_its_completions(daemon, run) -> None:
     job = make_service("shop_migrate", mode=ServiceMode.REPLICATED_JOB)
     daemon.on(SERVICE_INSPECT, lambda request: view_of(job, []))
-    daemon.on(SERVICE_UPDATE, lambda request: view_of(job, []))
+    daemon.on(SERVICE_SCALE, lambda request: view_of(job, []))
 
     result = run("service", "scale", "-d", "shop_migrate=4")
 
     assert result.exit_code == 0, result.stderr
-    (sent,) = daemon.requests(SERVICE_UPDATE)
-    assert sent.spec.job == JobSpec(max_concurrent=1, total_completions=4)  # as docker's scale
+    assert daemon.requests(SERVICE_SCALE) == [ServiceScale(ref=job.id, replicas=4)]
 
 
 def test_scale_refuses_a_global_service_with_dockers_words(daemon, run) -> None:

@@ -13,6 +13,7 @@ from swarmlite import daemon as node_daemon
 from swarmlite.api import NodeRole
 from swarmlite.api.cluster import ClusterSpec
 from swarmlite.api.control import (
+    Backup,
     JoinTokenReply,
     JoinTokenRequest,
     LeaveRequest,
@@ -37,11 +38,17 @@ class Recorder:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     start_code: int = 0
     init_error: Exception | None = None
+    restored: Backup | None = None
 
     def init_cluster(
-        self, opts: node_daemon.NodeOptions, *, force_new_cluster: bool = False
+        self,
+        opts: node_daemon.NodeOptions,
+        *,
+        force_new_cluster: bool = False,
+        restore: Backup | None = None,
     ) -> node_daemon.InitResult:
         self.calls.append(("init", (opts, force_new_cluster)))
+        self.restored = restore
         if self.init_error is not None:
             raise self.init_error
         return node_daemon.InitResult(
@@ -258,10 +265,14 @@ def test_swarm_group_has_dockers_commands(run) -> None:
     commands = result.stdout.split("Commands:")[1].splitlines()
     named = [line.split()[0] for line in commands if line[2:3].strip()]  # not wrapped text
     assert named == [
+        "backup",
+        "ca",
         "init",
         "join",
         "join-token",
         "leave",
+        "unlock",
+        "unlock-key",
         "update",
     ]
 
@@ -289,7 +300,7 @@ def test_swarm_update_sends_only_the_flags_given(daemon, run) -> None:
     [
         (("--dispatcher-heartbeat", "soon"), "is not a duration"),
         (("--task-history-limit", "-1"), "-1 is not in the range x>=0"),
-        (("--autolock",), "No such option"),
+        (("--autolock", "maybe"), "is not a valid boolean"),
     ],
 )
 def test_swarm_update_refuses_bad_values_before_calling(daemon, run, args, word) -> None:
