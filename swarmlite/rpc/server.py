@@ -85,6 +85,12 @@ TLS_READ_BUFFER_BYTES = 64 * 1024
 # Connections the kernel may queue before we accept them (asyncio's default is 100): a burst
 # of new peers (every worker reconnecting after a failover) is accepted, not dropped.
 LISTEN_BACKLOG = 1024
+# How long the body of a refused request is read (and dropped) so that its sender, still
+# writing, gets to read the refusal.
+LINGER_SECONDS = 5.0
+# After a wave of connections ended, memory is reclaimed at once and again this much later,
+# when every TLS close of the wave has ended (asyncio gives one 30 s).
+RECLAIM_AGAIN_SECONDS = 35.0
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -322,6 +328,7 @@ class RpcServer:
                 on_lost=self._connection_lost,
                 access_log=None,
                 keepalive_timeout=self.limits.idle_timeout,
+                lingering_time=LINGER_SECONDS,
             )
             self._runner = web.ServerRunner(
                 self._web_server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
@@ -485,10 +492,13 @@ class RpcServer:
         if self._reclaim is None and self.connections.reclaim_due():
             self._reclaim = asyncio.get_running_loop().call_later(1.0, self._reclaim_now)
 
-    def _reclaim_now(self) -> None:
+    def _reclaim_now(self, again: bool = True) -> None:
         self._reclaim = None
         reclaim_memory()
         log.info("rpc connections gone, memory reclaimed %s", kv(open=self.connections.total))
+        if again:  # once more when TLS closes still in progress (30 s at most) have ended
+            loop = asyncio.get_running_loop()
+            self._reclaim = loop.call_later(RECLAIM_AGAIN_SECONDS, self._reclaim_now, False)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -516,7 +526,7 @@ class RpcServer:
             self._warn(_host_of(peer.address), "rate limited", "calls without a certificate")
             response = _error_response(limited, status=429)
             response.headers[hdrs.RETRY_AFTER] = str(max(1, round(wait + 0.5)))
-            return await self._unread(request, response)
+            return await self._unread(request, response, linger=False)
         route = self._routes.get(path)
         if route is None:
             return await self._unread(
@@ -608,18 +618,23 @@ class RpcServer:
             self._authorize(identity)
         return Peer(identity=identity, address=address, on_behalf_of=_claimed(request))
 
-    async def _unread(self, request: web.BaseRequest, response: web.Response) -> web.Response:
-        """``response`` to a request whose body was not read, and the end of its connection.
+    async def _unread(
+        self, request: web.BaseRequest, response: web.Response, *, linger: bool = True
+    ) -> web.Response:
+        """``response`` to a request whose body was not read.
 
-        Reading the body (aiohttp would, to keep the connection; so would a graceful TLS
-        close) is what a refusal must not cost: a body that may be large is not read at
-        all, the connection is cut as soon as the answer is written.
+        A body of a size a peer may send is read and dropped after the answer (aiohttp's
+        lingering, at most ``LINGER_SECONDS``), so the peer reads the envelope; one declared
+        larger than that, of unknown size, or from a peer refused for calling too often
+        (``linger=False``) is not read at all: the connection is cut as soon as the answer is
+        written, since reading it is what a refusal must not cost.
         """
-        response.force_close()
-        declared = request.content_length
-        small = declared is not None and declared <= self.limits.public_max_message_bytes
-        if request.content.is_eof() or small:
+        if request.content.is_eof():
             return response
+        declared = request.content_length
+        if linger and declared is not None and declared <= self._max_message_bytes:
+            return response
+        response.force_close()
         await response.prepare(request)
         await response.write_eof()
         if request.transport is not None:
