@@ -418,12 +418,15 @@ def test_a_service_made_with_many_flags_reads_back_the_same(docker: Docker, smal
     }
     assert [m["Type"] for m in container["Mounts"]] == ["volume", "bind", "tmpfs"]
     secret_id = docker.ok("secret", "inspect", f"s1-{tag}", "--format", "{{.ID}}").strip()
-    assert [
+    # The docker CLI gathers --secret flags in a Go map: the order it sends is not defined.
+    assert sorted(
         (s["SecretID"], s["File"]["Name"], s["File"]["Mode"]) for s in container["Secrets"]
-    ] == [
-        (secret_id, f"s1-{tag}", 0o444),
-        (secret_id, "other", 0o400),
-    ]
+    ) == sorted(
+        [
+            (secret_id, f"s1-{tag}", 0o444),
+            (secret_id, "other", 0o400),
+        ]
+    )
     assert shown["TaskTemplate"]["Placement"]["MaxReplicas"] == 2
     assert shown["UpdateConfig"]["FailureAction"] == "rollback"
     assert shown["EndpointSpec"]["Ports"][1]["Protocol"] == "udp"
