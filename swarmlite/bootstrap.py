@@ -1,7 +1,8 @@
 """A node's state on disk: what `init`, `join` and `leave` write, and what a restart reads.
 
 Owns the data dir's layout (see `daemon`), the options a node keeps (`NodeOptions`, saved
-in `node.json`; the listen and metrics addresses are checked before anything is written),
+in `node.json`; the listen and metrics addresses and the generic resources are checked
+before anything is written),
 and the first state of a node: `init_cluster` (a new cluster: CA, node certificate, raft
 log with the cluster's first objects; with a `Backup`, also the objects a restore keeps:
 `restored_objects`), `join_cluster` (the CA pinned by the token, a certificate signed by
@@ -33,6 +34,7 @@ from swarmlite.api import (
     Cluster,
     ClusterSpec,
     Config,
+    GenericResource,
     JoinSecrets,
     Network,
     Node,
@@ -47,6 +49,7 @@ from swarmlite.api import (
     new_id,
 )
 from swarmlite.api.control import Backup, JoinReply, JoinRequest
+from swarmlite.api.resources import check_node_resources
 from swarmlite.api.routes import JOIN
 from swarmlite.ca import (
     NodeCredentials,
@@ -92,6 +95,9 @@ class NodeOptions:
     default_addr_pool_mask_length: int | None = None  # default 24
     mesh_pool: str | None = None  # default 100.96.0.0/16
     autolock: bool = False  # init: seal the managers' raft keys with an unlock key
+    # --node-generic-resource: what the node advertises beyond CPU and memory (checked
+    # before anything is written; kept in node.json, sent in every session hello)
+    generic_resources: tuple[GenericResource, ...] = ()
     # `swarmlite daemon` only: the Docker Engine API on TCP too, with TLS requiring client
     # certificates signed by the CA (the unix socket beside `socket_path` is always served)
     docker_api_addr: str | None = None  # HOST:PORT
@@ -139,6 +145,7 @@ class NodeFile(msgspec.Struct, kw_only=True):
     docker_host: str = "unix:///var/run/docker.sock"
     metrics_addr: str = ""
     dashboard_addr: str = ""
+    generic_resources: list[GenericResource] = []
 
 
 # --------------------------------------------------------------------------- state on disk
@@ -201,6 +208,7 @@ def load_options(data_dir: Path, socket: Path | None = None) -> NodeOptions:
         docker_host=state.docker_host,
         metrics_addr=state.metrics_addr,
         dashboard_addr=state.dashboard_addr,
+        generic_resources=tuple(state.generic_resources),
     )
 
 
@@ -297,6 +305,10 @@ def _check_dashboard(opts: NodeOptions) -> None:
         check_dashboard_addr(opts.dashboard_addr)
 
 
+def _check_generic_resources(opts: NodeOptions) -> None:
+    check_node_resources(opts.generic_resources, flag="--node-generic-resource")
+
+
 def _hostname(opts: NodeOptions) -> str:
     return opts.hostname or os.environ.get("SWARMLITE_HOSTNAME") or socket.gethostname()
 
@@ -350,6 +362,7 @@ def init_cluster(
     _check_listen(opts.listen_addr)
     _check_metrics(opts)
     _check_dashboard(opts)
+    _check_generic_resources(opts)
     advertise = _advertise(opts)
     node_id, cluster_id = new_id(), new_id()
     ca = RootCA.create(cluster_id)
@@ -398,6 +411,7 @@ def init_cluster(
                 addresses=(split_addr(advertise)[0],),
                 addr=advertise,
                 version=__version__,
+                generic_resources=list(opts.generic_resources),
             ),
         )
         if restored is not None:  # autolock is this init's (--autolock), with its own key
@@ -426,6 +440,7 @@ def init_cluster(
             docker_host=opts.docker_host,
             metrics_addr=opts.metrics_addr,
             dashboard_addr=opts.dashboard_addr,
+            generic_resources=list(opts.generic_resources),
         )
         _commit_staging(staging, opts.data_dir, state)
     except BaseException:
@@ -537,6 +552,7 @@ def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
     _check_paths(opts)
     _check_metrics(opts)
     _check_dashboard(opts)
+    _check_generic_resources(opts)
     parsed = parse_token(token)
     host, port = split_addr(manager)
     manager_addr = f"{host}:{port}"
@@ -589,6 +605,7 @@ def join_cluster(opts: NodeOptions, token: str, manager: str) -> JoinResult:
             docker_host=opts.docker_host,
             metrics_addr=opts.metrics_addr,
             dashboard_addr=opts.dashboard_addr,
+            generic_resources=list(opts.generic_resources),
         )
         _commit_staging(staging, opts.data_dir, state)
     except BaseException:

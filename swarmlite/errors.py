@@ -9,6 +9,7 @@ details}`` and the receiving side raises the same class again from ``code`` (see
       UsageError
       InvalidArgument
         ComposeError (path, line, column)
+          ComposeErrors        several at once, in ``problems``
       NotFound
       AlreadyExists
       Conflict                 stale version: re-read and retry
@@ -84,6 +85,40 @@ class ComposeError(InvalidArgument):
             details={"path": path, "line": line, "column": column},
         )
         self.path, self.line, self.column = path, line, column
+
+
+class ComposeErrors(ComposeError):
+    """Several problems found in compose files at once (``problems``, in file order).
+
+    Its message lists every one on its own line (with its hint) under a count; ``path``,
+    ``line`` and ``column`` are the first problem's, and ``details["problems"]`` holds each
+    as ``{message, hint, path, line, column}``.
+    """
+
+    SHOWN: ClassVar[int] = 100  # problems listed in the message; the rest are counted
+
+    def __init__(self, problems: list[ComposeError]) -> None:
+        first = problems[0]
+        files = ", ".join(dict.fromkeys(p.path for p in problems))
+        lines = [f"{len(problems)} problems in {files}:"]
+        for problem in problems[: self.SHOWN]:
+            lines.append(f"  {problem.message}")
+            if problem.hint:
+                lines.append(f"    hint: {problem.hint}")
+        if len(problems) > self.SHOWN:
+            lines.append(f"  ... and {len(problems) - self.SHOWN} more")
+        InvalidArgument.__init__(
+            self,
+            "\n".join(lines),
+            details={
+                "path": first.path,
+                "line": first.line,
+                "column": first.column,
+                "problems": [{**p.details, "message": p.message, "hint": p.hint} for p in problems],
+            },
+        )
+        self.path, self.line, self.column = first.path, first.line, first.column
+        self.problems = list(problems)
 
 
 class NotFound(SwarmliteError):
@@ -167,7 +202,7 @@ def from_code(
 ) -> SwarmliteError:
     """Rebuild the error a peer sent; an unknown code becomes an InternalError."""
     cls = _BY_CODE.get(code)
-    if cls is None or cls is ComposeError:
+    if cls is None or issubclass(cls, ComposeError):
         # ComposeError's message already carries its location; rebuild it as its parent.
-        cls = InvalidArgument if cls is ComposeError else InternalError
+        cls = InternalError if cls is None else InvalidArgument
     return cls(message, hint=hint, details=details)

@@ -78,16 +78,21 @@ class Params:
     throughput_s: float
     inflight: int
     failover_rounds: int
+    paired_rounds: int  # alternating plain/sealed rounds for the cost of encryption
 
     def describe(self) -> str:
         return (
             f"{self.seq_writes} sequential writes, {self.throughput_s:g} s of throughput with "
-            f"{self.inflight} in flight, {self.failover_rounds} failover rounds"
+            f"{self.inflight} in flight, {self.failover_rounds} failover rounds; the cost of "
+            f"encryption from {self.paired_rounds} alternating plain/sealed rounds of a "
+            f"{self.paired_rounds}th of both"
         )
 
 
-FULL = Params(seq_writes=1000, throughput_s=10.0, inflight=1000, failover_rounds=5)
-QUICK = Params(seq_writes=200, throughput_s=3.0, inflight=1000, failover_rounds=3)
+FULL = Params(
+    seq_writes=1000, throughput_s=10.0, inflight=1000, failover_rounds=5, paired_rounds=10
+)
+QUICK = Params(seq_writes=200, throughput_s=3.0, inflight=1000, failover_rounds=3, paired_rounds=4)
 
 
 class SystemUnavailable(Exception):
@@ -388,6 +393,69 @@ def measure_failover(system: System, cert_dirs: Mapping[int, Path | None], base:
         raise BenchError(f"no write committed within {FAILOVER_WRITE_TIMEOUT_S:g} s of the kill")
 
 
+@dataclass
+class Paired:
+    """Plain and sealed swarmlite measured in alternating rounds, both clusters up at once:
+    drift in this machine's load falls on both alike, so the difference is the sealing's."""
+
+    rounds: int
+    plain_p50_ms: float
+    sealed_p50_ms: float
+    plain_writes_per_s: float
+    sealed_writes_per_s: float
+    p50_diffs_ms: list[float] = field(default_factory=list)  # sealed - plain, per round
+
+    @property
+    def throughput_pct(self) -> float:
+        return (self.sealed_writes_per_s - self.plain_writes_per_s) / self.plain_writes_per_s * 100
+
+    @property
+    def p50_ms(self) -> float:
+        return self.sealed_p50_ms - self.plain_p50_ms
+
+
+def measure_sealing_paired(workdir: Path, params: Params, rounds: int) -> Paired:
+    """``rounds`` rounds of 1/rounds of the sequential writes and of the throughput time on
+    each of a plain and a sealed cluster, the order swapped every round (ABBA)."""
+    plain, sealed = SYSTEMS[0], SYSTEMS[1]
+    latencies: dict[str, list[float]] = {plain.name: [], sealed.name: []}
+    writes = {plain.name: 0.0, sealed.name: 0.0}
+    seconds = {plain.name: 0.0, sealed.name: 0.0}
+    diffs: list[float] = []
+    base = workdir / "paired"
+    with (
+        cluster(plain, plain.prepare(base / plain.name), base / plain.name / "c") as one,
+        cluster(sealed, sealed.prepare(base / sealed.name), base / sealed.name / "c") as two,
+    ):
+        leaders = {plain.name: one.wait_healthy(), sealed.name: two.wait_healthy()}
+        n = max(1, params.seq_writes // rounds)
+        span = params.throughput_s / rounds
+        for round_no in range(rounds):
+            order = (plain, sealed) if round_no % 2 == 0 else (sealed, plain)
+            p50s: dict[str, float] = {}
+            for system in order:
+                leader = leaders[system.name]
+                reply = leader.request(SEQ, timeout=n * 10.0 + 30.0, n=n)
+                got = [float(v) for v in reply["latencies_ms"]]
+                latencies[system.name] += got
+                p50s[system.name] = percentile(got, 50)
+                reply = leader.request(
+                    THROUGHPUT, timeout=span + 60.0, seconds=span, inflight=params.inflight
+                )
+                writes[system.name] += int(reply["writes"])
+                seconds[system.name] += float(reply["seconds"])
+            diffs.append(p50s[sealed.name] - p50s[plain.name])
+            progress(f"paired round {round_no + 1}/{rounds}: sealed - plain {diffs[-1]:+.3f} ms")
+    return Paired(
+        rounds=rounds,
+        plain_p50_ms=percentile(latencies[plain.name], 50),
+        sealed_p50_ms=percentile(latencies[sealed.name], 50),
+        plain_writes_per_s=writes[plain.name] / seconds[plain.name],
+        sealed_writes_per_s=writes[sealed.name] / seconds[sealed.name],
+        p50_diffs_ms=diffs,
+    )
+
+
 def run_system(system: System, workdir: Path, params: Params) -> Result:
     result = Result(system.name)
     base = workdir / system.name
@@ -420,7 +488,7 @@ def _cell(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def print_table(results: list[Result], params: Params, quick: bool) -> None:
+def print_table(results: list[Result], params: Params, quick: bool, paired: Paired | None) -> None:
     print(f"Raft benchmark ({'quick' if quick else 'full'}): {params.describe()};")
     print(f"3 nodes per system on 127.0.0.1, {os.cpu_count()} CPU cores.")
     print()
@@ -442,22 +510,38 @@ def print_table(results: list[Result], params: Params, quick: bool) -> None:
             print(f"{'':<{NAME_WIDTH}} failover rounds: {rounds}")
         if r.error is not None:
             print(f"{'':<{NAME_WIDTH}} failed: {r.error.splitlines()[0]}")
-    cost = encryption_cost(results)
+    cost = encryption_cost(results, paired)
     if cost is not None:
         throughput_pct, p50_ms = cost
         met = -throughput_pct < SEALING_MAX_THROUGHPUT_LOSS_PCT and p50_ms < SEALING_MAX_P50_COST_MS
+        how = (
+            "the table's rows, measured one after the other"
+            if paired is None
+            else f"{paired.rounds} alternating rounds with both clusters up"
+        )
         print()
         print(
-            f"encryption at rest (swarmlite-sealed vs swarmlite): throughput "
-            f"{throughput_pct:+.1f} %, p50 {p50_ms:+.2f} ms; goal: loss under "
+            f"encryption at rest (swarmlite-sealed vs swarmlite, {how}): throughput "
+            f"{throughput_pct:+.1f} %, p50 {p50_ms:+.3f} ms; goal: loss under "
             f"{SEALING_MAX_THROUGHPUT_LOSS_PCT:g} % and under {SEALING_MAX_P50_COST_MS:g} ms: "
             f"{'met' if met else 'NOT met'}"
         )
+        if paired is not None:
+            diffs = ", ".join(f"{d:+.2f}" for d in paired.p50_diffs_ms)
+            print(
+                f"  paired: plain p50 {paired.plain_p50_ms:.2f} ms, "
+                f"{paired.plain_writes_per_s:,.0f} writes/s; sealed p50 "
+                f"{paired.sealed_p50_ms:.2f} ms, {paired.sealed_writes_per_s:,.0f} writes/s; "
+                f"p50 difference per round (ms): {diffs}"
+            )
     print()
 
 
-def encryption_cost(results: list[Result]) -> tuple[float, float] | None:
-    """Sealed vs plain swarmlite: (throughput change in %, p50 change in ms), if both ran."""
+def encryption_cost(results: list[Result], paired: Paired | None) -> tuple[float, float] | None:
+    """Sealed vs plain swarmlite: (throughput change in %, p50 change in ms), from the paired
+    rounds when they ran, else from the table's rows."""
+    if paired is not None:
+        return paired.throughput_pct, paired.p50_ms
     by_name = {r.system: r for r in results}
     plain, sealed = by_name.get("swarmlite"), by_name.get("swarmlite-sealed")
     if plain is None or sealed is None:
@@ -470,7 +554,7 @@ def encryption_cost(results: list[Result]) -> tuple[float, float] | None:
     return throughput_pct, sealed.p50_ms - plain.p50_ms
 
 
-def summary(results: list[Result]) -> dict[str, float | None]:
+def summary(results: list[Result], paired: Paired | None) -> dict[str, float | None]:
     by_name = {r.system: r for r in results}
     out: dict[str, float | None] = {}
     for system in SYSTEMS:
@@ -478,7 +562,8 @@ def summary(results: list[Result]) -> dict[str, float | None]:
         for key, digits in zip(RESULT_KEYS, (3, 3, 1, 3), strict=True):
             value = getattr(r, key)
             out[f"{system.name}_{key}"] = None if value is None else round(value, digits)
-    cost = encryption_cost(results)
+    cost = encryption_cost(results, paired)
+    out["encryption_paired_rounds"] = None if paired is None else paired.rounds
     out["encryption_writes_per_s_pct"] = None if cost is None else round(cost[0], 2)
     out["encryption_p50_ms"] = None if cost is None else round(cost[1], 3)
     return out
@@ -502,10 +587,16 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="swarmlite-bench-"))
     results: list[Result] = []
+    paired: Paired | None = None
     try:
         for system in SYSTEMS:
             if args.only in (None, system.name):
                 results.append(run_system(system, workdir, params))
+        if args.only is None:
+            try:
+                paired = measure_sealing_paired(workdir, params, params.paired_rounds)
+            except Exception as exc:  # the table still stands; the cost falls back to it
+                progress(f"paired rounds FAILED: {exc}")
     except KeyboardInterrupt:
         progress("interrupted")
         return 130
@@ -515,8 +606,8 @@ def main() -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print_table(results, params, args.quick)
-    line = json.dumps(summary(results))
+    print_table(results, params, args.quick, paired)
+    line = json.dumps(summary(results, paired))
     if args.json_out is not None:
         args.json_out.write_text(line + "\n")
     print(line, flush=True)

@@ -28,6 +28,7 @@ from typing import Protocol
 
 from swarmlite.api import Task
 from swarmlite.api.control import MeshState, NetworkState
+from swarmlite.api.registryauth import RegistryAuth
 
 LABEL_CLUSTER = "swarmlite.cluster"
 LABEL_TASK = "swarmlite.task"
@@ -102,8 +103,16 @@ class ContainerRequest:
 class RuntimeDriver(Protocol):
     async def info(self) -> RuntimeInfo: ...
 
-    async def pull(self, image: str, progress: Callable[[str], None] | None = None) -> None:
-        """Make `image` present (a no-op when it is); ImageNotFound when no one has it."""
+    async def pull(
+        self,
+        image: str,
+        progress: Callable[[str], None] | None = None,
+        *,
+        auth: RegistryAuth | None = None,
+    ) -> None:
+        """Make `image` present (a no-op when it is); ImageNotFound when no one has it.
+        `auth`: the service's credentials for the image's registry (never logged); a pull
+        its registry refuses for want of them, or refuses them, says so and names it."""
         ...
 
     async def create(self, request: ContainerRequest) -> str:

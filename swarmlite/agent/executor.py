@@ -51,6 +51,7 @@ from swarmlite.agent.driver import (
     RuntimeDriver,
 )
 from swarmlite.api import FileRef, Task, TaskState
+from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.api.task import TaskStatus
 from swarmlite.clock import Clock
 from swarmlite.errors import ContainerFailed, InvalidArgument, SwarmliteError, Unavailable
@@ -138,6 +139,7 @@ class Executor:
         node_id: str,
         secrets: Mapping[str, bytes] | None = None,
         configs: Mapping[str, bytes] | None = None,
+        registry_auth: Mapping[str, RegistryAuth] | None = None,
         adopted: ContainerState | None = None,
         network: NetworkDriver | None = None,
         docker_socket: DockerSocketSwap | None = None,
@@ -154,6 +156,8 @@ class Executor:
         self._node_id = node_id
         self._secrets: Mapping[str, bytes] = secrets or {}
         self._configs: Mapping[str, bytes] = configs or {}
+        # By service id: the credentials for its image's registry (`--with-registry-auth`).
+        self._registry_auth: Mapping[str, RegistryAuth] = registry_auth or {}
         self._changed = asyncio.Event()
         self._exit: asyncio.Task[int] | None = None
         self._adopted = adopted
@@ -191,6 +195,7 @@ class Executor:
         *,
         secrets: Mapping[str, bytes] | None = None,
         configs: Mapping[str, bytes] | None = None,
+        registry_auth: Mapping[str, RegistryAuth] | None = None,
     ) -> None:
         """A new view of the task from the manager: take its desired state and spec.
 
@@ -207,6 +212,8 @@ class Executor:
             self._secrets = secrets
         if configs is not None:
             self._configs = configs
+        if registry_auth is not None:
+            self._registry_auth = registry_auth
         self._changed.set()
 
     def close(self) -> None:
@@ -300,7 +307,8 @@ class Executor:
         if not task.spec.container.image:
             raise InvalidArgument("the task has no image")
         if not self.container_id:
-            await self._driver.pull(task.spec.container.image)
+            auth = self._registry_auth.get(task.service_id)
+            await self._driver.pull(task.spec.container.image, auth=auth)
             if self._network is not None and task.networks:
                 # The node's DNS server on the task's networks answers service names.
                 container = task.spec.container

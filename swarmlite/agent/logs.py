@@ -8,8 +8,10 @@ A query with ``cancel=True`` stops the stream of the same id. Does not own which
 container belongs to which task: it asks `lookup`.
 
 Errors: a task unknown here or a container gone is skipped; a runtime error ends that
-container's part of the stream (logged); a failed send ends the whole stream, since its
-reader is gone with the session.
+container's part of the stream (logged) with one last line on stderr saying why, so that a
+task whose log driver keeps nothing to read (``none``) or whose runtime failed shows its
+reason in ``service logs`` instead of nothing; a failed send ends the whole stream, since
+its reader is gone with the session.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from swarmlite.agent.driver import RuntimeDriver
 from swarmlite.api.control import AgentMessage, LogChunk, LogLine, LogsQuery
+from swarmlite.clock import Clock, SystemClock
 from swarmlite.errors import NotFound, SwarmliteError
 from swarmlite.log import kv
 
@@ -45,7 +48,9 @@ class LogServer:
         driver: RuntimeDriver,
         send: Callable[[AgentMessage], Awaitable[None]],
         lookup: Callable[[str], LogSource | None],
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._node_id = node_id
         self._driver = driver
         self._send = send
@@ -131,6 +136,16 @@ class LogServer:
             log.debug("no container for a log query %s", kv(task=task_id))
         except SwarmliteError as exc:
             log.info("reading a task's log failed %s", kv(task=task_id, error=exc.message))
+            await lines.put(
+                LogLine(
+                    task_id=task_id,
+                    task_name=source.task_name,
+                    node_id=self._node_id,
+                    stream="stderr",
+                    timestamp=self._clock.wall(),
+                    line=f"error from the node: {exc.message}",
+                )
+            )
         finally:
             aclose = getattr(entries, "aclose", None)
             if aclose is not None:

@@ -1,7 +1,8 @@
 """The node side of task execution: runs what the dispatcher assigns and reports how it goes.
 
 Owns this node's set of running executors. On each Assignments (the whole set of tasks
-this node should know of, with the secrets and configs they use) it starts a supervisor
+this node should know of, with the secrets and configs they use and their services'
+registry credentials) it starts a supervisor
 for every new task (an asyncio task that steps its `Executor` and reports each status it
 returns), hands every known task its new desired state, and stops and removes the
 containers of tasks no longer assigned. LogsQuery messages go to the `LogServer`. Does not
@@ -214,6 +215,7 @@ class Worker:
     def _apply(self, assignments: Assignments) -> None:
         secrets = {s.spec.name: s.spec.data for s in assignments.secrets}
         configs = {c.spec.name: c.spec.data for c in assignments.configs}
+        auths = assignments.registry_auth
         assigned = {task.id for task in assignments.tasks}
         for task in assignments.tasks:
             ex = self._executors.get(task.id)
@@ -229,6 +231,7 @@ class Worker:
                     node_id=self.node_id,
                     secrets=secrets,
                     configs=configs,
+                    registry_auth=auths,
                     adopted=found,
                     network=self._network,
                     docker_socket=self._docker_socket,
@@ -236,7 +239,7 @@ class Worker:
                 self._executors[task.id] = ex
                 self._supervisors[task.id] = self._spawn(self._supervise(ex))
                 continue
-            ex.update(task, secrets=secrets, configs=configs)
+            ex.update(task, secrets=secrets, configs=configs, registry_auth=auths)
             if _behind(task.status, ex.status):
                 # The manager missed a report (lost with a session): say it again.
                 self.reporter.report(task.id, ex.status)

@@ -27,6 +27,7 @@ from swarmlite.api.meta import Meta
 from swarmlite.api.network import Network, NetworkSpec, NetworkStatus
 from swarmlite.api.node import Node, NodeSpec, NodeStatus
 from swarmlite.api.objects import KINDS, Object, ObjectT, kind_type
+from swarmlite.api.resources import DiscreteResource, GenericResource, NamedResource
 from swarmlite.api.secret import Config, ConfigSpec, Secret, SecretSpec
 from swarmlite.api.service import (
     STACK_LABEL,
@@ -38,6 +39,7 @@ from swarmlite.api.service import (
     FileRef,
     HealthCheck,
     JobSpec,
+    LogDriver,
     Mount,
     NetworkAttachment,
     Placement,
@@ -72,15 +74,19 @@ __all__ = [
     "Config",
     "ConfigSpec",
     "ContainerSpec",
+    "DiscreteResource",
     "EndpointSpec",
     "EndpointStatus",
     "FailureAction",
     "FileRef",
+    "GenericResource",
     "HealthCheck",
     "JobSpec",
     "JoinSecrets",
+    "LogDriver",
     "Meta",
     "Mount",
+    "NamedResource",
     "Network",
     "NetworkAttachment",
     "NetworkSpec",

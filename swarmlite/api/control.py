@@ -13,6 +13,8 @@ from swarmlite.api.cluster import ClusterSpec
 from swarmlite.api.network import Network, NetworkSpec
 from swarmlite.api.node import Node
 from swarmlite.api.objects import Object
+from swarmlite.api.registryauth import RegistryAuth
+from swarmlite.api.resources import GenericResource
 from swarmlite.api.secret import Config, Secret
 from swarmlite.api.service import Service, ServiceSpec
 from swarmlite.api.states import NodeAvailability, NodeRole
@@ -101,6 +103,9 @@ class StackDeploy(msgspec.Struct, frozen=True, kw_only=True):
     secrets: list[Secret] = []
     configs: list[Config] = []
     prune: bool = False  # remove the stack's services that `services` no longer names
+    # `--with-registry-auth`: by service name, the credentials for its image's registry
+    # (a service not named keeps what it has)
+    registry_auth: dict[str, RegistryAuth] = {}
 
 
 class StackDeployReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,6 +173,7 @@ class ServiceFilter(msgspec.Struct, frozen=True, kw_only=True):
 
 class ServiceCreate(msgspec.Struct, frozen=True, kw_only=True):
     spec: ServiceSpec
+    registry_auth: RegistryAuth | None = None  # `--with-registry-auth`
 
 
 class ServiceView(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,6 +190,7 @@ class ServiceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     ref: str
     spec: ServiceSpec  # the whole new spec (the CLI edits what it read)
     version: int = 0  # the Service.version it was read at (0: do not check)
+    registry_auth: RegistryAuth | None = None  # `--with-registry-auth`; None: keep the old
 
 
 class ServiceScale(msgspec.Struct, frozen=True, kw_only=True):
@@ -404,6 +411,7 @@ class SessionHello(msgspec.Struct, frozen=True, kw_only=True, tag="hello"):
     arch: str = ""
     nano_cpus: int = 0
     memory_bytes: int = 0
+    generic_resources: list[GenericResource] = []  # its --node-generic-resource flags
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):
@@ -444,6 +452,8 @@ class Assignments(msgspec.Struct, frozen=True, kw_only=True, tag="assignments"):
     tasks: list[Task]
     secrets: list[Secret] = []
     configs: list[Config] = []
+    # By service id, the registry credentials of those of its tasks that are to run here.
+    registry_auth: dict[str, RegistryAuth] = {}
 
 
 class LogsQuery(msgspec.Struct, frozen=True, kw_only=True, tag="logs_query"):
@@ -509,6 +519,7 @@ class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
     address: str = ""  # ingress only: this node's own address on it, "10.0.0.3/24"
     vteps: list[str] = []  # mesh addresses of the other nodes on this network (flooding)
     fdb: list[FdbEntry] = []  # every remote task MAC on this network
+    internal: bool = False  # nothing crosses in or out of it but DNS (network/isolation.py)
 
 
 class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):

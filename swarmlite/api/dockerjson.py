@@ -27,6 +27,7 @@ from swarmlite.api.control import ClusterEvent, ManagerStatus
 from swarmlite.api.meta import Meta
 from swarmlite.api.network import Network
 from swarmlite.api.node import Node
+from swarmlite.api.resources import GenericResource, NamedResource
 from swarmlite.api.secret import Config, Secret
 from swarmlite.api.service import (
     ContainerSpec,
@@ -166,7 +167,11 @@ def node_json(node: Node, manager_status: ManagerStatus | None = None) -> JSON:
         "Description": {
             **_some(Hostname=status.hostname),
             "Platform": _some(Architecture=status.arch, OS=status.os),
-            "Resources": _some(NanoCPUs=status.nano_cpus, MemoryBytes=status.memory_bytes),
+            "Resources": _some(
+                NanoCPUs=status.nano_cpus,
+                MemoryBytes=status.memory_bytes,
+                GenericResources=generic_resources_json(status.generic_resources),
+            ),
             "Engine": _some(EngineVersion=status.version),
             "TLSInfo": {},
         },
@@ -347,15 +352,33 @@ def task_spec_json(
             _some(Target=ids.network_id(n.target), Aliases=list(n.aliases))
             for n in template.networks
         ]
+    if template.log_driver is not None:  # swarm's *Driver: nil (left out) or {Name, Options}
+        out["LogDriver"] = _some(
+            Name=template.log_driver.name, Options=dict(template.log_driver.options)
+        )
     out["ForceUpdate"] = template.force_update
     out["Runtime"] = _RUNTIME
     return out
 
 
 def _resources(resources: Resources, *, pids: bool) -> JSON:
-    out = _some(NanoCPUs=resources.nano_cpus, MemoryBytes=resources.memory_bytes)
+    out = _some(
+        NanoCPUs=resources.nano_cpus,
+        MemoryBytes=resources.memory_bytes,
+        GenericResources=generic_resources_json(resources.generic_resources),
+    )
     if pids and resources.pids:
         out["Pids"] = resources.pids
+    return out
+
+
+def generic_resources_json(resources: Sequence[GenericResource]) -> list[JSON]:
+    """Docker's ``GenericResources``: ``{"NamedResourceSpec": {"Kind", "Value"}}`` or
+    ``{"DiscreteResourceSpec": {"Kind", "Value"}}`` each."""
+    out = []
+    for resource in resources:
+        key = "NamedResourceSpec" if isinstance(resource, NamedResource) else "DiscreteResourceSpec"
+        out.append({key: {"Kind": resource.kind, "Value": resource.value}})
     return out
 
 
@@ -458,6 +481,8 @@ def task_json(task: Task, *, lookup: Lookup | None = None) -> JSON:
     out.update(_some(ServiceID=task.service_id, Slot=task.slot, NodeID=task.node_id))
     out["Status"] = _task_status(task.status)
     out["DesiredState"] = task.desired_state.value
+    if task.assigned_generic_resources:
+        out["AssignedGenericResources"] = generic_resources_json(task.assigned_generic_resources)
     if task.networks:
         out["NetworksAttachments"] = [_attachment(a, ids) for a in task.networks]
     service = ids.service(task.service_id)

@@ -12,6 +12,7 @@ from typing import ClassVar
 import msgspec
 
 from swarmlite.api.meta import Meta
+from swarmlite.api.resources import GenericResource
 from swarmlite.api.states import NodeAvailability, NodeRole, NodeState
 
 
@@ -34,6 +35,8 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
     arch: str = ""  # platform.arch ("x86_64")
     nano_cpus: int = 0  # what the node has to give to tasks
     memory_bytes: int = 0
+    # what else it advertises (--node-generic-resource): counts and named resources
+    generic_resources: list[GenericResource] = []
     mesh_public_key: str = ""  # its WireGuard public key (base64)
     mesh_next_key: str = ""  # the key it will switch to during a rotation
     mesh_endpoint: str = ""  # underlay host:port where its WireGuard listens

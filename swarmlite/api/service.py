@@ -14,6 +14,8 @@ from typing import ClassVar
 import msgspec
 
 from swarmlite.api.meta import Meta
+from swarmlite.api.registryauth import RegistryAuth
+from swarmlite.api.resources import DiscreteResource
 
 STACK_LABEL = "com.docker.stack.namespace"
 
@@ -107,6 +109,8 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
     nano_cpus: int = 0
     memory_bytes: int = 0
     pids: int = 0
+    # reservations only: a count of each kind a node advertises (api.resources)
+    generic_resources: list[DiscreteResource] = []
 
 
 class ResourceRequirements(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +183,15 @@ class NetworkAttachment(msgspec.Struct, frozen=True, kw_only=True):
     aliases: list[str] = []
 
 
+class LogDriver(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a task's output goes (swarm's ``TaskTemplate.LogDriver``): a runtime log
+    driver and its options. ``name`` "": the default driver with these options. The
+    rules and the default (a rotated json-file) are api/logdriver.py's."""
+
+    name: str = ""  # "json-file", "local", "syslog", "none", a plugin's name...
+    options: dict[str, str] = {}  # the driver's options: "max-size": "10m", ...
+
+
 class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
     container: ContainerSpec = msgspec.field(default_factory=ContainerSpec)
     resources: ResourceRequirements = msgspec.field(default_factory=ResourceRequirements)
@@ -186,6 +199,7 @@ class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
     placement: Placement = msgspec.field(default_factory=Placement)
     networks: list[NetworkAttachment] = []
     force_update: int = 0  # bump to redeploy every task without changing anything else
+    log_driver: LogDriver | None = None  # None: the runtime's default (rotated json-file)
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -264,6 +278,9 @@ class Service(Meta, frozen=True, kw_only=True, tag="service"):
     job_iteration: int = 0  # jobs: bumped to run the job again
     endpoint: EndpointStatus = msgspec.field(default_factory=EndpointStatus)
     autoscale: AutoscaleStatus | None = None  # set by the autoscaler (labels declare it)
+    # `--with-registry-auth`: credentials for the image's registry, sent only to the nodes
+    # that run the service's tasks; never shown (the control API's views leave them out).
+    registry_auth: RegistryAuth | None = None
 
     def unique_name(self) -> str | None:
         return self.spec.name

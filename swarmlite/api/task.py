@@ -12,6 +12,7 @@ from typing import ClassVar
 import msgspec
 
 from swarmlite.api.meta import Meta
+from swarmlite.api.resources import GenericResource
 from swarmlite.api.service import TaskTemplate
 from swarmlite.api.states import TaskState
 
@@ -54,6 +55,9 @@ class Task(Meta, frozen=True, kw_only=True, tag="task"):
     spec_version: int = 0  # the service's spec_version this task was made from
     job_iteration: int = 0
     networks: list[Attachment] = []  # set by the allocator before the task is scheduled
+    # Which of its node's generic resources the scheduler gave it (named ones, or a count),
+    # with ASSIGNED; its node counts them as taken while the task occupies it.
+    assigned_generic_resources: list[GenericResource] = []
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
 
     @property

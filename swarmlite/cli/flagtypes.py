@@ -24,7 +24,9 @@ from typing import Any
 import click
 
 from swarmlite.api import FileRef, Mount, NetworkAttachment, PortConfig, Ulimit
+from swarmlite.api.resources import DiscreteResource, parse_reservation
 from swarmlite.cli.commands import parse_duration
+from swarmlite.errors import InvalidArgument
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # Go's strconv.ParseBool
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -179,6 +181,21 @@ class KeyValue(click.ParamType[tuple[str, str]]):
         if any(blank in key.lstrip() for blank in " \t"):
             self.fail(f"label '{key}' contains whitespaces", param, ctx)
         return key.lstrip(), text
+
+
+class LogOpt(click.ParamType[tuple[str, str]]):
+    """``--log-opt key=value``: a log driver option; ``key`` alone is refused (docker would
+    keep it as an empty value that no driver accepts)."""
+
+    name = "key=value"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        key, sep, text = str(value).partition("=")
+        if not sep or not key.strip():
+            self.fail(f"invalid log option '{value}': expected key=value", param, ctx)
+        return key.strip(), text
 
 
 def env_entry(text: str) -> str:
@@ -621,3 +638,17 @@ class NetworkType(click.ParamType[NetworkAttachment]):
             return parse_network(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class GenericResourceType(click.ParamType[DiscreteResource]):
+    """``--generic-resource KIND=COUNT``: a count of a kind the service's tasks reserve."""
+
+    name = "kind=count"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, DiscreteResource):
+            return value
+        try:
+            return parse_reservation(str(value), flag="--generic-resource")
+        except InvalidArgument as exc:
+            self.fail(exc.message, param, ctx)

@@ -192,6 +192,11 @@ def node_pretty(view: NodeView, now: float) -> str:
         "Resources:",
         (" CPUs", f"{node.status.nano_cpus // 1_000_000_000}"),
         (" Memory", byte_size(node.status.memory_bytes)),
+    ]
+    if node.status.generic_resources:
+        texts = (f"{r.kind}={r.value}" for r in node.status.generic_resources)
+        lines.append((" Generic Resources", ", ".join(texts)))
+    lines += [
         ("Engine Version", engine_version(node)),
     ]
     return "\n".join(
@@ -277,9 +282,13 @@ def _image(image: str, no_trunc: bool) -> str:
 
 
 def _task_error(task: Task, no_trunc: bool) -> str:
-    if task.status.state not in _FAILED:
+    # docker's ERROR column also says why a pending task has no node (swarmkit's Err)
+    if task.status.state is TaskState.PENDING:
+        text = task.status.pending_reason
+    elif task.status.state not in _FAILED:
         return ""
-    text = task.status.err or task.status.message
+    else:
+        text = task.status.err or task.status.message
     if not text:
         return ""
     if not no_trunc and len(text) > _MAX_ERROR:

@@ -20,14 +20,17 @@ import msgspec
 
 from swarmlite.api import (
     ContainerSpec,
+    DiscreteResource,
     FailureAction,
     FileRef,
     HealthCheck,
+    LogDriver,
     Mount,
     NetworkAttachment,
     Placement,
     PortConfig,
     ResourceRequirements,
+    Resources,
     RestartCondition,
     RestartPolicy,
     ServiceMode,
@@ -140,6 +143,8 @@ class SpecFlags:
     limit_pids: int | None = None
     reserve_cpu: int | None = None
     reserve_memory: int | None = None
+    generic_resource_add: tuple[DiscreteResource, ...] = ()
+    generic_resource_rm: tuple[str, ...] = ()  # kinds
     restart_condition: str | None = None
     restart_delay: float | None = None
     restart_max_attempts: int | None = None
@@ -181,6 +186,9 @@ class SpecFlags:
     dns_search_rm: tuple[str, ...] = ()
     host_add: tuple[str, ...] = ()
     host_rm: tuple[str, ...] = ()
+    # logging
+    log_driver: str | None = None
+    log_opt: tuple[tuple[str, str], ...] = ()
     # healthcheck
     health_cmd: str | None = None
     health_interval: float | None = None
@@ -205,6 +213,7 @@ class SpecFlags:
             restart_policy=self._restart(task.restart_policy),
             placement=self._placement(task.placement),
             networks=self._networks(task.networks),
+            log_driver=self._log_driver(task.log_driver),
         )
         endpoint = _replaced(
             spec.endpoint,
@@ -219,6 +228,21 @@ class SpecFlags:
             update_config=self._update_config(spec.update_config, "update"),
             rollback_config=self._update_config(spec.rollback_config, "rollback"),
         )
+
+    def _log_driver(self, driver: LogDriver | None) -> LogDriver | None:
+        """Docker's ``--log-driver``: the driver and its ``--log-opt`` options replace the
+        service's together; an option without the driver is refused, not dropped."""
+        if self.log_driver is None:
+            if self.log_opt:
+                raise UsageError(
+                    "--log-opt needs --log-driver",
+                    hint="give the driver with its options, e.g. "
+                    "--log-driver json-file --log-opt max-size=10m",
+                )
+            return driver
+        if not self.log_driver.strip():
+            raise UsageError("--log-driver must not be empty")
+        return LogDriver(name=self.log_driver, options=dict(self.log_opt))
 
     def _update_config(self, config: UpdateConfig | None, prefix: str) -> UpdateConfig | None:
         """Docker's ``--update-*``/``--rollback-*``: the defaults filled in once one is given."""
@@ -284,8 +308,21 @@ class SpecFlags:
                 resources.reservations,
                 nano_cpus=self.reserve_cpu,
                 memory_bytes=self.reserve_memory,
+                generic_resources=self._generic_resources(resources.reservations),
             ),
         )
+
+    def _generic_resources(self, reservations: Resources) -> list[DiscreteResource] | None:
+        """Docker's: ``-rm`` names kinds (one not reserved is an error), an added kind
+        replaces the count reserved before."""
+        if not self.generic_resource_add and not self.generic_resource_rm:
+            return None
+        by_kind = {resource.kind: resource for resource in reservations.generic_resources}
+        for kind in self.generic_resource_rm:
+            if by_kind.pop(kind, None) is None:
+                raise UsageError(f"could not find generic-resource `{kind}` to remove it")
+        by_kind.update((resource.kind, resource) for resource in self.generic_resource_add)
+        return list(by_kind.values())
 
     def _restart(self, policy: RestartPolicy) -> RestartPolicy:
         condition = self.restart_condition

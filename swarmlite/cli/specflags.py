@@ -248,6 +248,13 @@ FLAGS: tuple[Flag, ...] = (
     ),
     _both("--reserve-cpu", type=types.NanoCpus(), help="Reserve CPUs"),
     _both("--reserve-memory", type=types.Bytes(), help="Reserve Memory"),
+    _pair(
+        "generic-resource",
+        type=types.GenericResourceType(),
+        help="User defined resources",
+        add_help="Add a Generic resource",
+        rm_help="Remove a Generic resource",
+    ),
     _both(
         "--restart-condition",
         type=click.Choice(_CONDITIONS),
@@ -378,6 +385,14 @@ FLAGS: tuple[Flag, ...] = (
         help="Set one or more custom host-to-IP mappings (host:ip)",
         add_help='Add a custom host-to-IP mapping ("host:ip")',
         rm_help='Remove a custom host-to-IP mapping ("host:ip")',
+    ),
+    # logging
+    _both("--log-driver", help="Logging driver for service (default json-file, rotated)"),
+    _both(
+        "--log-opt",
+        multiple=True,
+        type=types.LogOpt(),
+        help="Logging driver options (with --log-driver, which they go with)",
     ),
     # healthcheck
     _both("--health-cmd", help="Command to run to check health"),

@@ -23,6 +23,7 @@ from swarmlite.api.dockersocket import (
 )
 from swarmlite.compose.loader import Mark
 from swarmlite.compose.model import LoadedStack, ServiceDef
+from swarmlite.compose.validate import did_you_mean, guard, report
 
 Warn = Callable[[Mark, str, str], None]
 _NOWHERE = Mark("-", 0, 0)
@@ -36,9 +37,12 @@ def _at(service: ServiceDef, key: str, *fallbacks: str) -> Mark:
 
 
 def check_stack(stack: LoadedStack, inactive: dict[str, list[str]], warn: Warn) -> None:
+    """Check the stack; inside validate.collecting() every problem is recorded (a cycle:
+    the first one found), elsewhere the first is raised."""
     for name, service in stack.services.items():
         _check_service(stack, name, service, inactive, warn)
-    _check_cycles(stack)
+    with guard():
+        _check_cycles(stack)
 
 
 def _check_service(
@@ -51,25 +55,34 @@ def _check_service(
     path = f"services.{name}"
     config = service.config
     if not config.get("image"):
-        raise _at(service, "").error(f"{path}.image is required: the image every task runs")
+        report(_at(service, "").error(f"{path}.image is required: the image every task runs"))
     for kind in ("secrets", "configs"):
         for ref in config.get(kind, []):
             if ref["source"] not in getattr(stack, kind):
-                raise _at(service, f"{kind}.{ref['source']}", kind).error(
-                    f"{path}.{kind} refers to {ref['source']!r}, which the top-level "
-                    f"{kind} do not define"
+                report(
+                    _at(service, f"{kind}.{ref['source']}", kind).error(
+                        f"{path}.{kind} refers to {ref['source']!r}, which the top-level "
+                        f"{kind} do not define" + did_you_mean(ref["source"], getattr(stack, kind))
+                    )
                 )
     for network in config.get("networks", {}):
         if network not in stack.networks and network != "default":
-            raise _at(service, f"networks.{network}", "networks").error(
-                f"{path}.networks refers to {network!r}, which the top-level networks do not define"
+            report(
+                _at(service, f"networks.{network}", "networks").error(
+                    f"{path}.networks refers to {network!r}, which the top-level networks do "
+                    "not define" + did_you_mean(network, stack.networks)
+                )
             )
     for volume in config.get("volumes", []):
         source = volume.get("source")
         if volume["type"] == "volume" and source and source not in stack.volumes:
-            raise _at(service, f"volumes.{source}", "volumes").error(
-                f"{path}.volumes refers to {source!r}, which the top-level volumes do not define",
-                hint="declare it under the top-level volumes:, or write a path for a bind mount",
+            report(
+                _at(service, f"volumes.{source}", "volumes").error(
+                    f"{path}.volumes refers to {source!r}, which the top-level volumes do not "
+                    "define" + did_you_mean(source, stack.volumes),
+                    hint="declare it under the top-level volumes:, or write a path for a bind "
+                    "mount",
+                )
             )
     _check_deploy(name, service)
     _docker_socket(name, service, warn)
@@ -83,11 +96,19 @@ def _check_service(
                 warn(mark, f"{path}.depends_on.{dep}", "ignored: its profile is not enabled")
                 del depends[dep]
                 continue
-            raise mark.error(
-                f"{path}.depends_on names {dep!r}, which is not enabled",
-                hint=f"enable one of its profiles: {', '.join(inactive[dep])}",
+            report(
+                mark.error(
+                    f"{path}.depends_on names {dep!r}, which is not enabled",
+                    hint=f"enable one of its profiles: {', '.join(inactive[dep])}",
+                )
             )
-        raise mark.error(f"{path}.depends_on names {dep!r}, which is not a service of the stack")
+            continue
+        report(
+            mark.error(
+                f"{path}.depends_on names {dep!r}, which is not a service of the stack"
+                + did_you_mean(dep, stack.services)
+            )
+        )
 
 
 def _check_deploy(name: str, service: ServiceDef) -> None:
@@ -97,27 +118,36 @@ def _check_deploy(name: str, service: ServiceDef) -> None:
     if mode.endswith("-job"):
         for key in ("update_config", "rollback_config"):
             if key in deploy:
-                raise _at(service, f"deploy.{key}").error(
-                    f"{path}.{key} cannot be set for a job (mode {mode}): jobs are not updated "
-                    "in place"
+                report(
+                    _at(service, f"deploy.{key}").error(
+                        f"{path}.{key} cannot be set for a job (mode {mode}): jobs are not "
+                        "updated in place"
+                    )
                 )
     if mode in ("global", "global-job") and "replicas" in deploy:
-        raise _at(service, "deploy.replicas").error(
-            f"{path}.replicas cannot be set with mode {mode} (one task per node)"
+        report(
+            _at(service, "deploy.replicas").error(
+                f"{path}.replicas cannot be set with mode {mode} (one task per node)"
+            )
         )
     scale = service.config.get("scale")
     if scale is not None and "replicas" in deploy and deploy["replicas"] != scale:
-        raise _at(service, "scale").error(
-            f"services.{name}.scale ({scale}) and deploy.replicas ({deploy['replicas']}) differ"
+        report(
+            _at(service, "scale").error(
+                f"services.{name}.scale ({scale}) and deploy.replicas ({deploy['replicas']}) differ"
+            )
         )
     if deploy.get("endpoint_mode") == "dnsrr":
         for port in service.config.get("ports", []):
             if port["mode"] == "ingress":
-                raise _at(service, "deploy.endpoint_mode").error(
-                    f"{path}.endpoint_mode dnsrr cannot be used with ingress-published ports "
-                    f"(port {port['target']})",
-                    hint="publish the ports with mode: host, or use endpoint_mode vip",
+                report(
+                    _at(service, "deploy.endpoint_mode").error(
+                        f"{path}.endpoint_mode dnsrr cannot be used with ingress-published ports "
+                        f"(port {port['target']})",
+                        hint="publish the ports with mode: host, or use endpoint_mode vip",
+                    )
                 )
+                break
 
 
 def _docker_socket(name: str, service: ServiceDef, warn: Warn) -> None:
@@ -127,11 +157,14 @@ def _docker_socket(name: str, service: ServiceDef, warn: Warn) -> None:
     for key, found in (("labels", labels), ("deploy.labels", service_labels)):
         value = found.get(DOCKER_SOCKET_LABEL)
         if value is not None and value not in DOCKER_SOCKET_VALUES:
-            raise _at(service, key).error(
-                f"{path}.{key}: {DOCKER_SOCKET_LABEL} must be "
-                f"{' or '.join(DOCKER_SOCKET_VALUES)}, got {value!r}",
-                hint=f"{KEEP_RUNTIME} keeps the container runtime's socket where the service "
-                "binds it; by default the service is given swarmlite's Docker API socket",
+            report(
+                _at(service, key).error(
+                    f"{path}.{key}: {DOCKER_SOCKET_LABEL} must be "
+                    f"{' or '.join(DOCKER_SOCKET_VALUES)}, got {value!r}",
+                    hint=f"{KEEP_RUNTIME} keeps the container runtime's socket where the "
+                    "service binds it; by default the service is given swarmlite's Docker API "
+                    "socket",
+                )
             )
     if keeps_runtime_socket(labels, service_labels):
         return

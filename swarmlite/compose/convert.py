@@ -18,6 +18,7 @@ from typing import Any
 from swarmlite.api.control import StackDeploy
 from swarmlite.api.durations import parse_duration
 from swarmlite.api.network import Network, NetworkSpec
+from swarmlite.api.resources import DiscreteResource
 from swarmlite.api.secret import Config, ConfigSpec, Secret, SecretSpec
 from swarmlite.api.service import (
     STACK_LABEL,
@@ -27,6 +28,7 @@ from swarmlite.api.service import (
     FileRef,
     HealthCheck,
     JobSpec,
+    LogDriver,
     Mount,
     NetworkAttachment,
     Placement,
@@ -83,6 +85,7 @@ def to_stack_deploy(loaded: LoadedStack, stack: str) -> StackDeploy:
                     driver=str(spec.get("driver", "overlay")),
                     subnet=subnet,
                     labels={**spec.get("labels", {}), **label},
+                    internal=bool(spec.get("internal", False)),
                 ),
             )
         )
@@ -150,6 +153,12 @@ def _resources(spec: dict[str, Any]) -> Resources:
         nano_cpus=round(float(spec.get("cpus", 0)) * 1e9),
         memory_bytes=int(spec.get("memory", 0)),
         pids=int(spec.get("pids", 0)),
+        generic_resources=[
+            DiscreteResource(kind=str(item["kind"]), value=int(item["value"]))
+            for item in (
+                entry["discrete_resource_spec"] for entry in spec.get("generic_resources", [])
+            )
+        ],
     )
 
 
@@ -181,6 +190,13 @@ def _healthcheck(spec: dict[str, Any] | None) -> HealthCheck | None:
         start_period=_seconds(spec.get("start_period"), 0.0),
         start_interval=_seconds(spec.get("start_interval"), 0.0),
     )
+
+
+def _log_driver(logging: dict[str, Any] | None) -> LogDriver | None:
+    """``logging:`` as swarm keeps it; a driver left out is "" (the default's options)."""
+    if logging is None:
+        return None
+    return LogDriver(name=str(logging.get("driver", "")), options=dict(logging.get("options", {})))
 
 
 def _mounts(loaded: LoadedStack, stack: str, config: dict[str, Any]) -> list[Mount]:
@@ -291,6 +307,7 @@ def _service(loaded: LoadedStack, stack: str, service: ServiceDef) -> ServiceSpe
             max_replicas_per_node=int(placement.get("max_replicas_per_node", 0)),
         ),
         networks=attachments,
+        log_driver=_log_driver(config.get("logging")),
     )
     mode = ServiceMode(deploy.get("mode", "replicated"))
     replicas = int(deploy.get("replicas", config.get("scale", 1)))

@@ -1,10 +1,10 @@
 """The top-level networks, volumes, secrets and configs of one compose file, canonical.
 
 Owns their keys (see keys.py for the table): ``external`` (also the legacy
-``external: {name: x}``), ``name``, ``labels``, a network's overlay driver and subnet, a
-volume's driver, a secret's or config's source (``file:`` made absolute against the
-file's directory, ``environment:``, ``content:``). Does not read secret files (convert.py
-does, at deploy) nor check references (checks.py).
+``external: {name: x}``), ``name``, ``labels``, a network's overlay driver, subnet and
+``internal``, a volume's driver, a secret's or config's source (``file:``
+made absolute against the file's directory, ``environment:``, ``content:``). Does not read
+secret files (convert.py does, at deploy) nor check references (checks.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from swarmlite.compose.validate import (
     as_seq,
     as_str,
     check_keys,
+    guard,
 )
 
 KINDS = ("networks", "volumes", "secrets", "configs")
@@ -52,7 +53,7 @@ _ALLOWED = {
     "configs": ("file", "environment", "content", "external", "labels", "name", "template_driver"),
 }
 _IGNORED = {
-    "networks": {"driver_opts", "attachable", "enable_ipv6", "enable_ipv4", "internal"},
+    "networks": {"driver_opts", "attachable", "enable_ipv6", "enable_ipv4"},
     "volumes": {"driver_opts"},
     "secrets": {"driver", "driver_opts", "template_driver"},
     "configs": {"template_driver"},
@@ -68,7 +69,8 @@ def normalize_definitions(kind: str, node: Node, ctx: Context) -> dict[str, dict
     for name, value in defs.items.items():
         if name.startswith("x-"):
             continue
-        result[name] = _one(kind, name, value, ctx)
+        with guard():  # one bad definition: the others are still read
+            result[name] = _one(kind, name, value, ctx)
     return result
 
 
@@ -93,6 +95,8 @@ def _one(kind: str, name: str, node: Node, ctx: Context) -> dict[str, Any]:
                 entry["external"] = as_bool(value, where)
         elif key == "name":
             entry["name"] = as_str(value, where, allow_empty=False)
+        elif key == "internal":  # networks only (_ALLOWED)
+            entry[key] = as_bool(value, where)
         elif key == "labels":
             entry["labels"] = {k: v or "" for k, v in as_key_values(value, where).items()}
         elif key == "driver":
@@ -127,7 +131,8 @@ def _one(kind: str, name: str, node: Node, ctx: Context) -> dict[str, Any]:
                     hint=f"set {entry[key]} in the environment or in .env",
                 )
     if entry.get("external"):
-        extra = sorted(set(entry) & {"file", "environment", "content", "driver", "ipam"})
+        made = {"file", "environment", "content", "driver", "ipam", "internal"}
+        extra = sorted(set(entry) & made)
         if extra:
             raise spec.mark.error(f"{path} is external: it cannot also set {', '.join(extra)}")
     elif (

@@ -143,7 +143,9 @@ def _long_port(node: Map, path: str, ctx: Context) -> dict[str, Any]:
     for key, value in node.items.items():
         where = f"{path}.{key}"
         if key == "published":
-            if isinstance(value, Scalar) and value.value in (None, ""):
+            # 0 is none (older `stack config` output wrote it): the cluster chooses one.
+            zero = isinstance(value, Scalar) and type(value.value) is int and value.value == 0
+            if zero or (isinstance(value, Scalar) and value.value in (None, "", "0")):
                 continue
             is_int = isinstance(value, Scalar) and isinstance(value.value, int)
             text = str(as_int(value, where)) if is_int else as_str(value, where)
@@ -352,7 +354,7 @@ def _autoscale(node: Map, path: str) -> dict[str, str]:
     result = {
         key: as_scalar_text(value, f"{path}.{key}")
         for key, value in node.items.items()
-        if not key.startswith("x-")
+        if key in AUTOSCALE_KEYS  # check_keys has told of any other
     }
     try:
         autoscale_spec(autoscale_labels(result))
@@ -415,10 +417,62 @@ def _resources(node: Map, path: str, ctx: Context) -> dict[str, Any]:
                 entry[name] = as_bytes(item, item_path)
             elif name == "pids":
                 entry[name] = as_int(item, item_path, minimum=0)
-            elif name in ("devices", "generic_resources"):
-                ctx.warn(spec.key_marks[name], item_path, "ignored: not scheduled by swarmlite")
+            elif name == "devices":
+                raise spec.key_marks[name].error(
+                    f"{item_path}: swarm mode has no device reservations; swarmlite would "
+                    "neither place the task by them nor give it the devices",
+                    hint=DEVICES_HINT,
+                )
+            elif name == "generic_resources" and key == "reservations":
+                entry[name] = _generic_resources(item, item_path)
+            elif name == "generic_resources":
+                raise spec.key_marks[name].error(
+                    f"{item_path}: generic resources are reserved, not limited",
+                    hint=f"move them to {path}.reservations.generic_resources",
+                )
         if key in ("limits", "reservations"):
             result[key] = entry
+    return result
+
+
+DEVICES_HINT = (
+    "advertise the devices on their nodes (`swarmlite join --node-generic-resource "
+    "gpu=GPU-<uuid>`, one per device) and reserve them with generic_resources: "
+    "[{discrete_resource_spec: {kind: gpu, value: 1}}]; each task finds the ids it was "
+    "given in DOCKER_RESOURCE_GPU"
+)
+
+
+def _generic_resources(node: Node, path: str) -> list[dict[str, Any]]:
+    """``[{discrete_resource_spec: {kind, value}}]``: a count of a kind, each kind once."""
+    result: list[dict[str, Any]] = []
+    kinds: set[str] = set()
+    for i, item in enumerate(as_seq(node, path).items):
+        where = f"{path}[{i}]"
+        entry = as_map(item, where)
+        check_keys(entry, where, ("discrete_resource_spec",))
+        if "discrete_resource_spec" not in entry.items:
+            raise entry.mark.error(
+                f"{where}.discrete_resource_spec is required",
+                hint="a service reserves a count of a kind: {kind: gpu, value: 1}",
+            )
+        where = f"{where}.discrete_resource_spec"
+        spec = as_map(entry.items["discrete_resource_spec"], where)
+        check_keys(spec, where, ("kind", "value"))
+        for required in ("kind", "value"):
+            if required not in spec.items:
+                raise spec.mark.error(f"{where}.{required} is required")
+        kind_node = spec.items["kind"]
+        kind = as_str(kind_node, f"{where}.kind", allow_empty=False)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
+            raise kind_node.mark.error(
+                f"{where}.kind {kind!r} must be letters, digits, '_', '.' or '-'"
+            )
+        if kind in kinds:
+            raise kind_node.mark.error(f"{where}.kind: {kind} is reserved twice")
+        kinds.add(kind)
+        value = as_int(spec.items["value"], f"{where}.value", minimum=1)
+        result.append({"discrete_resource_spec": {"kind": kind, "value": value}})
     return result
 
 

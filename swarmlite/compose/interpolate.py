@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from swarmlite.compose.loader import Map, Mark, Node, Scalar, Seq, resolve_plain
+from swarmlite.compose.validate import guard
 from swarmlite.errors import ComposeError
 
 Warn = Callable[[Mark, str], None]
@@ -30,8 +31,10 @@ def interpolate(text: str, env: Mapping[str, str], mark: Mark, warn: Warn | None
     while i < len(text):
         char = text[i]
         if char != "$":
-            out.append(char)
-            i += 1
+            dollar = text.find("$", i)
+            end = len(text) if dollar < 0 else dollar
+            out.append(text[i:end])
+            i = end
             continue
         nxt = text[i + 1] if i + 1 < len(text) else ""
         if nxt == "$":
@@ -112,8 +115,9 @@ def interpolate_tree(node: Node, env: Mapping[str, str], warn: Warn | None = Non
     """Interpolate every string value under ``node``, in place."""
     if isinstance(node, Scalar):
         if isinstance(node.value, str) and "$" in node.value:
-            text = interpolate(node.value, env, node.mark, warn)
-            node.value = text if node.quoted else resolve_plain(text)
+            with guard():  # inside collecting(): every unset required variable is told
+                text = interpolate(node.value, env, node.mark, warn)
+                node.value = text if node.quoted else resolve_plain(text)
     elif isinstance(node, Seq):
         for item in node.items:
             interpolate_tree(item, env, warn)

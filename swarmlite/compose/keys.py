@@ -29,6 +29,9 @@ cap_drop, sysctls,
 extra_hosts, dns, group_add
 healthcheck                 supported    test (string: CMD-SHELL; list), interval, timeout,
                                          retries, start_period, start_interval, disable
+logging                     supported    driver and options (logging_keys.py); no driver, or
+                                         json-file without max-size: json-file rotated at
+                                         max-size 10m, max-file 3 (api/logdriver.py)
 ports                       supported    short ("8080:80", "80", "127.0.0.1:8080:80/udp",
                                          ranges) and long (mode ingress | host); a host IP is
                                          ignored with a warning (published on every address)
@@ -53,7 +56,6 @@ container_name              ignored      tasks are named <stack>_<service>.<slot
 restart                     ignored      use deploy.restart_policy
 links, external_links       ignored      services reach each other by name on their networks
 expose                      ignored      every port is reachable on the service's networks
-logging                     ignored      tasks log through the node's runtime defaults
 develop                     ignored      a development-time setting
 mac_address, domainname,    ignored      node-local container settings
 dns_search, dns_opt,
@@ -88,7 +90,8 @@ Deploy keys
 
 mode (replicated, global, replicated-job, global-job), replicas, labels, placement
 (constraints, preferences with spread, max_replicas_per_node), resources (limits and
-reservations: cpus, memory, pids; devices and generic_resources ignored with a warning),
+reservations: cpus, memory, pids; reservations also generic_resources, counts the scheduler
+places by; devices refused, as swarm has no device reservations: use generic_resources),
 restart_policy (condition, delay, max_attempts, window), update_config and rollback_config
 (parallelism, delay, failure_action, monitor, max_failure_ratio, order), endpoint_mode
 (vip, dnsrr): all supported.
@@ -99,7 +102,7 @@ Top-level keys
 services, networks, volumes, secrets, configs, include: supported. ``version``: ignored
 with a warning (obsolete). ``name``: ignored with a warning (the stack name is given on the
 command line). ``x-*``: kept. Networks: driver (overlay only; others refused), external,
-name, labels, ipam.config[0].subnet supported; attachable, internal, enable_ipv6,
+name, labels, ipam.config[0].subnet, internal supported; attachable, enable_ipv6,
 driver_opts and the rest of ipam ignored with a warning. Volumes: driver, labels, external,
 name supported; driver_opts ignored with a warning. Secrets and configs: file, environment,
 content (configs), external, name, labels supported; template_driver and driver ignored
@@ -145,6 +148,7 @@ SUPPORTED_SERVICE_KEYS = frozenset(
         "extends",
         "profiles",
         "scale",
+        "logging",
     }
 )
 
@@ -157,7 +161,6 @@ IGNORED_SERVICE_KEYS: dict[str, str] = {
     "links": "services reach each other by name on their networks",
     "external_links": "services reach each other by name on their networks",
     "expose": "every port is reachable on the service's networks",
-    "logging": "tasks log through the node's runtime defaults",
     "develop": "a development-time setting",
     **{
         key: _LOCAL
@@ -216,7 +219,8 @@ REFUSED_SERVICE_KEYS: dict[str, str] = {
     "cgroup": "tasks cannot share the host's cgroup namespace",
     "volumes_from": "tasks of one service may run on other nodes than another's",
     "device_cgroup_rules": "host devices differ from node to node",
-    "gpus": "GPUs are not scheduled by swarmlite",
+    "gpus": "advertise GPUs on their nodes (--node-generic-resource gpu=<id>) and reserve "
+    "them with deploy.resources.reservations.generic_resources",
     "runtime": "tasks use the node's runtime",
     "use_api_socket": "the runtime's API socket is not handed to tasks",
     "provider": "provider services are not supported",

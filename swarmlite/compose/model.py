@@ -72,8 +72,10 @@ class LoadedStack:
     def_data: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def to_yaml(self) -> str:
-        """The stack as one compose file: sorted keys, ``$`` written as ``$$``."""
-        data: dict[str, Any] = {"services": {name: s.config for name, s in self.services.items()}}
+        """The stack as one compose file: sorted keys, ``$`` written as ``$$``, a port
+        published nowhere (the cluster chooses) without ``published``, as Docker writes it."""
+        services = {name: _rendered(s.config) for name, s in self.services.items()}
+        data: dict[str, Any] = {"services": services}
         for kind in ("networks", "volumes", "secrets", "configs"):
             defs = getattr(self, kind)
             if defs:
@@ -90,6 +92,14 @@ class LoadedStack:
                 dep: str(spec.get("condition", "service_started")) for dep, spec in depends.items()
             }
         return result
+
+
+def _rendered(config: dict[str, Any]) -> dict[str, Any]:
+    ports = config.get("ports")
+    if not ports:
+        return config
+    shown = [{k: v for k, v in p.items() if k != "published" or v} for p in ports]
+    return {**config, "ports": shown}
 
 
 def _escape(value: Any) -> Any:

@@ -21,6 +21,7 @@ from swarmlite.compose.context import RESET, Context, Override, dur, resolve_pat
 from swarmlite.compose.deploy_keys import CONDITIONS, read_deploy, read_ports, read_volumes
 from swarmlite.compose.interpolate import parse_dotenv
 from swarmlite.compose.loader import Map, Mark, Node, Scalar, Seq, to_plain
+from swarmlite.compose.logging_keys import read_logging
 from swarmlite.compose.validate import (
     as_bool,
     as_int,
@@ -32,8 +33,14 @@ from swarmlite.compose.validate import (
     as_str_list,
     as_str_or_list,
     check_keys,
+    did_you_mean,
     fail,
+    guard,
     one_of,
+)
+
+_SERVICE_KEYS = (
+    keys.SUPPORTED_SERVICE_KEYS | set(keys.IGNORED_SERVICE_KEYS) | set(keys.REFUSED_SERVICE_KEYS)
 )
 
 
@@ -66,17 +73,23 @@ def normalize_service(
         if key.startswith("x-"):
             config[key] = to_plain(value)
         elif key in keys.REFUSED_SERVICE_KEYS:
-            _refuse(key, value, key_mark, where, ctx)
+            with guard():
+                _refuse(key, value, key_mark, where, ctx)
         elif key in keys.IGNORED_SERVICE_KEYS:
             ctx.warn(key_mark, where, f"ignored: {keys.IGNORED_SERVICE_KEYS[key]}")
         elif key == "extends":
             continue  # resolved by the stack loader
         elif key == "env_file":
-            env_files = _env_files(value, where, ctx)
+            with guard():
+                env_files = _env_files(value, where, ctx)
         elif key not in keys.SUPPORTED_SERVICE_KEYS:
-            raise key_mark.error(f"{where} is not a known service key")
+            with guard():
+                raise key_mark.error(
+                    f"{where} is not a known service key" + did_you_mean(key, _SERVICE_KEYS)
+                )
         else:
-            config[key] = _tagged(value, _READERS[key](value, where, ctx, marks))
+            with guard():  # one bad key: the others are still read (and their errors told)
+                config[key] = _tagged(value, _READERS[key](value, where, ctx, marks))
     if env_files:
         environment = config.get("environment")
         merged = {k: v for k, v in env_files.items() if v is not None}
@@ -248,7 +261,7 @@ def _healthcheck(node: Node, path: str, ctx: Context, marks: dict[str, Mark]) ->
             result[key] = as_int(value, where, minimum=0)
         elif key == "disable":
             result[key] = as_bool(value, where)
-        elif not key.startswith("x-"):
+        elif key in ("interval", "timeout", "start_period", "start_interval"):
             result[key] = dur(value, where)
     return result
 
@@ -326,7 +339,7 @@ def _file_refs(kind: str) -> Reader:
                 for key, value in item.items.items():
                     if key == "mode":
                         entry[key] = _mode(value, f"{where}.mode")
-                    elif not key.startswith("x-"):
+                    elif key in ("source", "target", "uid", "gid"):
                         entry[key] = as_str(value, f"{where}.{key}", allow_empty=False)
             else:
                 entry["source"] = as_str(item, where, allow_empty=False)
@@ -387,4 +400,5 @@ _READERS: dict[str, Reader] = {
     "deploy": read_deploy,
     "profiles": _str_list,
     "scale": _scale,
+    "logging": read_logging,
 }

@@ -29,7 +29,16 @@ from swarmlite.compose.loader import Map, Mark, Node, Scalar, Seq, load_file, pa
 from swarmlite.compose.merge import merge_service, strip_markers
 from swarmlite.compose.model import ComposeWarning, LoadedStack, ServiceDef
 from swarmlite.compose.normalize import normalize_service
-from swarmlite.compose.validate import as_map, as_str, check_keys
+from swarmlite.compose.validate import (
+    as_map,
+    as_str,
+    check_keys,
+    collecting,
+    did_you_mean,
+    guard,
+    raise_collected,
+    report,
+)
 from swarmlite.errors import ComposeError
 
 log = logging.getLogger(__name__)
@@ -54,9 +63,16 @@ def load_stack(
     variables = _environment(project, env)
     builder = _Builder(variables, stdin)
     part = _Part()
-    for file in files:
-        part.merge_over(builder.part(Path(file), project))
-    return builder.finish(part, profiles)
+    # Every problem of every file is told at once: first those of single keys and values,
+    # then (only when there are none, as they would follow from them) those across the stack.
+    with collecting() as problems:
+        for file in files:
+            with guard():
+                part.merge_over(builder.part(Path(file), project))
+        raise_collected(problems)
+        stack = builder.finish(part, profiles)
+        raise_collected(problems)
+    return stack
 
 
 def _environment(project: Path, env: Mapping[str, str] | None) -> dict[str, str]:
@@ -156,7 +172,10 @@ class _Builder:
             root = parse(self._stdin, STDIN)
         else:
             root = load_file(path)
-        interpolate_tree(root, env, self._interp_warn)
+        # Every unset required variable of the file at once; its keys are read only after.
+        with collecting() as unset:
+            interpolate_tree(root, env, self._interp_warn)
+        raise_collected(unset)
         loaded = _File(root, Context(base_dir, env, self.warn))
         self._files[key] = loaded
         return loaded
@@ -185,12 +204,22 @@ class _Builder:
                 self.warn(mark, key, "ignored: the stack name is given on the command line")
             elif key not in _TOP_KEYS:
                 listed = ", ".join(_TOP_KEYS)
-                raise mark.error(f"{key} is not a known top-level key (allowed: {listed}, x-*)")
+                report(
+                    mark.error(
+                        f"{key} is not a known top-level key (allowed: {listed}, x-*)"
+                        + did_you_mean(key, _TOP_KEYS)
+                    )
+                )
         if "include" in root.items:
-            self._includes(root.items["include"], path, part, env)
+            with guard():
+                self._includes(root.items["include"], path, part, env)
         for kind in KINDS:
             if kind in root.items:
-                defs = normalize_definitions(kind, root.items[kind], file.ctx)
+                try:
+                    defs = normalize_definitions(kind, root.items[kind], file.ctx)
+                except ComposeError as exc:
+                    report(exc)  # and the next kind
+                    continue
                 for name in defs:
                     node = root.items[kind]
                     assert isinstance(node, Map)
@@ -206,7 +235,11 @@ class _Builder:
         services = root.items.get("services")
         if services is not None and not (isinstance(services, Scalar) and services.value is None):
             for name in as_map(services, "services").items:
-                service = self.service(path, base_dir, env, name, ())
+                try:
+                    service = self.service(path, base_dir, env, name, ())
+                except ComposeError as exc:
+                    report(exc)  # and the next service
+                    continue
                 if name in part.services:
                     raise (
                         as_map(services, "services")
@@ -321,10 +354,13 @@ class _Builder:
             if "build" in config:
                 if "image" not in config:
                     mark = service.marks.get("build", service.mark or Mark("-", 0, 0))
-                    raise mark.error(
-                        f"services.{name}: {keys.BUILD_NEEDS_IMAGE}",
-                        hint="build and push it, then name it in image:",
+                    report(
+                        mark.error(
+                            f"services.{name}: {keys.BUILD_NEEDS_IMAGE}",
+                            hint="build and push it, then name it in image:",
+                        )
                     )
+                    continue
                 build_mark = service.marks.get("build", service.mark or Mark("-", 0, 0))
                 self.warn(
                     build_mark,

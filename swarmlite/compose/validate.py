@@ -6,23 +6,90 @@ got "three"``). Does not own which key has which type (normalize.py decides, key
 Invariant: every failure is a ComposeError at the offending value's position, naming its
 key path and what is allowed. Numbers written as strings are accepted where compose accepts
 them (they come from interpolation); nothing else is coerced.
+
+Also owns collecting several errors at once: inside ``collecting()`` (load_stack opens one),
+a ComposeError raised in a ``guard()`` block is recorded and the caller carries on with the
+next key, and ``check_keys`` records every unknown key of a mapping (each with a "did you
+mean" when a known key is close), so one run reports every problem of a file;
+``raise_collected`` raises them together as ComposeErrors. Outside ``collecting()`` the
+first error is raised as before.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from swarmlite.api.durations import parse_duration
 from swarmlite.compose.loader import Map, Node, Scalar, Seq
-from swarmlite.errors import ComposeError
+from swarmlite.errors import ComposeError, ComposeErrors
 
 _BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)$", re.IGNORECASE)
 _BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _TRUE = {"true", "yes", "on", "y", "1"}
 _FALSE = {"false", "no", "off", "n", "0"}
+
+
+_PROBLEMS: ContextVar[list[ComposeError] | None] = ContextVar("compose_problems", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[ComposeError]]:
+    """Collect the errors that ``guard()`` blocks raise inside this block (nested: the
+    innermost collects)."""
+    problems: list[ComposeError] = []
+    token = _PROBLEMS.set(problems)
+    try:
+        yield problems
+    finally:
+        _PROBLEMS.reset(token)
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Record a ComposeError raised in the block and carry on after it (only inside
+    ``collecting()``; elsewhere the error goes through)."""
+    try:
+        yield
+    except ComposeError as exc:
+        problems = _PROBLEMS.get()
+        if problems is None:
+            raise
+        for problem in exc.problems if isinstance(exc, ComposeErrors) else [exc]:
+            if not any(_same(problem, seen) for seen in problems):
+                problems.append(problem)
+
+
+def report(error: ComposeError) -> None:
+    """Record ``error`` inside ``collecting()`` and return; raise it elsewhere."""
+    with guard():
+        raise error
+
+
+def _same(one: ComposeError, other: ComposeError) -> bool:
+    return one.message == other.message and one.hint == other.hint
+
+
+def raise_collected(problems: list[ComposeError]) -> None:
+    """Raise what was collected: one error as itself, several together, in file order."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    files = list(dict.fromkeys(p.path for p in problems))
+    ordered = sorted(problems, key=lambda p: (files.index(p.path), p.line or 0, p.column or 0))
+    raise ComposeErrors(ordered)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``; did you mean "image"?`` when one of ``known`` is close to ``word``, else ""."""
+    close = difflib.get_close_matches(word, [k for k in known if k != word], n=1, cutoff=0.7)
+    return f"; did you mean {json.dumps(close[0])}?" if close else ""
 
 
 def describe(node: Node) -> str:
@@ -58,12 +125,16 @@ def as_seq(node: Node, path: str) -> Seq:
 
 
 def check_keys(node: Map, path: str, allowed: Collection[str]) -> None:
-    """Refuse keys outside ``allowed`` (``x-`` extension keys always pass)."""
+    """Refuse keys outside ``allowed`` (``x-`` extension keys always pass); inside
+    ``collecting()`` every one is recorded and the caller goes on (it ignores them)."""
     for key in node.items:
         if key not in allowed and not key.startswith("x-"):
             listed = ", ".join(sorted(allowed))
-            raise node.key_marks[key].error(
-                f"{path}.{key} is not a known key (allowed here: {listed})"
+            report(
+                node.key_marks[key].error(
+                    f"{path}.{key} is not a known key (allowed here: {listed})"
+                    + did_you_mean(key, allowed)
+                )
             )
 
 
@@ -205,4 +276,7 @@ def one_of(node: Node, path: str, choices: Iterable[str]) -> str:
     allowed = list(choices)
     if isinstance(node, Scalar) and isinstance(node.value, str) and node.value in allowed:
         return node.value
-    raise fail(node, path, "one of " + ", ".join(json.dumps(c) for c in allowed))
+    expected = "one of " + ", ".join(json.dumps(c) for c in allowed)
+    written = node.value if isinstance(node, Scalar) and isinstance(node.value, str) else None
+    suggestion = did_you_mean(written, allowed) if written is not None else ""
+    raise node.mark.error(f"{path} must be {expected}, got {describe(node)}{suggestion}")

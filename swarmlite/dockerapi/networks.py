@@ -6,12 +6,12 @@ network, so ``GET /networks`` lists only those (there are no local ``bridge``/``
 networks). Create accepts ``Name``, ``Driver`` (``overlay``; an empty driver means overlay
 here, since there is nothing else to make), ``Scope`` (empty or ``swarm``), ``Labels``, one
 ``IPAM.Config`` entry with ``Subnet``/``Gateway``, and ``CheckDuplicate`` (names are always
-unique). A field swarmlite cannot honour is refused with 400 naming it, never dropped:
-``Attachable`` (swarmlite runs no standalone containers that could attach), ``Internal``
-(its overlays always route out), ``EnableIPv6``, ``EnableIPv4: false``, ``Ingress`` (the
-cluster makes its own), ``ConfigOnly``/``ConfigFrom``, driver ``Options``, IPAM options,
-``IPRange`` and ``AuxiliaryAddresses``. ``GET /networks/{id}?scope=local`` finds nothing, as
-in dockerd for a swarm network.
+unique) and ``Internal`` (its tasks reach nothing outside it). A field swarmlite cannot
+honour is refused with 400 naming it, never dropped: ``Attachable`` (swarmlite runs no
+standalone containers that could attach), ``EnableIPv6``, ``EnableIPv4: false``,
+``Ingress`` (the cluster makes its own), ``ConfigOnly``/``ConfigFrom``, driver
+``Options``, IPAM options, ``IPRange`` and ``AuxiliaryAddresses``.
+``GET /networks/{id}?scope=local`` finds nothing, as in dockerd for a swarm network.
 """
 
 from __future__ import annotations
@@ -125,7 +125,6 @@ def network_spec(body: Body) -> NetworkSpec:
         raise _unsupported(f"Scope {body.get_str('Scope')!r}", "every network is swarm-scoped")
     refusals = {
         "Attachable": "swarmlite runs no standalone containers that could attach to it",
-        "Internal": "overlay networks always reach outside the cluster",
         "EnableIPv6": "overlay networks are IPv4 only",
         "Ingress": "the cluster makes its ingress network itself",
         "ConfigOnly": "configuration-only networks do not exist",
@@ -142,7 +141,12 @@ def network_spec(body: Body) -> NetworkSpec:
         raise _unsupported("Options", "the overlay driver takes no options")
     subnet, gateway = _ipam(body)
     return NetworkSpec(
-        name=name, driver=driver, subnet=subnet, gateway=gateway, labels=body.get_map("Labels")
+        name=name,
+        driver=driver,
+        subnet=subnet,
+        gateway=gateway,
+        labels=body.get_map("Labels"),
+        internal=body.get_bool("Internal"),
     )
 
 

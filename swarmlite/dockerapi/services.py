@@ -15,11 +15,13 @@ control API keeps the label to stack deploys, and the docker CLI deploys a stack
 service at a time.
 
 Decisions, where swarmlite differs from dockerd:
-- ``X-Registry-Auth``: swarmlite cannot pass registry credentials to its nodes yet, so
-  a header carrying any (a user name, password, ``auth`` or token) is refused with 400
-  rather than silently dropped; an absent or empty one (``e30=``, ``{}``: what
-  ``--with-registry-auth`` sends without a login, and Portainer always) is accepted.
-  ``registryAuthFrom`` has nothing to choose from and is ignored.
+- ``X-Registry-Auth`` on a create or an update (what ``--with-registry-auth`` sends) is
+  taken as dockerd takes it: its credentials are kept with the service, sent only to the
+  nodes that run its tasks and used for their pulls; an update without one keeps the
+  service's (as dockerd keeps its encoded auth); an absent or empty one (``e30=``, ``{}``:
+  what the docker CLI sends without a login, and Portainer always) sets nothing. A header
+  that is not base64url JSON is 400, never echoed. Like dockerd, no answer ever shows the
+  credentials back. ``registryAuthFrom`` has nothing to choose from and is ignored.
 - ``/distribution``: swarmlite does not query registries, so it answers as dockerd does
   when the registry cannot be reached: an error (500, naming the reason). The CLI then
   prints its "could not be accessed on a registry to record its digest" warning and goes
@@ -29,9 +31,6 @@ Decisions, where swarmlite differs from dockerd:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -49,6 +48,7 @@ from swarmlite.api.control import (
 )
 from swarmlite.api.dockerjson import Lookup, service_json, task_json
 from swarmlite.api.reference import parse_image
+from swarmlite.api.registryauth import HEADER, RegistryAuth, from_header
 from swarmlite.api.routes import (
     CONFIG_LS,
     NETWORK_LS,
@@ -80,8 +80,7 @@ from swarmlite.dockerapi.logs import log_options, stream_logs
 from swarmlite.dockerapi.spec import service_spec
 from swarmlite.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 
-AUTH_HEADER = "X-Registry-Auth"
-_CREDENTIALS = ("username", "password", "auth", "identitytoken", "registrytoken")
+AUTH_HEADER = HEADER
 OUT_OF_SEQUENCE = "update out of sequence"
 
 
@@ -143,22 +142,9 @@ async def lookup_for(api: Control, services: Iterable[Service]) -> Lookup:
     )
 
 
-def _check_registry_auth(request: web.Request) -> None:
-    raw = request.headers.get(AUTH_HEADER, "").strip()
-    if not raw:
-        return
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidArgument(f"{AUTH_HEADER} is not base64url-encoded JSON") from exc
-    if isinstance(decoded, dict) and any(
-        value for key, value in decoded.items() if key.lower() in _CREDENTIALS
-    ):
-        raise InvalidArgument(
-            f"{AUTH_HEADER}: swarmlite cannot pass registry credentials to its nodes",
-            hint="use images the nodes can pull without credentials, and leave out "
-            "--with-registry-auth",
-        )
+def _registry_auth(request: web.Request) -> RegistryAuth | None:
+    """The credentials of the request's X-Registry-Auth; None without any."""
+    return from_header(request.headers.get(AUTH_HEADER, ""))
 
 
 async def _spec_body(request: web.Request) -> dict[str, Any]:
@@ -234,12 +220,12 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def create(request: web.Request) -> web.Response:
-    _check_registry_auth(request)
+    auth = _registry_auth(request)
     data = await _spec_body(request)
     api = control(request)
     spec = service_spec(data, await lookup(api, networks=True, secrets=True, configs=True))
     if spec.stack is None:
-        view = await api.call(SERVICE_CREATE, ServiceCreate(spec=spec))
+        view = await api.call(SERVICE_CREATE, ServiceCreate(spec=spec, registry_auth=auth))
         return json_response({"ID": view.service.id, "Warnings": None}, status=201)
     # `docker stack deploy` makes a stack's services one by one, each with the stack's
     # label, which SERVICE_CREATE keeps to stack deploys: it goes through STACK_DEPLOY, a
@@ -248,7 +234,8 @@ async def create(request: web.Request) -> web.Response:
     named = await api.call(SERVICE_LS, ServiceFilter(filters={"name": [spec.name]}))
     if any(view.service.spec.name == spec.name for view in named.services):
         raise AlreadyExists(f"service {spec.name} already exists")
-    await api.call(STACK_DEPLOY, StackDeploy(name=spec.stack, services=[spec]))
+    auths = {spec.name: auth} if auth is not None else {}
+    await api.call(STACK_DEPLOY, StackDeploy(name=spec.stack, services=[spec], registry_auth=auths))
     created = (await api.call(SERVICE_INSPECT, NameRef(ref=spec.name))).service
     return json_response({"ID": created.id, "Warnings": None}, status=201)
 
@@ -256,7 +243,7 @@ async def create(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     ref = path_ref(request)
     version = query_version(request, "service")
-    _check_registry_auth(request)
+    auth = _registry_auth(request)
     data = await _spec_body(request)
     api = control(request)
     with not_found_as("service", ref):
@@ -270,7 +257,8 @@ async def update(request: web.Request) -> web.Response:
         await api.call(SERVICE_ROLLBACK, NameRef(ref=current.id))
     else:
         spec = service_spec(data, await lookup(api, networks=True, secrets=True, configs=True))
-        await api.call(SERVICE_UPDATE, ServiceUpdate(ref=current.id, spec=spec, version=version))
+        update = ServiceUpdate(ref=current.id, spec=spec, version=version, registry_auth=auth)
+        await api.call(SERVICE_UPDATE, update)
     return json_response({"Warnings": None})
 
 

@@ -7,8 +7,8 @@ way Go's decoder reads a body (keys match case-insensitively, as docker-py's
 ``"replicated"`` needs; ``null`` is absent; unknown keys are ignored; a value of the wrong
 type is refused), dockerd's defaults for what a client leaves out (``Mode`` absent or
 ``{}``: one replica; a replicated job's completions: its concurrency), and the
-refusals: a field swarmlite cannot honour (a log driver, privileges, an isolation, a
-plugin runtime, generic resources, mount options it has no place for...) is refused
+refusals: a field swarmlite cannot honour (privileges, an isolation, a
+plugin runtime, named generic resources, mount options it has no place for...) is refused
 with an InvalidArgument naming its JSON path, never dropped. Zero values (``"Privileges":
 {"CredentialSpec": null, ...}``, ``"ForceUpdate": 0``, empty objects) are not refusals:
 the docker CLI sends them on every request.
@@ -29,11 +29,13 @@ from typing import Any
 
 from swarmlite.api import (
     ContainerSpec,
+    DiscreteResource,
     EndpointSpec,
     FailureAction,
     FileRef,
     HealthCheck,
     JobSpec,
+    LogDriver,
     Mount,
     NetworkAttachment,
     Placement,
@@ -351,7 +353,6 @@ def _task_template(template: _Obj, networks: list[NetworkAttachment], refs: Look
     if runtime not in ("", "container"):
         raise unsupported(f'{template.at("Runtime")} "{runtime}"', "swarmlite runs containers")
     template.refuse("PluginSpec", "NetworkAttachmentSpec")
-    template.refuse("LogDriver", hint="tasks log to their node's container runtime default")
     container = template.obj("ContainerSpec")
     if container is None:
         raise InvalidArgument(
@@ -364,7 +365,18 @@ def _task_template(template: _Obj, networks: list[NetworkAttachment], refs: Look
         placement=_placement(template.obj("Placement")),
         networks=networks,
         force_update=template.int_("ForceUpdate", unsigned=True),
+        log_driver=_log_driver(template.obj("LogDriver")),
     )
+
+
+def _log_driver(driver: _Obj | None) -> LogDriver | None:
+    """Swarm's ``LogDriver``: null or empty is the default (as dockerd reads it)."""
+    if driver is None:
+        return None
+    name, options = driver.str_("Name"), driver.map_("Options")
+    if not name and not options:
+        return None
+    return LogDriver(name=name, options=options)
 
 
 def _resources(resources: _Obj | None) -> ResourceRequirements:
@@ -373,7 +385,6 @@ def _resources(resources: _Obj | None) -> ResourceRequirements:
     limits = resources.obj("Limits") or _Obj({}, resources.at("Limits"))
     reservations = resources.obj("Reservations") or _Obj({}, resources.at("Reservations"))
     limits.refuse("SwapBytes", "MemorySwappiness")
-    reservations.refuse("GenericResources")
     return ResourceRequirements(
         limits=Resources(
             nano_cpus=limits.int_("NanoCPUs"),
@@ -383,8 +394,27 @@ def _resources(resources: _Obj | None) -> ResourceRequirements:
         reservations=Resources(
             nano_cpus=reservations.int_("NanoCPUs"),
             memory_bytes=reservations.int_("MemoryBytes"),
+            generic_resources=_generic_resources(reservations),
         ),
     )
+
+
+def _generic_resources(reservations: _Obj) -> list[DiscreteResource]:
+    """``GenericResources``: each a ``DiscreteResourceSpec`` (a count of a kind); a named
+    one is refused, as swarmkit does: a service reserves counts, the scheduler names."""
+    found = []
+    for item in reservations.objs("GenericResources"):
+        if not empty(item.get("NamedResourceSpec")):
+            raise InvalidArgument(
+                f"{item.at('NamedResourceSpec')}: a service reserves a count of a kind "
+                "(DiscreteResourceSpec); which named resources a task gets is the scheduler's "
+                "choice"
+            )
+        discrete = item.obj("DiscreteResourceSpec")
+        if discrete is None:
+            raise InvalidArgument(f"{item.at('DiscreteResourceSpec')} is required")
+        found.append(DiscreteResource(kind=discrete.str_("Kind"), value=discrete.int_("Value")))
+    return found
 
 
 def _restart_policy(policy: _Obj | None) -> RestartPolicy:

@@ -18,6 +18,7 @@ from swarmlite.lab.lab import (
     kill_host,
     require_root,
     resolve_dir,
+    restart_daemon,
     status,
     up,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "load",
     "require_root",
     "resolve_dir",
+    "restart_daemon",
     "status",
     "up",
 ]

@@ -5,13 +5,18 @@ Owns the command lines and readiness checks of each lab daemon:
 * dockerd per host, inside the host's network namespace and a private mount namespace
   with its own /run (so it starts its own containerd even where the machine runs one),
   with every path under the host's directory, no bridge, no iptables, no forwarding, its
-  containers' cgroups under ``/swl-<id>-hN``, and the lab registry marked insecure;
+  containers' cgroups under ``/swl-<id>-hN``, and the lab registry marked insecure; its
+  /etc/docker is the host's own ``Host.docker_etc`` (``certs.d`` there: registries' CAs);
+* or, on a Podman host, ``podman system service`` the same way (``testing.podman``: its own
+  configuration and storage under the host's ``podman/``, runc, cgroupfs, the lab registry
+  insecure) on the same socket path, so that everything else treats both alike;
 * the registry (``docker-registry serve``) in a namespace of its own, listening only on
   its lab address (never the packaged config, which listens on ``:5000`` everywhere);
 * the test images (``testing.images``), built on h1's dockerd and pushed to the registry
   through the underlay, so every host can pull ``<registry>/swl/web:1``;
 * the swarmlite nodes, made with the real CLI (``init``, ``join-token``, ``join``) run
-  inside each host's namespace.
+  inside each host's namespace, and started again from their data dir
+  (``swarmlite daemon``) after one died.
 
 Does not own namespaces (``lab.netns``), process bookkeeping (``lab.procs``) nor the order
 of things (``lab.lab``). Foreign errors (Engine API failures, CLI exit codes, timeouts)
@@ -31,12 +36,16 @@ from dataclasses import astuple
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from swarmlite.errors import RuntimeFailure, RuntimeUnavailable, Unavailable
+from swarmlite.api.control import Empty
+from swarmlite.api.routes import INFO
+from swarmlite.errors import RuntimeFailure, RuntimeUnavailable, SwarmliteError, Unavailable
 from swarmlite.lab import netns, procs
 from swarmlite.lab.state import REGISTRY_PORT, Host, LabState
 from swarmlite.log import kv
+from swarmlite.rpc import ControlClient
 from swarmlite.testing.dockerd import engine_request, private_dockerd_argv
 from swarmlite.testing.images import ensure_test_images
+from swarmlite.testing.podman import service_argv, write_config
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,16 @@ def dockerd_argv(host: Host, registry: str) -> list[str]:
     ]
 
 
+# In dockerd's private mount namespace (``procs.launch(private_run=True)``): the host's own
+# /etc/docker, then dockerd itself (exec'd: the pid stays dockerd's).
+_OWN_ETC = 'mkdir -p /etc/docker && mount --bind "$1" /etc/docker && shift && exec "$@"'
+
+
+def with_own_etc(host: Host, argv: list[str]) -> list[str]:
+    """``argv`` (dockerd's) run with ``host.docker_etc`` as its /etc/docker."""
+    return ["sh", "-c", _OWN_ETC, "sh", str(host.docker_etc), *argv]
+
+
 def docker_ready(host: Host) -> bool:
     try:
         status, body = engine_request(host.docker_socket, "GET", "/_ping", timeout=2.0)
@@ -74,21 +93,35 @@ def docker_ready(host: Host) -> bool:
     return status == 200 and body == b"OK"
 
 
+def podman_argv(host: Host) -> list[str]:
+    """A Podman host's runtime: Podman's API service on the host's runtime socket."""
+    return service_argv("podman", host.docker_host)
+
+
+def podman_env(host: Host, registry: str) -> dict[str, str]:
+    """Write a Podman host's own configuration (``testing.podman``: runc, cgroupfs, its
+    storage under ``host.podman_dir``, the lab registry insecure); the environment that
+    makes its service read it."""
+    return {**os.environ, **write_config(host.podman_dir, insecure_registries=[registry])}
+
+
 def wait_dockerd(host: Host, pid: int, timeout: float = DOCKERD_TIMEOUT) -> None:
-    log_path = Path(host.dir) / "dockerd.log"
+    """Wait until the host's runtime (dockerd, or Podman's service) answers ``/_ping``."""
+    log_path = host.runtime_log
+    what = "the Podman service" if host.runtime == "podman" else "dockerd"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if docker_ready(host):
-            log.info("dockerd ready %s", kv(host=host.name, pid=pid))
+            log.info("runtime ready %s", kv(host=host.name, pid=pid, runtime=host.runtime))
             return
         if not procs.alive(pid):
             raise RuntimeUnavailable(
-                f"dockerd of {host.name} exited at start-up",
+                f"{what} of {host.name} exited at start-up",
                 hint=f"its log {log_path} ends with:\n{procs.tail(log_path)}",
             )
         time.sleep(0.1)
     raise RuntimeUnavailable(
-        f"dockerd of {host.name} did not answer within {timeout:g}s",
+        f"{what} of {host.name} did not answer within {timeout:g}s",
         hint=f"its log {log_path} ends with:\n{procs.tail(log_path)}",
     )
 
@@ -276,3 +309,40 @@ def daemon_pid(host: Host) -> int | None:
         return int((host.swarmlite_dir / "swarmlite.pid").read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def launch_daemon(host: Host, cgroup: Path | None) -> int:
+    """Start ``host``'s swarmlite daemon again from its data dir (``node.json`` keeps its
+    socket, addresses and runtime), detached in its namespace and ``cgroup``, logging to
+    the file ``init`` left it; returns its pid at once (``wait_daemon`` waits for it)."""
+    from swarmlite.daemon import LOG_FILE_ENV  # here: the whole daemon is slow to import
+
+    log_path = host.swarmlite_dir / "swarmlite.log"
+    argv = [sys.executable, "-m", "swarmlite", "daemon", "--data-dir", str(host.swarmlite_dir)]
+    argv += ["--socket", str(host.swarmlite_socket)]
+    env = {**cli_env(host), LOG_FILE_ENV: str(log_path)}
+    return procs.launch(argv, netns_name=host.netns, cgroup=cgroup, log_path=log_path, env=env)
+
+
+def wait_daemon(host: Host, pid: int, timeout: float = CLI_TIMEOUT) -> str:
+    """Wait until ``host``'s daemon ``pid`` answers on its socket; its state: ``active``,
+    or ``locked`` (an autolocked manager, up and waiting for ``swarm unlock``)."""
+    client = ControlClient.unix(host.swarmlite_socket, timeout=5.0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not procs.alive(pid):
+            raise Unavailable(
+                f"the swarmlite daemon of {host.name} exited at start-up",
+                hint=_daemon_log_hint(host),
+            )
+        try:
+            state = client.call(INFO, Empty()).state
+        except SwarmliteError:  # not listening yet (a killed daemon leaves its socket file)
+            state = ""
+        if state in ("active", "locked"):
+            return state
+        time.sleep(0.1)
+    raise Unavailable(
+        f"the swarmlite daemon of {host.name} (pid {pid}) did not answer within {timeout:g}s",
+        hint=_daemon_log_hint(host),
+    )

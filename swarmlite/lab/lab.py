@@ -1,4 +1,5 @@
-"""A whole cluster on one machine: ``up``, ``down``, ``status`` and ``exec_command``.
+"""A whole cluster on one machine: ``up``, ``down``, ``status`` and ``exec_command``;
+``kill_host`` and ``restart_daemon`` for failure tests.
 
 Owns the order of things. ``up`` checks what the lab needs, picks a free /24 of
 198.18.0.0/15, makes a switch namespace with the underlay bridge, a registry namespace and
@@ -23,6 +24,7 @@ Does not own the kernel calls (``lab.netns``, ``lab.procs``), the daemons' comma
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -64,6 +66,7 @@ from swarmlite.lab.state import (
 from swarmlite.log import kv
 from swarmlite.rpc import ControlClient as Client
 from swarmlite.runtime.taskfiles import mount_tmpfs
+from swarmlite.testing import podman
 from swarmlite.testing.cleanup import mounts_under, remove_cgroup_tree, unmount_under
 from swarmlite.testing.images import busybox_path
 
@@ -121,6 +124,20 @@ def check_prerequisites() -> None:
         raise FailedPrecondition(
             f"swarmlite lab needs programs that are not installed: {names}",
             hint=f"install them: apt-get install -y {' '.join(packages)}",
+        )
+
+
+PODMAN_REQUIRED = {"podman": "podman", "conmon": "conmon", "catatonit": "catatonit"}
+
+
+def _check_podman() -> None:
+    """What a Podman host needs: podman, conmon, and catatonit for tasks with `init`."""
+    missing = {prog: pkg for prog, pkg in PODMAN_REQUIRED.items() if shutil.which(prog) is None}
+    if missing:
+        names = ", ".join(f"{prog} (package {pkg})" for prog, pkg in missing.items())
+        raise FailedPrecondition(
+            f"a lab with Podman hosts needs programs that are not installed: {names}",
+            hint=f"install them: apt-get install -y {' '.join(sorted(set(missing.values())))}",
         )
 
 
@@ -186,15 +203,25 @@ def up(
     nodes: int = 3,
     managers: int = 1,
     metrics: bool = False,
+    podman: int = 0,
     progress: Progress = _nothing,
 ) -> LabState:
     """Start a lab of ``nodes`` hosts, the first ``managers`` of them managers (with
-    ``metrics``, each daemon serves Prometheus metrics on its address, port 9323)."""
+    ``metrics``, each daemon serves Prometheus metrics on its address, port 9323); the
+    last ``podman`` hosts run Podman's API service instead of dockerd."""
     if not 1 <= managers <= nodes <= MAX_NODES:
         raise InvalidArgument(
             f"a lab needs 1 <= managers <= nodes <= {MAX_NODES} "
             f"(got {nodes} nodes, {managers} managers)"
         )
+    if not 0 <= podman < nodes:
+        raise InvalidArgument(
+            f"--podman {podman} of {nodes} hosts: h1 builds and pushes the test images with "
+            f"dockerd, so at most {nodes - 1} hosts (the last ones) can run Podman",
+            hint=f"`--nodes {max(podman + 1, 2)} --podman {max(podman, 1)}`, say",
+        )
+    if podman:
+        _check_podman()
     check_prerequisites()
     _check_dir(directory, nodes)
     ident = lab_id(directory)
@@ -227,6 +254,7 @@ def up(
                         dir=str(directory / name),
                         cgroup_parent=prefix + name,
                         metrics_addr=f"{base + i}:{METRICS_PORT}" if metrics else "",
+                        runtime="podman" if i > nodes - podman else "docker",
                     )
                 )
             journal = Journal(state)
@@ -234,7 +262,8 @@ def up(
             _make_network(journal, subnet.prefixlen)
         progress(f"network: {nodes} hosts on {subnet}, bridge in {state.switch_netns}")
         _start_dockerds(journal)
-        progress(f"dockerd: one per host ({', '.join(h.name for h in state.hosts)})")
+        runtimes = ", ".join(f"{h.name} {h.runtime}" for h in state.hosts)
+        progress(f"runtime: one per host ({runtimes})")
         _start_registry(journal)
         pushed = daemons.push_test_images(state.hosts[0], state.registry)
         progress(f"registry: {state.registry} holds {', '.join(pushed)}")
@@ -285,17 +314,25 @@ def _start_dockerds(journal: Journal) -> None:
         hdir = journal.mkdir(Path(host.dir))
         hdir.chmod(0o700)
         (journal.path(hdir / "daemon.json")).write_text("{}\n")
+        journal.mkdir(host.docker_etc)
+        journal.mkdir(host.docker_certs_dir)
         _mount_task_files(journal, hdir / "files")
         journal.cgroup(host.cgroup_parent)
         cgroup = _tracking_cgroup(journal, host.name)
-        log_path = journal.path(hdir / "dockerd.log")
+        log_path = journal.path(host.runtime_log)
+        argv, env = daemons.dockerd_argv(host, state.registry), None
+        if host.runtime == "podman":  # its storage goes below: recorded before it is made
+            journal.mkdir(host.podman_dir)
+            argv, env = daemons.podman_argv(host), daemons.podman_env(host, state.registry)
         pid = procs.launch(
-            daemons.dockerd_argv(host, state.registry),
+            daemons.with_own_etc(host, argv),
             netns_name=host.netns,
             cgroup=cgroup,
             log_path=log_path,
+            env=env,
             private_run=True,
         )
+        # "dockerd" is the record's name for a host's runtime, whichever serves its socket.
         journal.process(_proc("dockerd", host.name, pid))
         started.append((host, pid))
     for host, pid in started:
@@ -442,6 +479,11 @@ def down(directory: Path) -> DownReport:
     parents = {h.cgroup_parent for h in hosts}  # containers whose dockerd did not answer
     tops = procs.cgroup_dirs(parents.__contains__)
     report.processes += len(procs.end(procs.pids_in_cgroups(tops), belongs, grace=0))
+    for host in hosts:  # a Podman's containers are in Podman's cgroups, not the lab's
+        if host.runtime == "podman":
+            pids = procs.pids_in_cgroups(podman.container_cgroups(host.podman_dir))
+            held = functools.partial(podman.holds, host.podman_dir)
+            report.processes += len(procs.end(pids, held, grace=0))
     # 3. dockerd (it stops its containerd) and the registry.
     report.processes += len(
         procs.end(ours("dockerd") | ours("registry"), recorded_or_member, grace=15.0)
@@ -466,6 +508,9 @@ def down(directory: Path) -> DownReport:
         left_over = remove_cgroup_tree(top)
         report.cgroups.append(str(top))
         report.left += [str(p) for p in left_over]
+    for host in hosts:
+        if host.runtime == "podman":
+            report.left += [str(p) for p in podman.remove_container_cgroups(host.podman_dir)]
     # 8. Files.
     report.files = _remove_files(directory, state, report)
     return report
@@ -483,13 +528,40 @@ def kill_host(directory: Path, name: str) -> int:
             hint=f"its hosts are {', '.join(h.name for h in state.hosts)}",
         )
     containers = procs.cgroup_dirs(host.cgroup_parent.__eq__)
+    if host.runtime == "podman":  # its containers are in Podman's cgroups, not the lab's
+        containers += podman.container_cgroups(host.podman_dir)
     pids = netns.pids_in([host.netns]) | procs.pids_in_cgroups(containers)
 
     def belongs(pid: int) -> bool:
         own = host.cgroup_parent
+        if host.runtime == "podman" and podman.holds(host.podman_dir, pid):
+            return True
         return netns.same_netns(pid, [host.netns]) or procs.in_cgroup(pid, own.__eq__)
 
     return len(procs.end(pids, belongs, grace=0))
+
+
+def restart_daemon(directory: Path, name: str) -> tuple[int, str]:
+    """Start host ``name``'s swarmlite daemon again after it died (its dockerd and
+    containers kept), as ``up`` started it: in the host's namespace and tracking cgroup,
+    recorded in lab.json so that ``down`` ends it. Returns its pid and state once it
+    answers: ``active``, or ``locked`` (an autolocked manager waiting for its key)."""
+    state = require(directory)
+    host = state.host(name)
+    running = [
+        p.pid
+        for p in state.processes
+        if p.what == "swarmlite" and p.host == name and procs.alive(p.pid, p.start)
+    ]
+    if running:
+        raise FailedPrecondition(
+            f"the swarmlite daemon of {name} runs already (pid {running[-1]})",
+            hint="stop or kill it first",
+        )
+    journal = Journal(state)
+    pid = daemons.launch_daemon(host, _tracking_cgroup(journal, name))
+    journal.process(_proc("swarmlite", name, pid))
+    return pid, daemons.wait_daemon(host, pid)
 
 
 def _remove_files(directory: Path, state: LabState | None, report: DownReport) -> list[str]:

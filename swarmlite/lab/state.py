@@ -56,6 +56,18 @@ class Host(msgspec.Struct, kw_only=True):
     dir: str  # <lab>/h1
     cgroup_parent: str  # dockerd's --cgroup-parent (containers), without the leading /
     metrics_addr: str = ""  # where its daemon serves Prometheus metrics ("": it does not)
+    # What serves its Engine API on `docker_socket`: "docker" (dockerd) or "podman"
+    # (`podman system service`, configured and stored under `podman_dir`).
+    runtime: str = "docker"
+
+    @property
+    def podman_dir(self) -> Path:
+        """A Podman host's containers.conf, storage.conf, registries.conf and storage."""
+        return Path(self.dir) / "podman"
+
+    @property
+    def runtime_log(self) -> Path:
+        return Path(self.dir) / ("podman.log" if self.runtime == "podman" else "dockerd.log")
 
     @property
     def docker_socket(self) -> Path:
@@ -66,6 +78,17 @@ class Host(msgspec.Struct, kw_only=True):
     @property
     def docker_host(self) -> str:
         return f"unix://{self.docker_socket}"
+
+    @property
+    def docker_etc(self) -> Path:
+        """What the host's dockerd sees as /etc/docker (bind-mounted in its own mount
+        namespace), so that the machine's never applies and a test can make it trust a
+        registry's CA: ``certs.d/<host:port>/ca.crt``, read by dockerd at each pull."""
+        return Path(self.dir) / "etc-docker"
+
+    @property
+    def docker_certs_dir(self) -> Path:
+        return self.docker_etc / "certs.d"
 
     @property
     def swarmlite_dir(self) -> Path:

@@ -161,6 +161,15 @@ class _Snapshot:
             ids.discard(self.ingress.id)
         return sorted(ids)
 
+    def host_address(self, task: Task) -> str:
+        """Where a host-mode port reaches a task: its first network that is not internal
+        (nothing crosses into an internal one); "" when it has none."""
+        for att in task.networks:
+            network = self.networks.get(att.network_id)
+            if network is None or not network.spec.internal:
+                return att.address
+        return ""
+
 
 def _address_on(task: Task, network_id: str) -> str:
     for att in task.networks:
@@ -199,6 +208,7 @@ def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInf
         address=snap.ingress_address(node_id) if network.spec.ingress else "",
         vteps=_sorted_ips(vteps),
         fdb=[FdbEntry(mac=mac, vtep=vtep) for mac, vtep in sorted(fdb)],
+        internal=network.spec.internal,
     )
 
 
@@ -245,7 +255,7 @@ def _ports(snap: _Snapshot, node_id: str) -> list[PublishedPort]:
                 local = [t for t in tasks if t.node_id == node_id]
                 if not local:
                     continue
-                backends = [t.networks[0].address for t in local if in_rotation(t) and t.networks]
+                backends = [snap.host_address(t) for t in local if in_rotation(t)]
             if key in ports:
                 continue  # the allocator and the scheduler keep these unique; first wins
             ports[key] = PublishedPort(

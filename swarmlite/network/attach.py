@@ -4,10 +4,10 @@ Owns, for a running container known only by its init process's pid (any runtime:
 runc, a plain process), the interfaces eth0, eth1, ... inside its network namespace (one
 per entry of task.networks, in that order), their MAC (02:42 + the IPv4 bytes, unless the
 allocator chose one), address, MTU, state, the loopback, and a default route via the
-gateway of the task's first network; and, in the node's namespace, the host end of each
-pair ("swlv..." named from the task id) on the network's bridge. Does not own the bridges
-(overlay.py) nor the container's life: the runtime made its namespace (NetworkMode none)
-and the kernel removes the container ends with it.
+gateway of the task's first network (none when that one is internal); and, in the node's
+namespace, the host end of each pair ("swlv..." named from the task id) on the network's
+bridge. Does not own the bridges (overlay.py) nor the container's life: the runtime made
+its namespace (NetworkMode none) and the kernel removes the container ends with it.
 
 Invariant: an attachment either completes or leaves no host end behind; attaching again
 replaces what an earlier attempt left. Netlink and OS errors become NetworkSetupFailure
@@ -148,7 +148,9 @@ async def _container_ends(
             await cpr.addr("replace", index=index, address=addr, prefixlen=prefix)
             await cpr.link("set", index=index, state="up")
     first = plan[0] if plan else None
-    if first is not None:
+    # An internal network gives no default route: outside addresses fail at once
+    # (unreachable) instead of timing out against the node's drop rules (isolation.py).
+    if first is not None and not first[5].internal:
         gateway = ip.bare(first[5].gateway)
         with ip.translate(f"route default via {gateway}", where):
             eth = (await cpr.link_lookup(ifname=first[2]))[0]

@@ -17,7 +17,12 @@ gateway gets forwarding only). `update`
 builds the new tables aside and swaps one reference: a query sees the old tables or the
 new ones, never a mix. Names unknown here are forwarded, never answered NXDOMAIN by us
 (Docker does the same), so a container can still resolve outside names that happen to
-look like ours.
+look like ours; except on an internal network, which reaches nothing outside: a query
+arriving there for a name not ours is answered NXDOMAIN, never forwarded (Docker's
+resolver does not forward for a container without outside access either). NXDOMAIN, not
+REFUSED: a resolver walking its search list goes on to the next name after NXDOMAIN, and
+gives up on the whole lookup after a refusal ("vault.example.org" is asked before
+"vault").
 
 TTLs: a VIP lives as long as its service and may be cached a little (VIP_TTL = 30 s: long
 enough to spare repeated lookups, short enough that a stack removed and deployed again
@@ -197,6 +202,7 @@ class DnsServer:
             self._view = _View(
                 build_tables(endpoints, networks),
                 {n.network_id: ipaddress.ip_network(n.subnet, strict=False) for n in networks},
+                frozenset(n.network_id for n in networks if n.internal),
             )
             wanted = {n.network_id: ip.bare(n.gateway) for n in networks}
             for network_id, listener in list(self._listeners.items()):
@@ -247,6 +253,10 @@ class DnsServer:
             if not tcp and len(packed) > _UDP_MAX:
                 packed = reply.truncate().pack()  # TC: the client asks again over TCP
             return packed
+        if network_id in view.internal:
+            missing = request.reply()  # an internal network reaches no outside name
+            missing.header.rcode = RCODE.NXDOMAIN
+            return bytes(missing.pack())
         forwarded = await self._forward(data, tcp=tcp)
         if forwarded is not None:
             return forwarded
@@ -390,6 +400,7 @@ class _View:
 
     tables: Mapping[str, Mapping[str, Record]]
     subnets: Mapping[str, ipaddress.IPv4Network | ipaddress.IPv6Network]
+    internal: frozenset[str] = frozenset()  # networks whose queries are never forwarded
 
 
 def _inside(address: str, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

@@ -4,10 +4,12 @@ Owns the order in which the parts are set up and the few facts that join them: t
 overlays' VXLAN endpoints are this node's mesh address (known from the first MeshState),
 the ingress network's bridge carries this node's own ingress address (not the shared
 gateway, so that the routing mesh's masqueraded traffic comes back here), the DNS server
-answers on every other network's gateway, and a task's first non-ingress network gives
-its default route. Service VIPs are load-balanced inside each container's own network
-namespace (its output hook rewrites the VIP to a task address, as Docker does with IPVS
-in the container), so that a backend on another node answers the client directly and
+answers on every other network's gateway, and a task's first network that is neither
+ingress nor internal gives its default route and DNS server (an internal network only
+when the task has no other; see isolation.py for what an internal network reaches).
+Service VIPs are load-balanced inside each container's own network namespace (its output
+hook rewrites the VIP to a task address, as Docker does with IPVS in the container), so
+that a backend on another node answers the client directly and
 conntrack sees both ways; the node's own table serves published ports (and the node's own
 connections to VIPs). Each part owns its own kernel objects (see mesh, overlay, attach,
 dns, vip); this module owns none.
@@ -21,14 +23,14 @@ from pathlib import Path
 
 import msgspec
 
-from swarmlite.api import Task
+from swarmlite.api import Attachment, Task
 from swarmlite.api.control import EndpointInfo, MeshState, NetworkInfo, NetworkState
 from swarmlite.errors import NetworkSetupFailure
 from swarmlite.log import kv
 from swarmlite.network import attach as attaching
 from swarmlite.network import ip
 from swarmlite.network.dns import DnsServer
-from swarmlite.network.isolation import apply_isolation, remove_isolation
+from swarmlite.network.isolation import isolate, remove_isolation
 from swarmlite.network.mesh import Mesh
 from swarmlite.network.overlay import Overlays
 from swarmlite.network.vip import RoutingMesh, requests_by_service
@@ -96,8 +98,7 @@ class NodeNetwork:
                 return
             networks = [_as_bridged(n) for n in state.networks]
             await self._overlays.apply(networks)
-            ingress_vni = next((n.vni for n in networks if n.ingress), None)
-            await apply_isolation([n.vni for n in networks], ingress_vni)
+            await isolate(networks)
             self._networks = networks
             await self.dns.update(state.endpoints, [n for n in state.networks if not n.ingress])
             ingress = next((n for n in networks if n.ingress and n.gateway), None)
@@ -116,9 +117,8 @@ class NodeNetwork:
                     del self._containers[task_id]
 
     async def attach(self, task: Task, pid: int) -> None:
-        ingress = {n.network_id for n in self._networks if n.ingress}
-        # The first network gives the default route: never the ingress network.
-        ordered = sorted(task.networks, key=lambda a: a.network_id in ingress)
+        # The first network gives the default route (and DNS server, see prepare).
+        ordered = _route_order(task, self._networks)
         await attaching.attach(msgspec.structs.replace(task, networks=ordered), pid, self._networks)
         async with self._lock:
             table = RoutingMesh(attaching.container_netns(pid), ingress_addrs=[], ingress_bridge="")
@@ -137,7 +137,8 @@ class NodeNetwork:
             while not wanted <= {n.network_id for n in self._networks}:
                 await self._applied.wait()
         gateways = {n.network_id: n.gateway for n in self._networks if not n.ingress}
-        servers = [gateways[a.network_id] for a in task.networks if a.network_id in gateways]
+        ordered = _route_order(task, self._networks)
+        servers = [gateways[a.network_id] for a in ordered if a.network_id in gateways]
         return [ip.bare(g) for g in servers[:1]]
 
     async def mesh_requests(self) -> dict[str, int]:
@@ -157,6 +158,21 @@ class NodeNetwork:
         if self._overlays is not None:
             await self._overlays.apply([])
         await self.mesh.close()
+
+
+def _route_order(task: Task, networks: list[NetworkInfo]) -> list[Attachment]:
+    """The task's networks, the one that gives its default route and DNS server first:
+    never the ingress network, and an internal one only when it has nothing else (as
+    Docker, which takes the gateway from a network with outside connectivity)."""
+    by_id = {n.network_id: n for n in networks}
+
+    def rank(att: Attachment) -> int:
+        info = by_id.get(att.network_id)
+        if info is None:
+            return 0
+        return 2 if info.ingress else 1 if info.internal else 0
+
+    return sorted(task.networks, key=rank)
 
 
 def _visible(endpoints: list[EndpointInfo], task: Task) -> list[EndpointInfo]:

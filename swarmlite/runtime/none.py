@@ -16,6 +16,7 @@ from swarmlite.agent.driver import (
     LogEntry,
     RuntimeInfo,
 )
+from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.errors import NotFound, RuntimeFailure
 
 
@@ -32,7 +33,13 @@ class NoRuntime:
     async def info(self) -> RuntimeInfo:
         raise self._refuse()
 
-    async def pull(self, image: str, progress: Callable[[str], None] | None = None) -> None:
+    async def pull(
+        self,
+        image: str,
+        progress: Callable[[str], None] | None = None,
+        *,
+        auth: RegistryAuth | None = None,
+    ) -> None:
         raise self._refuse()
 
     async def create(self, request: ContainerRequest) -> str:

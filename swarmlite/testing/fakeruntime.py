@@ -44,6 +44,7 @@ from swarmlite.agent.driver import (
     RuntimeInfo,
 )
 from swarmlite.api import HealthCheck
+from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.clock import Clock, SystemClock
 from swarmlite.errors import (
     AlreadyExists,
@@ -177,6 +178,7 @@ class FakeRuntime:
         self.nano_cpus, self.memory_bytes = nano_cpus, memory_bytes
         self.closed = False
         self.calls: list[tuple[object, ...]] = []  # (operation, *arguments), in call order
+        self.pull_auth: dict[str, RegistryAuth | None] = {}  # image -> the last pull's auth
 
     @classmethod
     def with_test_images(
@@ -273,7 +275,14 @@ class FakeRuntime:
             memory_bytes=self.memory_bytes,
         )
 
-    async def pull(self, image: str, progress: Callable[[str], None] | None = None) -> None:
+    async def pull(
+        self,
+        image: str,
+        progress: Callable[[str], None] | None = None,
+        *,
+        auth: RegistryAuth | None = None,
+    ) -> None:
+        self.pull_auth[image] = auth
         self._maybe_fail("pull", image)
         ref = normalize(image)
         if ref in self._daemon.images:

@@ -1,4 +1,5 @@
-"""The contract suite's private dockerd, one per session, started and cleaned up by us.
+"""The contract suite's private dockerd and Podman, one each per session, started and cleaned
+up by us.
 
 The Docker half of tests/contract is not optional and not skipped: it carries the `docker`
 marker, so a plain `pytest` leaves it out and `scripts/test` runs it. The daemon is our
@@ -7,6 +8,13 @@ iptables changes), the small test images are imported into it, and it is stopped
 cleaned up at the end. If dockerd cannot start, every Docker case fails with the reason
 and what to install (.ci/run installs docker.io and busybox-static). Fake-only runs (a
 plain `pytest`, or ``-k fake``) never start it.
+
+The Podman half is the same suite against Debian's Podman through its Docker-compatible
+API service (``podman system service``, `testing.podman`: its own configuration, storage
+and socket under /tmp/swlp-*, runc, cgroupfs), with the test images loaded into it. It
+carries the same `docker` marker (a real Engine API daemon); ``-k podman`` runs it alone,
+``-k docker`` the dockerd half alone. If Podman cannot start, every Podman case fails with
+the reason and what to install (scripts/setup installs podman).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import pytest
 from swarmlite.errors import FailedPrecondition
 from swarmlite.testing.dockerd import Dockerd
 from swarmlite.testing.images import ensure_test_images
+from swarmlite.testing.podman import PodmanService, load_test_images
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +46,22 @@ def private_dockerd() -> Iterator[Dockerd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def private_podman() -> Iterator[PodmanService]:
+    service = PodmanService.in_temp_dir()
+    try:
+        service.start()
+        load_test_images(service.socket)
+    except FailedPrecondition as exc:
+        service.stop()
+        pytest.fail(
+            f"the Podman half of the runtime contract needs a private Podman: {exc.message}\n"
+            f"hint: {exc.hint}",
+            pytrace=False,
+        )
+    try:
+        yield service
+    finally:
+        service.stop()

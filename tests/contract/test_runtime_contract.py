@@ -1,11 +1,13 @@
-"""One suite, two runtimes: FakeRuntime must behave as DockerDriver on a real dockerd does.
+"""One suite, three runtimes: FakeRuntime must behave as DockerDriver on a real dockerd does,
+and DockerDriver on Podman's Docker-compatible API service as on dockerd.
 
-Every test runs twice (``[fake]`` and ``[docker]``). Commands are real busybox commands;
-`runtime.script` tells the fake what each one does, and the Docker run checks that the
-description is true. Waits poll with a deadline; no test sleeps to let things settle, and
-none asserts how long something took (a stop is judged by the exit code it ends with).
-The Docker half carries the `docker` marker: a plain `pytest` leaves it out, `scripts/test`
-runs it.
+Every test runs three times (``[fake]``, ``[docker]`` and ``[podman]``). Commands are
+real busybox commands; `runtime.script` tells the fake what each one does, and the Docker
+and Podman runs check that the description is true. Waits poll with a deadline; no test
+sleeps to let things settle, and none asserts how long something took (a stop is judged
+by the exit code it ends with).
+The Docker and Podman thirds carry the `docker` marker: a plain `pytest` leaves them out,
+`scripts/test` runs them.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from swarmlite.testing.clock import FakeClock
 from swarmlite.testing.dockerd import Dockerd, engine_json, engine_request
 from swarmlite.testing.fakeruntime import DEAF, FakeImage, FakeProgram, FakeRuntime
 from swarmlite.testing.images import WEB_READY, TestImages
+from swarmlite.testing.podman import PodmanService
 
 T = TypeVar("T")
 
@@ -71,7 +74,7 @@ LONG_GRACE = 3600.0
 
 @dataclass
 class Harness:
-    kind: str  # "fake" | "docker"
+    kind: str  # "fake" | "docker" | "podman"
     driver: RuntimeDriver
     new_driver: Callable[[], RuntimeDriver]
     read_file: Callable[[str, str], Awaitable[FileData | None]]
@@ -184,7 +187,41 @@ def _docker_reader(socket: Path) -> Callable[[str, str], Awaitable[FileData | No
     return read_async
 
 
-@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.docker)])
+def _podman_reader(socket: Path) -> Callable[[str, str], Awaitable[FileData | None]]:
+    """Podman's ``/archive`` cannot read a file that is a bind mount of its own (it wants a
+    directory there): such a file is read through the mount Podman reports for it (the same
+    inode as the container sees), any other through ``/archive``."""
+    archive = _docker_reader(socket)
+
+    def through_mount(container_id: str, path: str) -> FileData | None:
+        data = engine_json(socket, "GET", f"/containers/{quote(container_id)}/json")
+        for mount in data.get("Mounts") or []:
+            if mount.get("Destination") == path and mount.get("Type") == "bind":
+                source = Path(mount["Source"])
+                info = source.stat()
+                return FileData(
+                    target=path,
+                    data=source.read_bytes(),
+                    uid=info.st_uid,
+                    gid=info.st_gid,
+                    mode=info.st_mode & 0o7777,
+                )
+        return None
+
+    async def read(container_id: str, path: str) -> FileData | None:
+        found = await asyncio.to_thread(through_mount, container_id, path)
+        return found if found is not None else await archive(container_id, path)
+
+    return read
+
+
+@pytest.fixture(
+    params=[
+        "fake",
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("podman", marks=pytest.mark.docker),
+    ]
+)
 async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     if request.param == "fake":
         cluster_id, node_id = new_id(), new_id()
@@ -203,7 +240,10 @@ async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             node_id=node_id,
         )
     else:
-        daemon: Dockerd = request.getfixturevalue("private_dockerd")
+        # The same driver on either daemon: dockerd, or Podman's Docker-compatible service.
+        daemon: Dockerd | PodmanService = request.getfixturevalue(
+            "private_dockerd" if request.param == "docker" else "private_podman"
+        )
         cluster_id, node_id = new_id(), new_id()
         files_dir = tmp_path / "files"
 
@@ -213,10 +253,12 @@ async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             )
 
         harness = Harness(
-            kind="docker",
+            kind=request.param,
             driver=make(),
             new_driver=make,
-            read_file=_docker_reader(daemon.socket),
+            read_file=(_docker_reader if request.param == "docker" else _podman_reader)(
+                daemon.socket
+            ),
             cluster_id=cluster_id,
             node_id=node_id,
             files_dir=files_dir,
@@ -731,7 +773,7 @@ async def test_unknown_containers_and_taken_names(runtime: Harness) -> None:
 
 async def test_info_describes_the_runtime(runtime: Harness) -> None:
     info = await runtime.driver.info()
-    assert info.name in ("fake", "docker")
+    assert info.name == runtime.kind  # Podman says it is Podman, not Docker
     assert info.version
     assert info.os == "linux"
     assert info.arch

@@ -64,12 +64,26 @@ def lab() -> None:
     is_flag=True,
     help="Each daemon serves Prometheus metrics on its host's address, port 9323.",
 )
+@click.option(
+    "--podman",
+    type=click.IntRange(0, 199),
+    default=0,
+    show_default=True,
+    help="How many hosts (the last ones) run Podman's API service instead of dockerd.",
+)
 @_dir_option
-def up(nodes: int, managers: int, metrics: bool, directory: Path) -> None:
+def up(nodes: int, managers: int, metrics: bool, podman: int, directory: Path) -> None:
     """Start N hosts, each with its own dockerd and swarmlite daemon, as one cluster."""
     labs = _lab()
     where = labs.resolve_dir(directory)
-    state = labs.up(where, nodes=nodes, managers=managers, metrics=metrics, progress=click.echo)
+    state = labs.up(
+        where,
+        nodes=nodes,
+        managers=managers,
+        metrics=metrics,
+        podman=podman,
+        progress=click.echo,
+    )
     first = state.hosts[0]
     other = state.hosts[-1]
     image = f"{state.registry}/swl/web:1"

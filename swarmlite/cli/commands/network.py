@@ -2,7 +2,8 @@
 
 Owns the network commands' flags and what each prints. A network made here is what a
 compose file names with ``external: true``, so that several stacks share it. A network is
-named by id, unique id prefix or name; the server resolves the reference. There is no
+named by id, unique id prefix or name; the server resolves the reference. ``--internal``
+makes a network whose tasks reach nothing outside it (network/isolation.py). There is no
 ``--attachable``: swarmlite runs no standalone containers that could join a network.
 """
 
@@ -54,12 +55,18 @@ def network() -> None:
 @click.option("--subnet", callback=_subnet, help="Subnet in CIDR form (default: from the pool).")
 @click.option("--gateway", callback=_gateway, help="Gateway address (default: the first).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Set a label.")
+@click.option(
+    "--internal",
+    is_flag=True,
+    help="Restrict external access: tasks reach only the network's own tasks and its DNS.",
+)
 @click.argument("name")
 def create(
     driver: str,
     subnet: str | None,
     gateway: str | None,
     labels: tuple[str, ...],
+    internal: bool,
     name: str,
 ) -> None:
     """Create an overlay network; prints its ID."""
@@ -69,6 +76,7 @@ def create(
         subnet=subnet or "",
         gateway=gateway or "",
         labels=parse_labels(labels),
+        internal=internal,
     )
     view = client().call(NETWORK_CREATE, NetworkCreate(spec=spec))
     click.echo(view.network.id)

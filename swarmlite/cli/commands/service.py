@@ -34,6 +34,7 @@ from swarmlite.api.control import (
     TaskFilter,
 )
 from swarmlite.api.dockerjson import Lookup, service_json
+from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.api.routes import (
     CONFIG_LS,
     NETWORK_INSPECT,
@@ -82,14 +83,20 @@ def update_spec(
     ref: str,
     edit: Callable[[Service], ServiceSpec],
     before: Callable[[Service], None] | None = None,
+    *,
+    with_registry_auth: bool = False,
 ) -> Service:
-    """Read, edit and write back a service's spec; retried on a stale version."""
+    """Read, edit and write back a service's spec (with ``with_registry_auth``, the user's
+    credentials for the image's registry too); retried on a stale version."""
     for attempt in range(1, UPDATE_ATTEMPTS + 1):
         service = read(rpc, ref)
         spec = edit(service)
         if before is not None:
             before(service)
-        request = ServiceUpdate(ref=service.id, spec=spec, version=service.version)
+        auth = registry_auth({spec.name: spec.image}) if with_registry_auth else {}
+        request = ServiceUpdate(
+            ref=service.id, spec=spec, version=service.version, registry_auth=auth.get(spec.name)
+        )
         try:
             rpc.call(SERVICE_UPDATE, request)
         except Conflict:
@@ -98,6 +105,29 @@ def update_spec(
             continue
         return service
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+with_registry_auth_option = click.option(
+    "--with-registry-auth",
+    is_flag=True,
+    help="Send registry authentication details to swarm agents (from the docker CLI's "
+    "config: $DOCKER_CONFIG or ~/.docker).",
+)
+
+
+def registry_auth(images: Mapping[str, str]) -> dict[str, RegistryAuth]:
+    """``--with-registry-auth``: by name, the user's credentials for each image's
+    registry; a warning for each registry it has none for."""
+    from swarmlite.cli.registryauth import config_path, credentials_for
+
+    found, missing = credentials_for(dict(images))
+    for registry in missing:
+        click.echo(
+            f"warning: no credentials for registry {registry} in {config_path()}; "
+            "its images are pulled without",
+            err=True,
+        )
+    return found
 
 
 def _waiter(
@@ -295,6 +325,7 @@ def _env_files(paths: tuple[str, ...]) -> tuple[str, ...]:
 
 @service.command("create", cls=DockerCommand, context_settings={"allow_interspersed_args": False})
 @create_options
+@with_registry_auth_option
 @timeout_option()
 @click.argument("image")
 @click.argument("command", nargs=-1)
@@ -310,6 +341,7 @@ def create(
     env_file: tuple[str, ...],
     replicas: int | None,
     max_concurrent: int | None,
+    with_registry_auth: bool,
     **spec_flags: Any,
 ) -> None:
     """Create a new service (IMAGE [COMMAND] [ARG...]); prints its id."""
@@ -320,7 +352,8 @@ def create(
     flags = _resolved_networks(rpc, flags)
     spec = flags.apply(empty_spec(name or "", image, command))
     spec = created_mode(spec, ServiceMode(mode), replicas=replicas, max_concurrent=max_concurrent)
-    created = rpc.call(SERVICE_CREATE, ServiceCreate(spec=spec)).service
+    auth = registry_auth({"": spec.image}).get("") if with_registry_auth else None
+    created = rpc.call(SERVICE_CREATE, ServiceCreate(spec=spec, registry_auth=auth)).service
     click.echo(created.id)
     if not detach:
         display = Display(quiet=quiet)
@@ -378,6 +411,7 @@ def change_and_wait(
     timeout: float,
     announce: Callable[[Service], str],
     replicas: int | None = None,
+    with_registry_auth: bool = False,
 ) -> None:
     """Edit the service (``edit``, or scale it to ``replicas``), print
     ``announce(service)``, then wait unless ``detach``."""
@@ -391,7 +425,7 @@ def change_and_wait(
             waiters.append(waiter)
 
     if edit is not None:
-        service = update_spec(rpc, ref, edit, before)
+        service = update_spec(rpc, ref, edit, before, with_registry_auth=with_registry_auth)
     else:
         assert replicas is not None, "change_and_wait needs an edit or replicas"
         service = scale_service(rpc, ref, replicas, before)
@@ -440,6 +474,7 @@ def scale(detach: bool, quiet: bool, timeout: float, scales: tuple[str, ...]) ->
 
 @service.command("update", cls=DockerCommand)
 @update_options
+@with_registry_auth_option
 @timeout_option()
 @click.argument("ref", metavar="SERVICE")
 def update(
@@ -454,6 +489,7 @@ def update(
     rollback: bool,
     replicas: int | None,
     max_concurrent: int | None,
+    with_registry_auth: bool,
     **spec_flags: Any,
 ) -> None:
     """Update a service (a rolling update of its tasks)."""
@@ -465,7 +501,7 @@ def update(
             for name, value in (("image", image), ("args", args), ("replicas", replicas))
             if value is not None
         ]
-        if others or force or max_concurrent is not None:
+        if others or force or max_concurrent is not None or with_registry_auth:
             raise UsageError("other flags may not be combined with --rollback")
         _rollback(rpc, ref, detach=detach, quiet=quiet, timeout=timeout)
         return
@@ -493,6 +529,7 @@ def update(
         quiet=quiet,
         timeout=timeout,
         announce=lambda service: ref,
+        with_registry_auth=with_registry_auth,
     )
 
 

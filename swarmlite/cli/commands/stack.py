@@ -31,7 +31,11 @@ from swarmlite.api.routes import SERVICE_LS, STACK_DEPLOY, STACK_LS, STACK_RM, T
 from swarmlite.cli import format, listing, render
 from swarmlite.cli.commands import client, each, filter_option, format_option, task_list_options
 from swarmlite.cli.commands.node import show_node_tasks
-from swarmlite.cli.commands.service import show_services
+from swarmlite.cli.commands.service import (
+    registry_auth,
+    show_services,
+    with_registry_auth_option,
+)
 from swarmlite.cli.converge import Display, Waiter, timeout_option
 from swarmlite.errors import InvalidArgument, NotFound
 
@@ -81,9 +85,10 @@ def plan_waves(
 def _load(files: tuple[Path, ...], profiles: tuple[str, ...]) -> LoadedStack:
     """Read the compose files (a ComposeError says file:line) and print their warnings."""
     # Imported here: only the stack commands need the compose parser.
-    from swarmlite.compose import load_stack
+    from swarmlite.compose import MAX_FILE_BYTES, load_stack
 
-    stdin = click.get_text_stream("stdin").read() if Path("-") in files else None
+    # Read no more than the loader accepts (it refuses the one character too many).
+    stdin = click.get_text_stream("stdin").read(MAX_FILE_BYTES + 1) if Path("-") in files else None
     loaded = load_stack(list(files), profiles=profiles, stdin=stdin)
     for warning in loaded.warnings:
         click.echo(
@@ -121,6 +126,7 @@ profile_option = click.option(
 )
 @click.option("-q", "--quiet", is_flag=True, help="Suppress progress output.")
 @profile_option
+@with_registry_auth_option
 @timeout_option()
 @click.argument("name", metavar="STACK")
 def deploy(
@@ -129,6 +135,7 @@ def deploy(
     detach: bool,
     quiet: bool,
     profiles: tuple[str, ...],
+    with_registry_auth: bool,
     timeout: float,
     name: str,
 ) -> None:
@@ -137,6 +144,9 @@ def deploy(
 
     loaded = _load(files, profiles)
     request = msgspec.structs.replace(to_stack_deploy(loaded, name), prune=prune)
+    if with_registry_auth:
+        images = {spec.name: spec.image for spec in request.services}
+        request = msgspec.structs.replace(request, registry_auth=registry_auth(images))
     waves, needs = plan_waves(name, request.services, loaded.dependencies())
     rpc = client()
     display = Display(quiet=quiet)
@@ -178,6 +188,7 @@ def deploy(
                     request,
                     services=[spec for spec in request.services if spec.name in sent],
                     prune=False,
+                    registry_auth={k: v for k, v in request.registry_auth.items() if k in sent},
                 )
             )
             for line in render.deploy_lines(rpc.call(STACK_DEPLOY, call)):

@@ -25,13 +25,14 @@ from swarmlite.api.control import (
     UnlockKeyRequest,
     UnlockRequest,
 )
+from swarmlite.api.resources import parse_node_resources
 from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE, UNLOCK, UNLOCK_KEY
 from swarmlite.cli import render
 from swarmlite.cli.client import DEFAULT_SOCKET, SOCKET_ENV, Client
 from swarmlite.cli.commands import Duration, client, settings
 from swarmlite.cli.commands.backup import backup, load_backup, passphrase_file_option, summary
 from swarmlite.cli.commands.ca import ca
-from swarmlite.errors import UsageError
+from swarmlite.errors import InvalidArgument, UsageError
 from swarmlite.rpc.control import DEFAULT_PORT
 
 if TYPE_CHECKING:
@@ -125,6 +126,15 @@ def _node_flags(func: F) -> F:
             ),
             metrics_addr_option(),
             dashboard_addr_option(),
+            click.option(
+                "--node-generic-resource",
+                "node_generic_resources",
+                multiple=True,
+                metavar="KIND=VALUE",
+                help="A resource this node advertises to services' --generic-resource, as "
+                "dockerd's flag: a count (gpu=2) or one named resource (gpu=GPU-1f3a; "
+                "repeat for each). Repeatable.",
+            ),
         ]
     ):
         func = option(func)
@@ -140,10 +150,17 @@ def _options(
     docker_host: str | None = None,
     metrics_addr: str | None = None,
     dashboard_addr: str | None = None,
+    generic_resources: tuple[str, ...] = (),
 ) -> NodeOptions:
     from swarmlite import daemon
 
     fields: dict[str, Any] = {"data_dir": data_dir, "socket": socket_for(data_dir, socket)}
+    if generic_resources:
+        try:
+            parsed = parse_node_resources(generic_resources, flag="--node-generic-resource")
+        except InvalidArgument as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
+        fields["generic_resources"] = tuple(parsed)
     if metrics_addr:
         fields["metrics_addr"] = metrics_addr  # checked by init_cluster/join_cluster
     if dashboard_addr:
@@ -219,6 +236,7 @@ def init(
     docker_host: str | None,
     metrics_addr: str | None,
     dashboard_addr: str | None,
+    node_generic_resources: tuple[str, ...],
     default_addr_pool: str | None,
     default_addr_pool_mask_length: int | None,
     mesh_pool: str | None,
@@ -258,6 +276,7 @@ def init(
             docker_host,
             metrics_addr,
             dashboard_addr,
+            node_generic_resources,
         ),
         default_addr_pool=default_addr_pool,
         default_addr_pool_mask_length=default_addr_pool_mask_length,
@@ -297,6 +316,7 @@ def join(
     docker_host: str | None,
     metrics_addr: str | None,
     dashboard_addr: str | None,
+    node_generic_resources: tuple[str, ...],
     token: str,
     manager: str,
 ) -> None:
@@ -312,6 +332,7 @@ def join(
         docker_host,
         metrics_addr,
         dashboard_addr,
+        node_generic_resources,
     )
     result = daemon.join_cluster(opts, token, manager)
     message = f"This node joined a swarmlite cluster as a {result.role.value}."

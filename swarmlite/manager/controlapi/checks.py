@@ -2,9 +2,11 @@
 
 Owns the rules of a ServiceSpec on its own (``check_service``: what swarm mode and the
 Docker Engine would refuse later, on a node, plus what swarmlite cannot do, such as sctp
-ports) and the one rule across services (``check_ports``: an ingress port is published
-once in the cluster). Every refusal is one InvalidArgument saying
-``service <name>: <field> <reason>``, the field named as a compose file names it.
+ports), the one rule across services (``check_ports``: an ingress port is published
+once in the cluster) and the one rule between a service and its networks
+(``check_internal_networks``: no host-mode port into internal networks only). Every
+refusal is one InvalidArgument saying ``service <name>: <field> <reason>``, the field
+named as a compose file names it.
 
 Does not own names (names.py), whether referenced secrets, configs and networks exist
 (services.py, inside the write), nor where tasks can run (the scheduler). Pure: reads a
@@ -24,6 +26,7 @@ from swarmlite.api import (
     FileRef,
     HealthCheck,
     Mount,
+    Network,
     PortConfig,
     Resources,
     Service,
@@ -32,7 +35,9 @@ from swarmlite.api import (
     UpdateConfig,
 )
 from swarmlite.api.autoscale import autoscale_spec
+from swarmlite.api.logdriver import LogDriverProblem, check_log_driver
 from swarmlite.api.reference import parse_image
+from swarmlite.api.resources import reservations_problem
 from swarmlite.errors import InvalidArgument
 from swarmlite.manager.constraints import parse_constraint
 from swarmlite.manager.controlapi.names import check_name
@@ -71,6 +76,7 @@ def check_service(spec: ServiceSpec) -> None:
     _check_restart(spec)
     _check_endpoint(spec)
     _check_autoscale(spec)
+    _check_logging(spec)
 
 
 def autoscaled_replicas(spec: ServiceSpec, old: ServiceSpec | None) -> ServiceSpec:
@@ -124,6 +130,37 @@ def check_ports(state: ReadTx, specs: Sequence[ServiceSpec]) -> None:
             _check_port_free(spec, port, holders)
         for port in mine:
             holders[port.mode].setdefault((port.protocol, port.published), spec.name)
+
+
+def check_internal_networks(
+    state: ReadTx, specs: Sequence[ServiceSpec], creating: Sequence[Network] = ()
+) -> None:
+    """InvalidArgument when a service publishes a port in host mode but every network it
+    is attached to is internal (``creating``: networks the same request makes).
+
+    A host-mode port reaches a task through its first network that is not internal, and
+    nothing crosses into an internal network (network/isolation.py). Ports published in
+    ingress mode are allowed, as Docker allows them: the routing mesh reaches the task
+    through the ingress network, a network of its own, and the internal network stays
+    closed (its tasks still reach nothing outside it).
+    """
+    known = {n.spec.name.lower(): n for n in creating}
+    known.update({n.spec.name.lower(): n for n in state.list(Network)})  # a stored one stays
+    for spec in specs:
+        nets = [known.get(net.target.lower()) for net in spec.task.networks]
+        if not nets or any(n is None or not n.spec.internal for n in nets):
+            continue
+        for i, port in enumerate(spec.endpoint.ports):
+            if port.mode == "host":
+                names = ", ".join(n.spec.name for n in nets if n is not None)
+                raise _fail(
+                    spec,
+                    f"ports[{i}] ({port.published}/{port.protocol}) is published in host "
+                    f"mode, but its networks ({names}) are internal: nothing outside an "
+                    "internal network reaches it",
+                    hint="publish it in ingress mode, or attach the service to a network "
+                    "that is not internal as well",
+                )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -188,6 +225,17 @@ def _check_autoscale(spec: ServiceSpec) -> None:
         )
 
 
+def _check_logging(spec: ServiceSpec) -> None:
+    """api.logdriver's rules, named as a compose file names them (``logging.options.x``)."""
+    driver = spec.task.log_driver
+    if driver is None:
+        return
+    try:
+        check_log_driver(driver)
+    except LogDriverProblem as exc:
+        raise _fail(spec, f"logging.{exc.field} {exc.reason}") from None
+
+
 def _check_mode(spec: ServiceSpec) -> None:
     _not_negative(spec, "deploy.replicas", spec.replicas)
     if spec.mode.is_job:
@@ -235,6 +283,16 @@ def _check_resources(spec: ServiceSpec) -> None:
     limits, reservations = resources.limits, resources.reservations
     for which, res in (("limits", limits), ("reservations", reservations)):
         _check_amounts(spec, f"deploy.resources.{which}", res)
+    if limits.generic_resources:
+        raise _fail(
+            spec,
+            "deploy.resources.limits.generic_resources: generic resources are reserved, "
+            "not limited",
+            hint="move them to deploy.resources.reservations.generic_resources",
+        )
+    problem = reservations_problem(reservations.generic_resources)
+    if problem is not None:
+        raise _fail(spec, f"deploy.resources.reservations.generic_resources: {problem}")
     if 0 < limits.nano_cpus < MIN_NANO_CPUS:
         raise _fail(
             spec,

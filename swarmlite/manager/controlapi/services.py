@@ -50,6 +50,7 @@ from swarmlite.api.control import (
     TaskList,
 )
 from swarmlite.api.filters import match_services, match_tasks
+from swarmlite.api.registryauth import RegistryAuth, check_auth
 from swarmlite.api.routes import (
     SERVICE_CREATE,
     SERVICE_INSPECT,
@@ -77,6 +78,7 @@ from swarmlite.manager.controlapi.blobs import check_create
 from swarmlite.manager.controlapi.blobs import users as blob_users
 from swarmlite.manager.controlapi.checks import (
     autoscaled_replicas,
+    check_internal_networks,
     check_ports,
     check_scale,
     check_service,
@@ -164,6 +166,23 @@ def _resumed(service: Service) -> Service:
     return msgspec.structs.replace(service, update_status=None)
 
 
+def _with_auth(service: Service, auth: RegistryAuth | None) -> Service:
+    """New registry credentials replace the old; none given keeps the old (as dockerd
+    keeps a service's encoded auth on an update without --with-registry-auth)."""
+    if auth is None or auth == service.registry_auth:
+        return service
+    return msgspec.structs.replace(service, registry_auth=auth)
+
+
+def shown(service: Service) -> Service:
+    """A service as any client sees it: without its registry credentials, which never
+    leave the managers but for the nodes that pull its image (as `docker service
+    inspect` shows no auth)."""
+    if service.registry_auth is None:
+        return service
+    return msgspec.structs.replace(service, registry_auth=None)
+
+
 class ServiceAPI:
     def __init__(self, ctx: ManagerContext, logs: LogBroker) -> None:
         self.ctx = ctx
@@ -219,21 +238,25 @@ class ServiceAPI:
                 n.spec.name for n in state.list(Network)
             }
             check_ports(state, req.services)
+            check_internal_networks(state, req.services, req.networks)
             for asked in req.services:
                 _check_refs(asked, secrets, configs, networks)
                 old = state.get_by_name(Service, asked.name)
                 spec = autoscaled_replicas(asked, old.spec if old is not None else None)
+                auth = req.registry_auth.get(spec.name)
                 if old is None:
-                    tx.create(Service(id=new_id(), spec=spec))
+                    tx.create(Service(id=new_id(), spec=spec, registry_auth=auth))
                     created.append(spec.name)
                 elif old.spec == spec:
+                    if auth is not None and auth != old.registry_auth:
+                        tx.update(_with_auth(old, auth))  # new credentials, same tasks
                     unchanged.append(spec.name)
                 else:
                     if old.spec.stack != req.name:
                         raise AlreadyExists(
                             f"service {spec.name} exists and is not part of stack {req.name}"
                         )
-                    tx.update(_with_update(old, spec, now, rollback=False))
+                    tx.update(_with_auth(_with_update(old, spec, now, rollback=False), auth))
                     updated.append(spec.name)
             if req.prune:
                 wanted = {s.name for s in req.services}
@@ -307,13 +330,16 @@ class ServiceAPI:
         spec = req.spec if req.spec.name else _named(req.spec, self.ctx.store.memory)
         check_service(spec)
         spec = autoscaled_replicas(spec, None)
-        service = Service(id=new_id(), spec=spec)
+        if req.registry_auth is not None:
+            check_auth(req.registry_auth, f"service {spec.name}")
+        service = Service(id=new_id(), spec=spec, registry_auth=req.registry_auth)
 
         def write(state: ReadTx) -> Tx:
             if state.get_by_name(Service, spec.name) is not None:
                 raise AlreadyExists(f"service {spec.name} already exists")
             _check_refs(spec, _names(state, Secret), _names(state, Config), _names(state, Network))
             check_ports(state, [spec])
+            check_internal_networks(state, [spec])
             return Tx().create(service)
 
         await self.ctx.store.update(write)
@@ -328,7 +354,7 @@ class ServiceAPI:
         services = match_services(req.filters, services)
         tasks = memory.list(Task)
         views = [
-            ServiceView(service=s, running=r, desired=d)
+            ServiceView(service=shown(s), running=r, desired=d)
             for s in sorted(services, key=lambda s: s.spec.name)
             for r, d in [counts(s, tasks)]
         ]
@@ -337,10 +363,12 @@ class ServiceAPI:
     async def service_inspect(self, req: NameRef, peer: Peer) -> ServiceView:
         service = self.resolve(self.ctx.store.memory, req.ref)
         running, desired = counts(service, self.ctx.store.memory.list(Task))
-        return ServiceView(service=service, running=running, desired=desired)
+        return ServiceView(service=shown(service), running=running, desired=desired)
 
     async def service_update(self, req: ServiceUpdate, peer: Peer) -> ServiceView:
         check_service(req.spec)
+        if req.registry_auth is not None:
+            check_auth(req.registry_auth, f"service {req.spec.name}")
 
         def write(state: ReadTx) -> Tx | None:
             service = self.resolve(state, req.ref)
@@ -357,7 +385,8 @@ class ServiceAPI:
                     UpdateState.PAUSED,
                     UpdateState.ROLLBACK_PAUSED,
                 )
-                return Tx().update(_resumed(service)) if paused else None
+                kept = _with_auth(_resumed(service) if paused else service, req.registry_auth)
+                return Tx().update(kept) if kept != service else None
             if req.spec.mode is not service.spec.mode:
                 raise InvalidArgument(
                     f"service {service.spec.name} is {service.spec.mode.value}: "
@@ -369,8 +398,10 @@ class ServiceAPI:
                 req.spec, _names(state, Secret), _names(state, Config), _names(state, Network)
             )
             check_ports(state, [req.spec])
+            check_internal_networks(state, [req.spec])
             now = self.ctx.clock.wall()
-            return Tx().update(_with_update(service, req.spec, now, rollback=False))
+            updated = _with_update(service, req.spec, now, rollback=False)
+            return Tx().update(_with_auth(updated, req.registry_auth))
 
         await self.ctx.store.update(write)
         return await self.service_inspect(NameRef(ref=req.ref), peer)
@@ -485,6 +516,13 @@ def _check_stack(req: StackDeploy) -> None:
                 f"service {spec.name} does not carry the label {STACK_LABEL}={req.name}"
             )
         check_service(spec)
+    for name, auth in req.registry_auth.items():
+        if name not in names:
+            raise InvalidArgument(
+                f"stack {req.name}: registry credentials for service {name}, which the stack "
+                "does not deploy"
+            )
+        check_auth(auth, f"service {name}")
     for kind, items in ((Secret, req.secrets), (Config, req.configs)):
         for item in items:  # the rules of `secret create`, for those a compose file makes
             check_create(kind, item.spec.name, item.spec.data)

@@ -6,7 +6,8 @@ same session, e.g. a new mesh key); one whose heartbeats stop for 3 periods is D
 dispatcher tells each node the managers to fall back on, the heartbeat period and the role
 the store gives it (so a promotion or demotion reaches the node) and the root CA to trust
 and renew from (so a root CA rotation reaches it, ``ca.rotation``), pushes it the tasks it
-should run or stop (with the secrets and configs they use), and writes the statuses it
+should run or stop (with the secrets and configs they use, and the registry credentials of
+the services of those it should run), and writes the statuses it
 reports into the store, ignoring stale or backward ones; it hands the agents' usage
 reports (what tasks of autoscaled services use) to the leader's ``Usage`` table. Only the
 leader serves sessions (a follower answers NotLeader with the leader's address); a new
@@ -76,7 +77,7 @@ class _Session:
         self.node_id = node_id
         self.stream = stream
         self.last_info: SessionInfo | None = None
-        self.last_assigned: frozenset[tuple[str, TaskState]] | None = None
+        self.last_assigned: frozenset[tuple[str, object]] | None = None
         self.last_mesh: MeshState | None = None
         self.last_networks: NetworkState | None = None
         self.lock = asyncio.Lock()  # one writer at a time on the stream
@@ -221,7 +222,16 @@ class Dispatcher:
         tasks = [
             t for t in memory.find(Task, lambda t: t.node_id == session.node_id) if assigned(t)
         ]
-        key = frozenset((t.id, t.desired_state) for t in tasks)
+        # Registry credentials go, like secrets, only where a task of theirs is to run.
+        pulling = {t.service_id for t in tasks if not t.desired_state.terminal}
+        auths = {
+            s.id: s.registry_auth
+            for s in (memory.get(Service, sid) for sid in pulling)
+            if s is not None and s.registry_auth is not None
+        }
+        key: frozenset[tuple[str, object]] = frozenset(
+            [*((t.id, t.desired_state) for t in tasks), *auths.items()]
+        )
         if key == session.last_assigned:
             return
         secrets = {ref.name for t in tasks for ref in t.spec.container.secrets}
@@ -230,6 +240,7 @@ class Dispatcher:
             tasks=tasks,
             secrets=[s for s in memory.list(Secret) if s.spec.name in secrets],
             configs=[c for c in memory.list(Config) if c.spec.name in configs],
+            registry_auth=auths,
         )
         await session.send(message)
         session.last_assigned = key
@@ -281,6 +292,7 @@ class Dispatcher:
                     arch=hello.arch,
                     nano_cpus=hello.nano_cpus,
                     memory_bytes=hello.memory_bytes,
+                    generic_resources=hello.generic_resources,
                     mesh_public_key=hello.mesh_public_key,
                     mesh_next_key=hello.mesh_next_key,
                     mesh_endpoint=hello.mesh_endpoint,
@@ -354,6 +366,12 @@ class _Pusher(ReconcileLoop):
                     self.dirty.add(obj.node_id)
                 elif isinstance(obj, Secret | Config):
                     self.dirty.update(self.dispatcher.sessions)  # rare: recompute for all
+            if (
+                isinstance(event.old, Service)
+                and isinstance(event.new, Service)
+                and event.old.registry_auth != event.new.registry_auth
+            ):
+                self.dirty.update(self.dispatcher.sessions)  # new credentials: rare too
             # Addresses, backends and peers depend on every node's tasks: recompute for all
             # (each node is sent its state only when it changed).
             if isinstance(event.new or event.old, Task | Service | Network | Node):

@@ -145,7 +145,10 @@ class ConstraintsFilter:
 
 class ResourcesFilter:
     """The node's free CPU and memory (what it reports minus what its tasks reserve) must
-    cover the task's reservations. A node that reports 0 for a resource has no limit."""
+    cover the task's reservations. A node that reports 0 for a resource has no limit.
+    Generic resources have no such exception: a kind the node does not advertise, or whose
+    free count (named ones not assigned, or the count less what was assigned) is below the
+    reservation, rejects the node, the detail naming the kind ("gpu")."""
 
     name = "resources"
 
@@ -166,6 +169,11 @@ class ResourcesFilter:
             short.append("cpu")
         if have.memory_bytes and want.memory_bytes + node.reserved_memory_bytes > have.memory_bytes:
             short.append("memory")
+        short += [
+            wanted.kind
+            for wanted in want.generic_resources
+            if node.free(wanted.kind) < wanted.value
+        ]
         return short
 
 

@@ -1,7 +1,8 @@
 """Choose a node for each pending task from a ClusterView.
 
 Owns filter order, the order among the nodes that pass, and the reasons a task cannot be
-placed; never writes to the store. ``Planner.plan`` takes tasks in a fixed order (service,
+placed, and which generic resources a placed task gets (the node's ``claim``); never
+writes to the store. ``Planner.plan`` takes tasks in a fixed order (service,
 slot, node, id) and grows the view with each placement, so the same state always gives
 the same placements and a batch accounts for the tasks it placed itself.
 
@@ -26,7 +27,9 @@ import collections
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from swarmlite.api import Task
+import msgspec
+
+from swarmlite.api import GenericResource, Task
 from swarmlite.manager.constraints import invalid_constraint
 from swarmlite.manager.scheduler.filters import Filter, default_filters, nodes
 from swarmlite.manager.scheduler.view import ClusterView, NodeInfo
@@ -41,11 +44,13 @@ Rank = tuple[tuple[int, ...], int, int, int, str]
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """For one task: the node chosen, or why none could be."""
+    """For one task: the node chosen and the generic resources it gets there, or why no
+    node could be."""
 
     task: Task
     node_id: str = ""
     reason: str = ""
+    assigned: tuple[GenericResource, ...] = ()
 
     @property
     def placed(self) -> bool:
@@ -81,7 +86,10 @@ class Planner:
         for task in sorted(tasks, key=_task_order):
             decision = self.place(view, task)
             if decision.placed:
-                view.place(task, decision.node_id)
+                placed = msgspec.structs.replace(
+                    task, assigned_generic_resources=list(decision.assigned)
+                )
+                view.place(placed, decision.node_id)
             decisions.append(decision)
         return decisions
 
@@ -107,9 +115,12 @@ class Planner:
                 rejected.setdefault(failed.name, []).append(failed.detail(info, task, view))
         if not eligible:
             return Decision(task, reason=self.explain(rejected))
-        if len(eligible) == 1:
-            return Decision(task, node_id=eligible[0].id)
-        return Decision(task, node_id=min(eligible, key=self.ranking(eligible, task)).id)
+        best = (
+            eligible[0] if len(eligible) == 1 else min(eligible, key=self.ranking(eligible, task))
+        )
+        wanted = task.spec.resources.reservations.generic_resources
+        assigned = tuple(best.claim(wanted)) if wanted else ()
+        return Decision(task, node_id=best.id, assigned=assigned)
 
     def first_rejection(self, info: NodeInfo, task: Task, view: ClusterView) -> Filter | None:
         for check in self.filters:

@@ -1,15 +1,17 @@
 """The scheduler loop: give every pending task a node, or say why it has none.
 
 Owns when scheduling happens and what it writes: a PENDING task (still meant to run) either
-gets ``node_id`` and status ASSIGNED ("scheduler assigned task to node"), or stays PENDING
-with ``status.pending_reason`` (and ``message``) saying why. A global task arrives with its
+gets ``node_id``, the generic resources it was assigned there, and status ASSIGNED
+("scheduler assigned task to node"), or stays PENDING with ``status.pending_reason`` (and
+``message``) saying why. A global task arrives with its
 node already set and is only checked against that node. Does not own the placement rules
 (``place``, ``filters``) nor which tasks exist (the orchestrator).
 
 What makes a pass: new or changed pending tasks; and every pending task again when
 something could change the answer: a node joins, leaves or changes (state, availability,
-role, labels, platform, resources), a task stops occupying a node (frees resources, ports,
-replica room), or a service's published ports change.
+role, labels, platform, resources, generic resources), a task stops occupying a node
+(frees resources, generic resources, ports, replica room), or a service's published ports
+change.
 
 Invariants: one pass places all its tasks against one view, counting its own placements;
 writes go one transaction per service (at most MAX_TX_TASKS tasks each), each task written
@@ -58,6 +60,7 @@ def _node_changed(old: Node, new: Node) -> bool:
         or a.hostname != b.hostname
         or (a.os, a.arch) != (b.os, b.arch)
         or (a.nano_cpus, a.memory_bytes) != (b.nano_cpus, b.memory_bytes)
+        or a.generic_resources != b.generic_resources
     )
 
 
@@ -175,7 +178,14 @@ def _writes(read: ReadTx, *, chunk: list[Decision], now: float) -> Tx:
                 pending_reason="",
                 err="",
             )
-            tx.update(replace(task, node_id=decision.node_id, status=status))
+            tx.update(
+                replace(
+                    task,
+                    node_id=decision.node_id,
+                    assigned_generic_resources=list(decision.assigned),
+                    status=status,
+                )
+            )
         elif (task.status.pending_reason, task.status.message) != (decision.reason,) * 2:
             status = replace(task.status, pending_reason=decision.reason, message=decision.reason)
             tx.update(replace(task, status=status))

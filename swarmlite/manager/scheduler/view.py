@@ -1,15 +1,18 @@
 """What the scheduler knows of the cluster during one pass: each node with the tasks on it.
 
 Owns the words the filters and the ordering share: which tasks are *live*, which occupy a
-node, which are waiting for the scheduler, and per node the sum of their reservations, how
-many belong to each service, which host-mode ports they hold and how many tasks of each
-service failed there recently. Built from a store read, then grown in memory as the pass
-places tasks (``ClusterView.place``), so that a batch accounts for its own placements.
-Never writes to the store.
+node, which are waiting for the scheduler, and per node the sum of their reservations, the
+generic resources assigned to them (and so which are free, and which a new task would get:
+``NodeInfo.claim``), how many belong to each service, which host-mode ports they hold and
+how many tasks of each service failed there recently. Built from a store read, then grown
+in memory as the pass places tasks (``ClusterView.place``), so that a batch accounts for
+its own placements. Never writes to the store.
 
 Invariant: a task occupies a node once it has a node and has reached ASSIGNED, for as long
 as it is live (desired_state at most RUNNING, status not terminal). A PENDING task with a
-node (a global task waiting for that node) occupies nothing yet.
+node (a global task waiting for that node) occupies nothing yet. A node's generic resources
+taken are exactly those assigned to the tasks occupying it: a task that ends gives its own
+back.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
-from swarmlite.api import Node, Service, Task, TaskState
+from swarmlite.api import (
+    DiscreteResource,
+    GenericResource,
+    NamedResource,
+    Node,
+    Service,
+    Task,
+    TaskState,
+)
 from swarmlite.store import ReadTx
 
 FAILURE_WINDOW = 300.0  # seconds: failures older than this no longer count
@@ -78,10 +89,45 @@ class NodeInfo:
     by_service: collections.Counter[str] = field(default_factory=collections.Counter)
     ports: dict[HostPort, str] = field(default_factory=dict)  # host port -> task id
     failures: collections.Counter[str] = field(default_factory=collections.Counter)
+    counted_used: collections.Counter[str] = field(default_factory=collections.Counter)
+    named_used: set[tuple[str, str]] = field(default_factory=set)  # (kind, name) assigned
 
     @property
     def id(self) -> str:
         return self.node.id
+
+    def free(self, kind: str) -> int:
+        """How many of ``kind`` this node has that no task occupying it was assigned."""
+        free = 0
+        for resource in self.node.status.generic_resources:
+            if resource.kind != kind:
+                continue
+            if isinstance(resource, DiscreteResource):
+                free += resource.value
+            elif (kind, resource.value) not in self.named_used:
+                free += 1
+        return free - self.counted_used[kind]
+
+    def claim(self, reservations: list[DiscreteResource]) -> list[GenericResource]:
+        """What a task reserving ``reservations`` would be assigned here (the view is not
+        changed): named resources, the first free ones in the order the node advertises
+        them, where the node names that kind, else the count. Assumes enough is free."""
+        assigned: list[GenericResource] = []
+        for wanted in reservations:
+            names = [
+                resource.value
+                for resource in self.node.status.generic_resources
+                if isinstance(resource, NamedResource)
+                and resource.kind == wanted.kind
+                and (wanted.kind, resource.value) not in self.named_used
+            ]
+            if names:
+                assigned += [
+                    NamedResource(kind=wanted.kind, value=n) for n in names[: wanted.value]
+                ]
+            else:
+                assigned.append(DiscreteResource(kind=wanted.kind, value=wanted.value))
+        return assigned
 
     def add(self, task: Task, ports: frozenset[HostPort]) -> None:
         """Count ``task`` as occupying this node (idempotent per task id)."""
@@ -91,6 +137,11 @@ class NodeInfo:
         reservations = task.spec.resources.reservations
         self.reserved_nano_cpus += reservations.nano_cpus
         self.reserved_memory_bytes += reservations.memory_bytes
+        for resource in task.assigned_generic_resources:
+            if isinstance(resource, NamedResource):
+                self.named_used.add((resource.kind, resource.value))
+            else:
+                self.counted_used[resource.kind] += resource.value
         self.by_service[task.service_id] += 1
         for port in ports:
             self.ports.setdefault(port, task.id)

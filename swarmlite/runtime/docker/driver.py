@@ -22,12 +22,28 @@ Choices, as Docker's swarm mode makes them where it has one:
   files directory's tmpfs when it was made, as a lab's has).
 - `pull` never contacts a registry for an image already present. Any failed pull of a
   missing image is ImageNotFound carrying the daemon's reason (unknown, denied or
-  unreachable registry), so the task is rejected and replaced later, as in swarm.
+  unreachable registry), so the task is rejected and replaced later, as in swarm. The
+  service's registry credentials (`--with-registry-auth`) go as the pull's
+  ``X-Registry-Auth``; a pull the registry refuses for credentials says which of "no
+  credentials" or "credentials refused" and names the registry, never a credential.
 - `stop` with no signal is Docker's own stop (the container's StopSignal, then SIGKILL
   after the grace period); with a signal, that signal, a wait of `grace`, then SIGKILL.
 - Named volumes are created by Docker at container creation with the mount's labels
   plus the stack's (``com.docker.stack.namespace``); `remove` drops anonymous ones only.
 - `stats` is one-shot (no second sample), read by ``runtime.docker.stats``.
+- Podman's Docker-compatible service (``podman system service``) is driven the same way;
+  where it differs (health checks it never runs without systemd, the ulimits it fills in,
+  a taken name answered with 500, log lines in timestamped pieces, stats without a
+  Content-Type), ``runtime.docker.podman`` says what the driver does instead. `info`
+  names it "podman".
+- The generic resources the scheduler assigned a task reach it as swarm's daemon gives
+  them: ``DOCKER_RESOURCE_<KIND>=...`` (``api.resources.resource_env``) after the spec's
+  environment.
+- Every container gets ``HostConfig.LogConfig``: the service's log driver, or swarmlite's
+  default, a ``json-file`` rotated at 10m x 3 (``api.logdriver`` says why), so that no
+  task fills a node's disk, whatever the node's daemon.json says. `logs` of a container
+  whose driver keeps nothing to read (``none``, or a driver with dockerd's dual logging
+  turned off) is a RuntimeFailure naming the driver, never an empty stream.
 """
 
 from __future__ import annotations
@@ -58,7 +74,11 @@ from swarmlite.agent.driver import (
     LogEntry,
     RuntimeInfo,
 )
-from swarmlite.api import STACK_LABEL, ContainerSpec, HealthCheck, Mount
+from swarmlite.api import STACK_LABEL, ContainerSpec, HealthCheck, LogDriver, Mount
+from swarmlite.api.logdriver import UNREADABLE, effective
+from swarmlite.api.reference import parse_image
+from swarmlite.api.registryauth import RegistryAuth
+from swarmlite.api.resources import resource_env
 from swarmlite.errors import (
     ContainerFailed,
     ImageNotFound,
@@ -69,7 +89,14 @@ from swarmlite.errors import (
     SwarmliteError,
 )
 from swarmlite.log import kv
-from swarmlite.runtime.docker.engine import Engine, translated
+from swarmlite.runtime.docker.engine import Engine
+from swarmlite.runtime.docker.podman import (
+    HealthTicker,
+    fill_ulimits,
+    health_interval,
+    is_podman,
+    strip_continuation,
+)
 from swarmlite.runtime.docker.stats import read_net_dev, stats_from_docker
 from swarmlite.runtime.taskfiles import TaskFiles
 
@@ -150,6 +177,49 @@ def mount_config(mount: Mount, *, stack: str | None) -> dict[str, Any]:
     return body
 
 
+def log_config(driver: LogDriver | None) -> dict[str, Any]:
+    """Docker's HostConfig.LogConfig: the service's driver, or the default, with the
+    default rotation filled in where it names json-file without a max-size."""
+    used = effective(driver)
+    return {"Type": used.name, "Config": dict(used.options)}
+
+
+_DENIED = (
+    "no basic auth credentials",
+    "unauthorized",
+    "authentication required",
+    "pull access denied",
+    "access to the resource is denied",
+    "incorrect username or password",
+)
+
+
+def denied(message: str) -> bool:
+    """Whether dockerd's pull error says the registry wants (other) credentials."""
+    text = message.lower()
+    return any(words in text for words in _DENIED)
+
+
+def pull_denied(registry: str, image: str, reason: str, auth: RegistryAuth | None) -> ImageNotFound:
+    """The error of a pull its registry refused: for want of credentials, or refusing
+    the ones given. Names the registry and never a credential (``reason`` is dockerd's,
+    which names none either)."""
+    if auth is None:
+        why = "no credentials (deploy with --with-registry-auth)"
+        hint = (
+            f"log in to {registry} (`docker login {registry}`), then deploy with "
+            "--with-registry-auth"
+        )
+    else:
+        why = "credentials refused"
+        hint = f"log in to {registry} again, then update the service with --with-registry-auth"
+    return ImageNotFound(
+        f"pull access denied for registry {registry}: {why}",
+        hint=hint,
+        details={"image": image, "registry": registry, "reason": reason},
+    )
+
+
 def _extra_host(entry: str) -> str:
     # Compose accepts "host=ip" as well as Docker's "host:ip".
     name, sep, addr = entry.partition("=")
@@ -189,6 +259,7 @@ def container_config(
         "NanoCpus": resources.limits.nano_cpus,
         "Memory": resources.limits.memory_bytes,
         "MemoryReservation": resources.reservations.memory_bytes,
+        "LogConfig": log_config(task.spec.log_driver),
     }
     if resources.limits.pids:
         host["PidsLimit"] = resources.limits.pids
@@ -199,7 +270,8 @@ def container_config(
 
     config: dict[str, Any] = {
         "Image": spec.image,
-        "Env": list(spec.env),
+        # swarm's: what the scheduler assigned, after the spec's (so it wins)
+        "Env": [*spec.env, *resource_env(task.assigned_generic_resources)],
         "Labels": labels,
         "Tty": spec.tty,
         "OpenStdin": spec.stdin_open,
@@ -275,17 +347,26 @@ class DockerDriver:
         self.files_dir = Path(files_dir)
         self._files = TaskFiles(self.files_dir)
         self._names: dict[str, str] = {}  # container id -> name, for those with files
+        self._podman: bool | None = None  # Podman's compatible API (known once asked)
+        self._health = HealthTicker(self.engine)
 
     async def close(self) -> None:
         self._files.close()
+        await self._health.close()
         await self.engine.close()
+
+    async def _is_podman(self) -> bool:
+        if self._podman is None:
+            version = await self.engine.call("", "daemon", self.engine.docker.version())
+            self._podman = is_podman(version)
+        return self._podman
 
     async def info(self) -> RuntimeInfo:
         docker = self.engine.docker
         info = await self.engine.call("", "daemon", docker.system.info())
         version = await self.engine.call("", "daemon", docker.version())
         return RuntimeInfo(
-            name="docker",
+            name="podman" if is_podman(version) else "docker",
             version=str(version.get("Version", "")),
             os=str(info.get("OSType", "")),
             arch=str(info.get("Architecture", "")),
@@ -293,19 +374,34 @@ class DockerDriver:
             memory_bytes=int(info.get("MemTotal", 0)),
         )
 
-    async def pull(self, image: str, progress: Callable[[str], None] | None = None) -> None:
+    async def pull(
+        self,
+        image: str,
+        progress: Callable[[str], None] | None = None,
+        *,
+        auth: RegistryAuth | None = None,
+    ) -> None:
         if await self._image_present(image):
             return
-        log.info("pulling image %s", kv(image=image))
+        log.info("pulling image %s", kv(image=image, with_auth=auth is not None))
         try:
-            with translated(image, "image"):
-                async for event in self.engine.docker.images.pull(image, stream=True):
-                    if progress is not None:
-                        progress(_progress_line(event))
+            ref = parse_image(image)
+        except InvalidArgument as exc:
+            raise ImageNotFound(exc.message, details={"image": image}) from exc
+        tag = "" if ref.tag or ref.digest else "latest"  # no tag at all: every tag, to dockerd
+        try:
+            events = self.engine.pull(
+                image, tag, registry_auth=auth.header() if auth is not None else ""
+            )
+            async for event in events:
+                if progress is not None:
+                    progress(_progress_line(event))
         except RuntimeUnavailable:
             raise
         except SwarmliteError as exc:
-            # Unknown repository, denied, registry unreachable: the image is not to be had.
+            if denied(exc.message):
+                raise pull_denied(ref.domain, image, exc.message, auth) from exc
+            # Unknown repository, registry unreachable: the image is not to be had.
             raise ImageNotFound(
                 f"image {image} could not be pulled: {exc.message}", details={"image": image}
             ) from exc
@@ -325,6 +421,8 @@ class DockerDriver:
             request, cluster_id=self.cluster_id, node_id=self.node_id, file_binds=binds
         )
         try:
+            if await self._is_podman():
+                fill_ulimits(config["HostConfig"])
             container = await self.engine.call(
                 request.name,
                 "container",
@@ -383,11 +481,17 @@ class DockerDriver:
             await self._drop_files(container_id)
             raise ContainerFailed(exc.message, details=exc.details) from exc
         await self._drop_files(container_id)
+        if await self._is_podman():
+            await self.inspect(container_id)  # which starts its health checks
 
     async def inspect(self, container_id: str) -> ContainerState:
         data = await self.engine.call(
             container_id, "container", self._container(container_id).show()
         )
+        if (data.get("State") or {}).get("Running") and await self._is_podman():
+            interval = health_interval(data)  # Podman runs none by itself: we do
+            if interval is not None:
+                self._health.watch(str(data["Id"]), interval)
         return state_from_inspect(data)
 
     async def wait(self, container_id: str) -> int:
@@ -437,6 +541,7 @@ class DockerDriver:
                 container_id, "container", self._container(container_id).delete(force=True, v=True)
             )
         self._names.pop(container_id, None)
+        self._health.forget(str(state.get("Id", container_id)))
         self._files.drop(str(state.get("Name", "")))
         log.info("container removed %s", kv(id=container_id[:12]))
 
@@ -461,10 +566,8 @@ class DockerDriver:
         if not state.get("Running"):
             raise NotFound(f"container {container_id} is not running")
         params = {"stream": "0", "one-shot": "1"}
-        raw = await self.engine.call(
-            container_id,
-            "container",
-            self.engine.docker._query_json(f"containers/{container_id}/stats", params=params),
+        raw = await self.engine.get_json(
+            f"containers/{container_id}/stats", params, what=container_id, subject="container"
         )
         net = read_net_dev(int(state.get("Pid") or 0))
         return stats_from_docker(raw if isinstance(raw, dict) else {}, data, net)
@@ -476,6 +579,13 @@ class DockerDriver:
             container_id, "container", self._container(container_id).show()
         )
         tty = bool((data.get("Config") or {}).get("Tty"))
+        driver = str(((data.get("HostConfig") or {}).get("LogConfig") or {}).get("Type", ""))
+        if driver in UNREADABLE:
+            raise RuntimeFailure(
+                f"the log of container {container_id[:12]} cannot be read: its log driver "
+                f'is "{driver}", which keeps nothing',
+                details={"container": container_id, "log_driver": driver},
+            )
         params: dict[str, str | int | bool] = {
             "stdout": True,
             "stderr": True,
@@ -485,18 +595,28 @@ class DockerDriver:
         }
         if since > 0:
             params["since"] = f"{since:.9f}"  # Docker takes fractional epoch seconds
-        async with self.engine.stream(
+        stream = self.engine.stream(
             f"containers/{container_id}/logs", params, what=container_id, subject="container"
-        ) as response:
-            lines = LineSplitter()
-            try:
-                async for stream, chunk in _frames(response, tty=tty):
-                    for entry in lines.feed(stream, chunk):
-                        yield entry
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-                raise RuntimeUnavailable(f"log stream of {container_id} broke: {exc}") from exc
-            for entry in lines.flush():
-                yield entry
+        )
+        try:
+            async with stream as response:
+                lines = LineSplitter()
+                try:
+                    async for kind, chunk in _frames(response, tty=tty):
+                        for entry in lines.feed(kind, chunk, frame=not tty):
+                            yield entry
+                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                    raise RuntimeUnavailable(f"log stream of {container_id} broke: {exc}") from exc
+                for entry in lines.flush():
+                    yield entry
+        except RuntimeFailure as exc:
+            if exc.details.get("status") != 501:  # dockerd: "does not support reading"
+                raise
+            raise RuntimeFailure(
+                f"the log of container {container_id[:12]} cannot be read: its log driver "
+                f'"{driver}" keeps nothing dockerd can read back ({exc.message})',
+                details={"container": container_id, "log_driver": driver},
+            ) from exc
 
 
 async def _frames(
@@ -523,8 +643,11 @@ class LineSplitter:
     def __init__(self) -> None:
         self._pending: dict[int, bytes] = {}
 
-    def feed(self, stream: int, chunk: bytes) -> list[LogEntry]:
-        data = self._pending.pop(stream, b"") + chunk
+    def feed(self, stream: int, chunk: bytes, *, frame: bool = False) -> list[LogEntry]:
+        """``frame``: `chunk` is one whole log frame, whose timestamp goes when it only
+        continues a line (Podman's pieces of a line each have one)."""
+        pending = self._pending.pop(stream, b"")
+        data = pending + (strip_continuation(pending, chunk) if frame else chunk)
         *complete, rest = data.split(b"\n")
         if rest:
             self._pending[stream] = rest

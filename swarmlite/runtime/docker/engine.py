@@ -11,18 +11,24 @@ Translation, most specific first (``raise ... from exc`` always keeps the cause)
     404 "No such image" / 404 for an image        -> ImageNotFound
     404 otherwise                                 -> NotFound
     409 "already in use"                          -> AlreadyExists
+    500 "that name is already in use" (Podman)    -> AlreadyExists
     anything else                                 -> RuntimeFailure with the daemon's message
+
+Podman's compatible API answers a taken container name with 500, not dockerd's 409; it is
+recognised by Podman's own words for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Literal, TypeVar
 
 import aiodocker
 import aiohttp
+from aiodocker.jsonstream import json_stream_stream
 
 from swarmlite.errors import (
     AlreadyExists,
@@ -52,6 +58,8 @@ def translate(exc: BaseException, *, what: str, subject: Subject) -> SwarmliteEr
         if status == 404:
             return NotFound(f"{subject} {what} not found: {message}", details={subject: what})
         if status == 409 and "already in use" in message:
+            return AlreadyExists(message, details={subject: what})
+        if status == 500 and "that name is already in use" in message:  # Podman's answer
             return AlreadyExists(message, details={subject: what})
         return RuntimeFailure(
             f"Docker refused the request for {subject} {what}: {message}",
@@ -102,6 +110,38 @@ class Engine:
                     yield resp
                 finally:
                     resp.close()  # aiodocker's helper leaves a half-read response open
+
+    async def pull(
+        self, image: str, tag: str, *, registry_auth: str = ""
+    ) -> AsyncIterator[dict[str, object]]:
+        """``POST /images/create``: the pull's progress events, with ``registry_auth`` as
+        its ``X-Registry-Auth`` header when given (aiodocker's own pull rewrites the header
+        and refuses an image without a registry part); an error event is raised, translated
+        like any other (the header is never part of an error)."""
+        params = {"fromImage": image, **({"tag": tag} if tag else {})}
+        headers = {"X-Registry-Auth": registry_auth} if registry_auth else {}
+        with translated(image, "image"):
+            async with self.docker._query(
+                "images/create", "POST", params=params, headers=headers, timeout=None
+            ) as resp:
+                try:
+                    async for event in json_stream_stream(resp):
+                        yield event
+                finally:
+                    resp.close()
+
+    async def get_json(
+        self, path: str, params: Mapping[str, str], *, what: str, subject: Subject
+    ) -> object:
+        """A GET whose body is JSON, whatever its Content-Type says (Podman's stats come
+        without one, which aiodocker's own JSON helper reads as empty text)."""
+        with translated(what, subject):
+            async with self.docker._query(path, "GET", params=dict(params)) as resp:
+                body = await resp.read()
+        try:
+            return json.loads(body) if body.strip() else None
+        except ValueError as exc:
+            raise RuntimeFailure(f"the daemon's answer to {path} is not JSON: {exc}") from exc
 
     async def call(self, what: str, subject: Subject, awaitable: Awaitable[T]) -> T:
         """Await one aiodocker call with its errors translated."""

@@ -388,6 +388,7 @@ def _flags(tag: str, cli: str) -> list[str]:
         "--publish", f"{8180 if tag == '28' else 8181}:80",
         "--publish", f"published={9180 if tag == '28' else 9181},target=90,protocol=udp,mode=host",
         "--entrypoint", "/bin/sh",
+        "--log-driver", "json-file", "--log-opt", "max-size=5m", "--log-opt", "max-file=2",
     ]  # fmt: skip
     if cli == "28.2.2":  # flags 20.10 does not have
         flags += ["--health-start-interval", "1s", "--oom-score-adj", "100"]
@@ -431,6 +432,10 @@ def test_a_service_made_with_many_flags_reads_back_the_same(docker: Docker, smal
     assert shown["UpdateConfig"]["FailureAction"] == "rollback"
     assert shown["EndpointSpec"]["Ports"][1]["Protocol"] == "udp"
     assert shown["Mode"] == {"Replicated": {"Replicas": 0}}
+    assert shown["TaskTemplate"]["LogDriver"] == {
+        "Name": "json-file",
+        "Options": {"max-size": "5m", "max-file": "2"},
+    }
     if docker.version == "28.2.2":
         assert container["OomScoreAdj"] == 100
         assert container["Healthcheck"]["StartInterval"] == 1_000_000_000
@@ -451,16 +456,31 @@ def test_a_service_made_with_many_flags_reads_back_the_same(docker: Docker, smal
 
 def test_a_field_swarmlite_cannot_honour_is_refused_by_name(small: Cluster) -> None:
     body = {
-        "Name": "logging",
+        "Name": "plugin",
         "TaskTemplate": {
             "ContainerSpec": {"Image": "busybox"},
-            "LogDriver": {"Name": "syslog", "Options": {"syslog-address": "udp://1.2.3.4:514"}},
+            "PluginSpec": {"Name": "vieux/sshfs", "Remote": "vieux/sshfs:latest"},
         },
     }
     status, answer = http_call(small.nodes["m1"], "POST", "/v1.47/services/create", body)
     assert (status, answer) == (
         400,
-        {"message": "TaskTemplate.LogDriver is not supported by swarmlite"},
+        {"message": "TaskTemplate.PluginSpec is not supported by swarmlite"},
+    )
+
+
+def test_a_log_driver_that_can_never_work_is_refused_naming_the_field(small: Cluster) -> None:
+    body = {
+        "Name": "badlog",
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": "busybox"},
+            "LogDriver": {"Name": "json-file", "Options": {"max-size": "10q"}},
+        },
+    }
+    status, answer = http_call(small.nodes["m1"], "POST", "/v1.47/services/create", body)
+    assert status == 400
+    assert answer["message"] == (
+        'service badlog: logging.options.max-size must be a size such as "10m" or "1g", got "10q"'
     )
 
 

@@ -425,9 +425,9 @@ def _secret_names(small: Cluster) -> list[str]:
         ),
         (
             "/v1.47/networks/create",
-            b'{"Name": "bad4", "Driver": "overlay", "Internal": true}',
+            b'{"Name": "bad4", "Driver": "overlay", "EnableIPv6": true}',
             400,
-            "Internal is not supported by swarmlite",
+            "EnableIPv6 is not supported by swarmlite",
         ),
         (
             "/v1.47/nodes/m1/update?version=abc",

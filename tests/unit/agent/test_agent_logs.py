@@ -7,7 +7,7 @@ import pytest
 from swarmlite.agent.driver import ContainerRequest
 from swarmlite.agent.logs import LogServer, LogSource
 from swarmlite.api.control import LogChunk, LogsQuery
-from swarmlite.errors import Unavailable
+from swarmlite.errors import RuntimeFailure, Unavailable
 
 
 class Session:
@@ -131,3 +131,31 @@ async def test_a_lost_session_ends_the_stream(driver, setup) -> None:
     driver.write_log(web1, "stdout", "nobody listens")
     await settle()
     assert server.streaming == []
+
+
+async def test_a_log_that_cannot_be_read_says_why_in_the_stream(driver, setup) -> None:
+    """A task whose runtime cannot give its log (its driver keeps nothing, or the runtime
+    failed) ends with a line on stderr saying so, not with nothing."""
+    session, server, web1, web2 = setup
+    driver.write_log(web2, "stdout", "GET /")
+    reading = driver.logs
+    why = 'the log of container abc cannot be read: its log driver is "none"'
+
+    def logs(container_id: str, **kwargs):
+        if container_id == web1:
+            return _failing(why)
+        return reading(container_id, **kwargs)
+
+    driver.logs = logs
+    server.handle(LogsQuery(query_id="q1", task_ids=["t1", "t2"]))
+    await settle()
+    assert sorted(session.lines("q1")) == [
+        ("shop_web.1", "stderr", f"error from the node: {why}"),
+        ("shop_web.2", "stdout", "GET /"),
+    ]
+    assert session.done("q1")
+
+
+async def _failing(message: str):
+    raise RuntimeFailure(message)
+    yield  # an async generator, as a driver's logs are

@@ -274,3 +274,23 @@ async def test_a_starting_agent_removes_the_files_an_earlier_run_left(
     assert driver.host_files() == {}
     worker.stop()
     await run
+
+
+async def test_registry_credentials_from_the_assignments_go_with_the_pull(
+    worker, driver, clock, task_factory
+) -> None:
+    """`--with-registry-auth`: the credentials of the task's service (by service id), and
+    no others, are what the runtime pulls its image with."""
+    from swarmlite.api.registryauth import RegistryAuth
+    from swarmlite.testing.fakeruntime import FakeImage
+
+    login = RegistryAuth(server="reg:5000", username="ci", password="pw")
+    other = RegistryAuth(server="reg:5000", username="someone", password="else")
+    task = task_factory(image="reg:5000/web:1")
+    driver.add_to_registry(FakeImage(ref="reg:5000/web:1"))
+    await worker.on_message(
+        Assignments(tasks=[task], registry_auth={task.service_id: login, "other": other})
+    )
+    await pump(clock)
+    assert worker.manager.last("t1").state is TaskState.RUNNING
+    assert driver.pull_auth == {"reg:5000/web:1": login}

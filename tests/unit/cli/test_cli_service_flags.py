@@ -68,17 +68,10 @@ DOCKER_FLAGS = {
     "rm": _names(""),
 }
 
-# Flags of features that come with later work: registry credentials, logging drivers,
-# generic resources, Windows credential specs and isolation.
+# Flags of features that come with later work: Windows credential specs and isolation.
 LATER = {
     "credential-spec",
-    "generic-resource",
-    "generic-resource-add",
-    "generic-resource-rm",
     "isolation",
-    "log-driver",
-    "log-opt",
-    "with-registry-auth",
 }
 
 _FLAG = re.compile(r"^ {2,6}(?:-\w, )?--([a-z0-9-]+)", re.MULTILINE)  # not a wrapped line

@@ -227,6 +227,44 @@ def test_deploy_honours_depends_on_in_waves(daemon, run, compose) -> None:
     assert lines[-1] == "verify: Stack shop converged"
 
 
+def test_deploy_with_registry_auth_sends_each_service_its_registry_s_credentials(
+    daemon, run, compose, tmp_path
+) -> None:
+    """Read from DOCKER_CONFIG, per service by its image's registry, in every wave only for
+    the services that wave sends; a registry the config has nothing for is said once."""
+    import base64
+    import json
+
+    from swarmlite.api.registryauth import RegistryAuth
+
+    cluster = FakeCluster(daemon)
+    path = compose(
+        SHOP.replace("shop/api:1", "reg:5000/api:1").replace("shop/web:1", "reg:5000/web:1")
+    )
+    basic = base64.b64encode(b"ci:pw").decode()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(
+        json.dumps({"auths": {"reg:5000": {"auth": basic}}})
+    )
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker")}
+
+    result = run("stack", "deploy", "--with-registry-auth", "-c", path, "shop", env=env)
+
+    assert result.exit_code == 0, result.stderr
+    login = RegistryAuth(server="reg:5000", username="ci", password="pw")
+    assert [request.registry_auth for request in cluster.deploys] == [
+        {},
+        {"shop_api": login},
+        {"shop_api": login, "shop_web": login},
+    ]
+    warning = "warning: no credentials for registry https://index.docker.io/v1/ in "
+    assert result.stderr.count(warning) == 1
+    assert "pw" not in result.stdout
+
+    result = run("stack", "deploy", "-c", path, "shop", env=env)  # without: none sent
+    assert all(request.registry_auth == {} for request in cluster.deploys[3:])
+
+
 def test_deploy_waits_for_a_job_to_complete_before_its_dependents(daemon, run, compose) -> None:
     cluster = FakeCluster(daemon)
     path = compose(

@@ -286,12 +286,12 @@ def test_x_autoscale_becomes_the_autoscale_labels(tmp_path: Path) -> None:
 def test_a_wrong_x_autoscale_is_refused_where_it_is(tmp_path: Path) -> None:
     (tmp_path / "compose.yml").write_text(
         "services:\n  app:\n    image: app\n    deploy:\n"
-        "      x-autoscale:\n        max: 4\n        speed: 9\n"
+        "      x-autoscale:\n        max: 4\n        rps: 50\n        speed: 9\n"
     )
     with pytest.raises(ComposeError) as caught:
         load_stack([tmp_path / "compose.yml"], env={})
     assert "services.app.deploy.x-autoscale.speed is not a known key" in str(caught.value)
-    assert caught.value.line == 7
+    assert caught.value.line == 8
     (tmp_path / "compose.yml").write_text(
         "services:\n  app:\n    image: app\n    deploy:\n      x-autoscale: {max: 4}\n"
     )

@@ -30,6 +30,7 @@ from swarmlite.api.control import (
     TaskList,
 )
 from swarmlite.api.filters import match_services, match_tasks
+from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.api.routes import (
     CONFIG_LS,
     NETWORK_LS,
@@ -289,32 +290,72 @@ async def test_create_refuses_what_swarmlite_cannot_honour(
     client: TestClient[Any, Any], fake: FakeControl
 ) -> None:
     spec = json.loads(json.dumps(SPEC))
-    spec["TaskTemplate"]["LogDriver"] = {"Name": "syslog"}
+    spec["TaskTemplate"]["PluginSpec"] = {"Name": "p"}
     message = await _error(await client.post("/v1.47/services/create", json=spec), 400)
-    assert message == "TaskTemplate.LogDriver is not supported by swarmlite"
+    assert message == "TaskTemplate.PluginSpec is not supported by swarmlite"
     assert "/service/create" not in fake.paths()
 
 
+def _header(body: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+
+
+async def test_registry_credentials_reach_the_control_api_as_dockerd_takes_them(
+    client: TestClient[Any, Any], fake: FakeControl
+) -> None:
+    """X-Registry-Auth (what `docker service create|update --with-registry-auth` and
+    `docker stack deploy --with-registry-auth` send) goes with the create, the stack deploy
+    of a stack's service, and the update; its JSON keys in any case, `auth` as user:pass."""
+    login = RegistryAuth(server="reg.example:5000", username="ci", password="s3cret")
+    headers = {
+        "X-Registry-Auth": _header(
+            {"username": "ci", "password": "s3cret", "serveraddress": "reg.example:5000"}
+        )
+    }
+    await _json(await client.post("/v1.47/services/create", json=SPEC, headers=headers), 201)
+    stack = {**SPEC, "Name": "app_web", "Labels": {"com.docker.stack.namespace": "app"}}
+    basic = base64.b64encode(b"ci:s3cret").decode()
+    legacy = {"X-Registry-Auth": _header({"Auth": basic, "ServerAddress": "reg.example:5000"})}
+    await _json(await client.post("/v1.47/services/create", json=stack, headers=legacy), 201)
+    token = {"X-Registry-Auth": _header({"IdentityToken": "tok"})}
+    await _json(
+        await client.post(
+            "/v1.47/services/" + "c" * 25 + "/update?version=10", json=SPEC, headers=token
+        )
+    )
+    sent = {path.rpartition("/control/v1")[2]: request for path, request in fake.calls}
+    assert sent["/service/create"].registry_auth == login
+    assert sent["/stack/deploy"].registry_auth == {"app_web": login}
+    assert sent["/service/update"].registry_auth == RegistryAuth(identity_token="tok")
+
+
+@pytest.mark.parametrize("auth", ["", "e30=", _header({"serveraddress": "docker.io"})])
+async def test_an_empty_registry_auth_sets_nothing(
+    client: TestClient[Any, Any], fake: FakeControl, auth: str
+) -> None:
+    """{} is what --with-registry-auth sends without a login (and Portainer always)."""
+    await _json(
+        await client.post("/v1.47/services/create", json=SPEC, headers={"X-Registry-Auth": auth}),
+        201,
+    )
+    (request,) = [r for path, r in fake.calls if path.endswith("/service/create")]
+    assert request.registry_auth is None
+
+
 @pytest.mark.parametrize(
-    ("auth", "accepted"),
-    [
-        ("e30=", True),  # {}: --with-registry-auth without a login
-        (base64.urlsafe_b64encode(b'{"serveraddress":"docker.io"}').decode().rstrip("="), True),
-        (base64.urlsafe_b64encode(b'{"username":"u","password":"p"}').decode(), False),
-        (base64.urlsafe_b64encode(b'{"IdentityToken":"t"}').decode(), False),
-        ("!!!", False),
-    ],
+    "auth",
+    ["!!!", _header({"auth": "bm90IGJhc2U2NA"}), "WyJzM2NyZXQiXQ"],  # ["s3cret"]
 )
-async def test_registry_credentials_are_refused_not_dropped(
-    client: TestClient[Any, Any], auth: str, accepted: bool
+async def test_a_malformed_registry_auth_is_refused_without_echoing_it(
+    client: TestClient[Any, Any], fake: FakeControl, auth: str
 ) -> None:
     response = await client.post(
         "/v1.47/services/create", json=SPEC, headers={"X-Registry-Auth": auth}
     )
-    if accepted:
-        await _json(response, 201)
-    else:
-        assert "X-Registry-Auth" in await _error(response, 400)
+    message = await _error(response, 400)
+    assert "X-Registry-Auth" in message
+    assert auth not in message and "s3cret" not in message
+    assert "/service/create" not in fake.paths()
 
 
 async def test_ls_with_status_and_filters(client: TestClient[Any, Any], fake: FakeControl) -> None:

@@ -421,7 +421,6 @@ def test_platforms_are_kept_for_the_scheduler() -> None:
 
 
 REFUSED = [
-    (("TaskTemplate", "LogDriver"), {"Name": "syslog"}, "TaskTemplate.LogDriver"),
     (("TaskTemplate", "PluginSpec"), {"Name": "p"}, "TaskTemplate.PluginSpec"),
     (
         ("TaskTemplate", "NetworkAttachmentSpec"),
@@ -463,11 +462,6 @@ REFUSED = [
         ("TaskTemplate", "ContainerSpec", "Isolation"),
         "hyperv",
         'TaskTemplate.ContainerSpec.Isolation "hyperv"',
-    ),
-    (
-        ("TaskTemplate", "Resources"),
-        {"Reservations": {"GenericResources": [{"DiscreteResourceSpec": {"Kind": "gpu"}}]}},
-        "TaskTemplate.Resources.Reservations.GenericResources",
     ),
     (
         ("TaskTemplate", "Resources"),
