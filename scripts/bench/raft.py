@@ -433,6 +433,7 @@ def measure_sealing_paired(workdir: Path, params: Params, rounds: int) -> Paired
         for round_no in range(rounds):
             order = (plain, sealed) if round_no % 2 == 0 else (sealed, plain)
             p50s: dict[str, float] = {}
+            rates: dict[str, float] = {}
             for system in order:
                 leader = leaders[system.name]
                 reply = leader.request(SEQ, timeout=n * 10.0 + 30.0, n=n)
@@ -444,8 +445,12 @@ def measure_sealing_paired(workdir: Path, params: Params, rounds: int) -> Paired
                 )
                 writes[system.name] += int(reply["writes"])
                 seconds[system.name] += float(reply["seconds"])
+                rates[system.name] = int(reply["writes"]) / float(reply["seconds"])
             diffs.append(p50s[sealed.name] - p50s[plain.name])
-            progress(f"paired round {round_no + 1}/{rounds}: sealed - plain {diffs[-1]:+.3f} ms")
+            progress(
+                f"paired round {round_no + 1}/{rounds}: sealed - plain p50 {diffs[-1]:+.3f} ms, "
+                f"writes/s {rates[sealed.name]:,.0f} vs {rates[plain.name]:,.0f}"
+            )
     return Paired(
         rounds=rounds,
         plain_p50_ms=percentile(latencies[plain.name], 50),

@@ -8,8 +8,10 @@ dockerd's own default is ``json-file`` without rotation, so a chatty task fills 
 working and keeps the files where log shippers (promtail, filebeat, fluent-bit) look for
 them, ``containers/<id>/<id>-json.log``. A ``max-size`` given without ``max-file`` keeps
 Docker's meaning (one file); no rotation at all is ``max-size`` large enough (dockerd
-refuses ``-1``). The default is the same on every node, whatever a node's daemon.json
-says, so a spec means one thing in the whole cluster.
+refuses ``-1``). A node whose dockerd was given another default driver in its daemon.json
+(journald, fluentd, gelf: a team's log shipping) keeps it for services that name none, as
+swarm does: the rotation is the default only where the node's own default is ``json-file``
+(dockerd's, and the one that fills disks).
 
 Also owns which drivers and options can never work, in the words dockerd uses later on a
 node (found by trying each on dockerd 28): an empty or malformed driver name, an option
@@ -96,10 +98,10 @@ def parse_bool(text: str) -> bool | None:
     return None
 
 
-def effective(driver: LogDriver | None) -> LogDriver:
-    """The driver and options a task logs with: its service's, with the default driver
-    and rotation (module docstring) filled in."""
-    name = driver.name if driver is not None and driver.name else DEFAULT_DRIVER
+def effective(driver: LogDriver | None, node_default: str = DEFAULT_DRIVER) -> LogDriver:
+    """The driver and options a task logs with: its service's, with the node's default
+    driver and the rotation (module docstring) filled in."""
+    name = driver.name if driver is not None and driver.name else node_default
     options = dict(driver.options) if driver is not None else {}
     if name == JSON_FILE and "max-size" not in options:
         options["max-size"] = DEFAULT_MAX_SIZE

@@ -27,6 +27,8 @@ Containers are placed by Podman under ``/libpod_parent/libpod-<id>`` in every cg
 hierarchy (Podman has no daemon-wide cgroup parent); `container_cgroups` finds those of
 this instance from its storage, so that a lab can end them even with the service gone.
 
+Starting, waiting for ``/_ping`` and stopping are `testing.engineproc`'s, as dockerd's are.
+
 Invariant: after `stop()`, nothing of this instance is left: its containers are removed,
 its service and conmons are gone, nothing stays mounted under its directory, which is
 deleted, with the cgroups of its containers. Foreign errors become FailedPrecondition.
@@ -39,24 +41,18 @@ import hashlib
 import io
 import json
 import logging
-import os
 import resource
 import shutil
-import signal
-import subprocess
 import tarfile
-import tempfile
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from swarmlite.errors import FailedPrecondition, RuntimeFailure, RuntimeUnavailable
+from swarmlite.errors import FailedPrecondition, RuntimeFailure
 from swarmlite.log import kv
-from swarmlite.testing.cleanup import remove_cgroup_tree, unmount_under
-from swarmlite.testing.dockerd import engine_json, engine_request
+from swarmlite.testing.cleanup import remove_cgroup_tree
+from swarmlite.testing.engineproc import EngineProcess, engine_request
 from swarmlite.testing.images import TEST_IMAGES, TestImage, TestImages, busybox_path, rootfs_tar
 
 log = logging.getLogger(__name__)
@@ -65,7 +61,6 @@ INSTALL_HINT = (
     "install Podman (Debian 12: `apt-get install -y podman`, as scripts/setup does) and run "
     "the tests as root"
 )
-_SOCKET_DIR = "/tmp"  # short: a unix socket path must stay under ~100 bytes
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTAINER_CGROUP_PARENT = "libpod_parent"  # Podman's own, for cgroupfs
 _PODMAN_NPROC = 32768
@@ -261,12 +256,18 @@ def load_test_images(socket_path: str | Path) -> TestImages:
 # --------------------------------------------------------------------------- the service
 
 
-class PodmanService:
+class PodmanService(EngineProcess):
     """``PodmanService(root).start()`` ... ``stop()``; also a context manager.
 
     ``command_prefix`` runs the service under a command that execs it (in a network
     namespace: ``["nsenter", "--net=/run/netns/h1"]``, never ``ip netns exec``).
     """
+
+    name = "podman system service"
+    install_hint = INSTALL_HINT
+    socket_name = "podman.sock"
+    log_name = "podman.log"
+    temp_prefix = "swlp-"
 
     def __init__(
         self,
@@ -276,118 +277,20 @@ class PodmanService:
         insecure_registries: Sequence[str] = (),
         startup_timeout: float = 30.0,
     ) -> None:
-        self.root = root
-        self.socket = root / "podman.sock"
-        self.logfile = root / "podman.log"
-        self._prefix = list(command_prefix)
+        super().__init__(root, command_prefix=command_prefix, startup_timeout=startup_timeout)
         self._insecure = list(insecure_registries)
-        self._startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.env: Mapping[str, str] = {}
 
-    @classmethod
-    def in_temp_dir(cls, **kwargs: Any) -> PodmanService:
-        """A service under a fresh short directory ``/tmp/swlp-XXXX`` (removed by `stop`)."""
-        return cls(Path(tempfile.mkdtemp(prefix="swlp-", dir=_SOCKET_DIR)), **kwargs)
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def __enter__(self) -> PodmanService:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Start the service and wait until ``/_ping`` answers; FailedPrecondition if not."""
+    def _binary(self) -> str:
         binary = shutil.which("podman")
         if binary is None:
             raise FailedPrecondition("podman is not installed", hint=INSTALL_HINT)
         if shutil.which("runc") is None:
             raise FailedPrecondition("runc is not installed", hint=INSTALL_HINT)
-        if os.geteuid() != 0:
-            raise FailedPrecondition("a private Podman service needs root", hint=INSTALL_HINT)
-        if len(str(self.socket)) > 100:
-            raise FailedPrecondition(f"socket path too long for a unix socket: {self.socket}")
-        self.root.mkdir(parents=True, exist_ok=True)
+        return binary
+
+    def _argv(self, binary: str) -> list[str]:
         self.env = write_config(self.root, insecure_registries=self._insecure)
-        argv = [*self._prefix, *service_argv(binary, self.url)]
-        with self.logfile.open("ab") as out:
-            self._proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
-            )
-        log.info("podman service starting %s", kv(pid=self._proc.pid, root=self.root))
-        deadline = time.monotonic() + self._startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                tail = self._log_tail()
-                self.stop()
-                raise FailedPrecondition(
-                    f"podman system service exited with {self._proc.returncode}:\n{tail}",
-                    hint=INSTALL_HINT,
-                )
-            if self._ping():
-                log.info("podman service ready %s", kv(socket=self.socket))
-                return
-            time.sleep(0.1)
-        tail = self._log_tail()
-        self.stop()
-        raise FailedPrecondition(
-            f"podman system service did not answer within {self._startup_timeout} s:\n{tail}"
-        )
+        return service_argv(binary, self.url)
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Remove its containers, stop it (SIGTERM, then SIGKILL), unmount, delete."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            self._remove_containers()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("podman ignored SIGTERM, killing it %s", kv(pid=proc.pid))
-                proc.kill()
-                proc.wait()
+    def _release_cgroups(self) -> None:
         remove_container_cgroups(self.root)
-        unmount_under(self.root)
-        shutil.rmtree(self.root, ignore_errors=True)
-        self._proc = None
-
-    def _ping(self) -> bool:
-        try:
-            status, body = engine_request(self.socket, "GET", "/_ping", timeout=2.0)
-        except RuntimeUnavailable:
-            return False
-        return status == 200 and body == b"OK"
-
-    def _remove_containers(self) -> None:
-        try:
-            containers = engine_json(self.socket, "GET", "/containers/json?all=1")
-        except (RuntimeUnavailable, RuntimeFailure) as exc:
-            log.warning("could not list containers before stopping %s", kv(error=exc))
-            return
-        for container in containers or []:
-            cid = quote(container["Id"])
-            try:
-                engine_request(self.socket, "DELETE", f"/containers/{cid}?force=1&v=1")
-            except RuntimeUnavailable as exc:
-                log.warning("could not remove container %s", kv(id=cid, error=exc))
-
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.logfile.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])

@@ -19,49 +19,30 @@ the reason and what to install (scripts/setup installs podman).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 
-from swarmlite.errors import FailedPrecondition
 from swarmlite.testing.dockerd import Dockerd
 from swarmlite.testing.images import ensure_test_images
 from swarmlite.testing.podman import PodmanService, load_test_images
 
+RunningEngine = Callable[..., AbstractContextManager[Any]]  # tests/conftest.py's
+
 
 @pytest.fixture(scope="session")
-def private_dockerd() -> Iterator[Dockerd]:
-    daemon = Dockerd.in_temp_dir()
-    try:
-        daemon.start()
-        ensure_test_images(daemon.socket)
-    except FailedPrecondition as exc:
-        daemon.stop()
-        pytest.fail(
-            f"the Docker half of the runtime contract needs a private dockerd: {exc.message}\n"
-            f"hint: {exc.hint}",
-            pytrace=False,
-        )
-    try:
+def private_dockerd(running_engine: RunningEngine) -> Iterator[Dockerd]:
+    with running_engine(
+        Dockerd.in_temp_dir(), ensure_test_images, "the Docker half of the runtime contract"
+    ) as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture(scope="session")
-def private_podman() -> Iterator[PodmanService]:
-    service = PodmanService.in_temp_dir()
-    try:
-        service.start()
-        load_test_images(service.socket)
-    except FailedPrecondition as exc:
-        service.stop()
-        pytest.fail(
-            f"the Podman half of the runtime contract needs a private Podman: {exc.message}\n"
-            f"hint: {exc.hint}",
-            pytrace=False,
-        )
-    try:
+def private_podman(running_engine: RunningEngine) -> Iterator[PodmanService]:
+    with running_engine(
+        PodmanService.in_temp_dir(), load_test_images, "the Podman half of the runtime contract"
+    ) as service:
         yield service
-    finally:
-        service.stop()

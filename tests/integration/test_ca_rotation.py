@@ -14,17 +14,12 @@ docker-registry and busybox-static, as test_lab.py; about a minute and a half.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,9 +30,8 @@ from swarmlite.api.control import CARequest, ListRequest, TaskFilter
 from swarmlite.api.routes import NODE_LS, SWARM_CA, TASK_LS
 from swarmlite.ca import read_credentials, write_credentials
 from swarmlite.ca.rotation import issued_by, split_pems
-from swarmlite.lab import LabState, in_netns, load
-from swarmlite.lab import down as lab_down
-from swarmlite.rpc import ControlClient
+from swarmlite.lab import in_netns
+from swarmlite.testing import labkit
 
 TIMEOUT = 150.0
 STACK = "rot"
@@ -45,52 +39,15 @@ PORT = 8093
 POLL = 0.05  # seconds between the client's requests
 
 
-def swarmlite(*args: str, env: dict[str, str] | None = None) -> str:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**clean, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert done.returncode == 0, (
-        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done.stdout
-
-
-@dataclass
-class Lab:
-    dir: Path
-    state: LabState
-
-    def cli(self, *args: str) -> str:
-        host = self.state.host("h1").swarmlite_host
-        return swarmlite("-H", host, *args, env={"REGISTRY": self.state.registry})
-
-    def control(self, host: str) -> ControlClient:
-        return ControlClient.unix(self.state.host(host).swarmlite_socket, timeout=TIMEOUT)
-
+class Lab(labkit.Lab):
     def certs(self, host: str) -> Path:
         return self.state.host(host).swarmlite_dir / "certs"
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    directory = Path(tempfile.mkdtemp(prefix="swl-rot-", dir="/tmp"))
-    try:
-        swarmlite("lab", "up", "--nodes", "3", "--managers", "2", "--dir", str(directory))
-        state = load(directory)
-        assert state is not None
-        yield Lab(dir=directory, state=state)
-    finally:
-        with contextlib.suppress(Exception):
-            lab_down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+    with labkit.lab_up("--nodes", "3", "--managers", "2", prefix="swl-rot-", kind=Lab) as made:
+        yield made
 
 
 class Poller:

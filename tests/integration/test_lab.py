@@ -15,17 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,75 +32,19 @@ from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 from swarmlite.api import Task, TaskState
 from swarmlite.api.control import ListRequest, NameRef, NodeView, TaskFilter
 from swarmlite.api.routes import NODE_LS, SERVICE_INSPECT, TASK_LS
-from swarmlite.lab import LabState, can_connect, in_netns, load
-from swarmlite.lab import down as lab_down
+from swarmlite.lab import can_connect, in_netns, load
 from swarmlite.rpc import ControlClient
+from swarmlite.testing.labkit import Lab, force_down, lab_up, ok, short_dir, swarmlite
+from swarmlite.testing.netprobe import http_bodies
 
 TIMEOUT = 150.0
 
 
-def swarmlite(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(*args: str) -> str:
-    done = swarmlite(*args)
-    assert done.returncode == 0, (
-        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done.stdout
-
-
-@dataclass
-class Lab:
-    dir: Path
-    state: LabState
-
-    def exec(self, host: str, *command: str) -> str:
-        return ok("lab", "exec", "--dir", str(self.dir), host, "--", *command)
-
-
-def _short_dir() -> Path:
-    # pytest's tmp_path is too long for the unix sockets of three dockerds under it.
-    return Path(tempfile.mkdtemp(prefix="swl-lab-", dir="/tmp"))
-
-
-def _force_down(directory: Path) -> None:
-    """Last resort after a failed test: the library's down, then the directory."""
-    with contextlib.suppress(Exception):
-        lab_down(directory)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    directory = _short_dir()
-    try:
-        done = swarmlite(
-            "lab", "up", "--nodes", "3", "--managers", "1", "--metrics", "--dir", str(directory)
-        )
-        if done.returncode != 0:
-            pytest.fail(
-                f"`swarmlite lab up` failed:\n{done.stderr}\n(.ci/run installs what the lab "
-                "needs: docker.io docker-registry busybox-static)",
-                pytrace=False,
-            )
-        assert "swarmlite lab down --dir" in done.stdout  # it says how to tear it down
-        state = load(directory)
-        assert state is not None
-        yield Lab(dir=directory, state=state)
-    finally:
-        _force_down(directory)
+    with lab_up("--nodes", "3", "--managers", "1", "--metrics") as made:
+        assert "swarmlite lab down --dir" in made.shown  # it says how to tear it down
+        yield made
 
 
 def _nodes(lab: Lab) -> list[NodeView]:
@@ -224,17 +165,8 @@ def _deploy(lab: Lab, name: str, compose: str, tmp_path: Path) -> None:
 
 
 def _get(netns: str, addr: str, port: int, count: int) -> int:
-    """``count`` HTTP requests from inside ``netns``; how many were answered."""
-
-    def send() -> int:
-        answered = 0
-        for _ in range(count):
-            with contextlib.suppress(OSError), socket.create_connection((addr, port), 2) as c:
-                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                answered += c.recv(64).startswith(b"HTTP/1.")
-        return answered
-
-    return in_netns(netns, send)
+    """``count`` HTTP requests from inside ``netns``; how many were answered (200)."""
+    return len(in_netns(netns, lambda: http_bodies(addr, port, count)))
 
 
 def _scrape(lab: Lab, host: str) -> list[tuple[str, dict[str, str], float]]:
@@ -419,7 +351,7 @@ def test_down_leaves_nothing_behind(lab: Lab) -> None:
 
 
 def test_down_after_a_crash_finds_the_lab_by_its_names() -> None:
-    directory = _short_dir()
+    directory = short_dir()
     try:
         ok("lab", "up", "--nodes", "1", "--dir", str(directory))
         state = load(directory)
@@ -438,7 +370,7 @@ def test_down_after_a_crash_finds_the_lab_by_its_names() -> None:
         assert _lab_processes(directory) == []
         assert _cgroups(state.prefix.rstrip("-")) == []
     finally:
-        _force_down(directory)
+        force_down(directory)
 
 
 # --------------------------------------------------------------------------- helpers

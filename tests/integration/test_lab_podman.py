@@ -11,14 +11,7 @@ runs under the shared heavy-test lock.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +22,11 @@ import pytest
 from swarmlite.api import Task, TaskState
 from swarmlite.api.control import ListRequest, TaskFilter
 from swarmlite.api.routes import NODE_LS, TASK_LS
-from swarmlite.lab import LabState, in_netns, load
-from swarmlite.lab import down as lab_down
+from swarmlite.lab import LabState, in_netns
 from swarmlite.rpc import ControlClient
 from swarmlite.testing.dockerd import engine_json
+from swarmlite.testing.labkit import Lab, lab_up
+from swarmlite.testing.netprobe import http_bodies
 
 TIMEOUT = 180.0
 PORT = 8093
@@ -48,94 +42,39 @@ services:
 """  # noqa: E501
 
 
-def swarmlite(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**base, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = swarmlite(*args, env=env)
-    assert done.returncode == 0, (
-        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
-def lab() -> Iterator[LabState]:
-    # pytest's tmp_path is too long for the unix sockets under a lab dir.
-    directory = Path(tempfile.mkdtemp(prefix="swl-lab-", dir="/tmp"))
-    try:
-        done = swarmlite("lab", "up", "--nodes", "2", "--podman", "1", "--dir", str(directory))
-        if done.returncode != 0:
-            pytest.fail(
-                f"`swarmlite lab up --podman 1` failed:\n{done.stderr}\n(scripts/setup "
-                "installs what the lab needs: docker.io docker-registry busybox-static podman "
-                "catatonit)",
-                pytrace=False,
-            )
-        assert "h1 docker, h2 podman" in done.stdout
-        state = load(directory)
-        assert state is not None
-        yield state
-    finally:
-        with contextlib.suppress(Exception):
-            lab_down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+def lab() -> Iterator[Lab]:
+    with lab_up("--nodes", "2", "--podman", "1") as made:
+        assert "h1 docker, h2 podman" in made.shown
+        yield made
 
 
-def test_each_node_says_which_runtime_runs_its_tasks(lab: LabState) -> None:
-    client = ControlClient.unix(lab.host("h1").swarmlite_socket, timeout=TIMEOUT)
-    views = client.call(NODE_LS, ListRequest()).nodes
+def test_each_node_says_which_runtime_runs_its_tasks(lab: Lab) -> None:
+    views = lab.control().call(NODE_LS, ListRequest()).nodes
     runtimes = {v.node.status.hostname: v.node.status.runtime.split(" ")[0] for v in views}
     assert runtimes == {"h1": "docker", "h2": "podman"}
-    version = engine_json(lab.host("h2").docker_socket, "GET", "/version")
+    version = engine_json(lab.state.host("h2").docker_socket, "GET", "/version")
     assert "Podman Engine" in [c["Name"] for c in version["Components"]]
 
 
 def _get(netns: str, addr: str, count: int) -> list[str]:
     """``count`` HTTP requests to ``addr``:PORT from inside ``netns``; the bodies answered."""
-
-    def send() -> list[str]:
-        bodies = []
-        for _ in range(count):
-            with contextlib.suppress(OSError), socket.create_connection((addr, PORT), 2) as c:
-                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                data = b""
-                while chunk := c.recv(4096):
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                if head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]:
-                    bodies.append(body.decode().strip())
-        return bodies
-
-    return in_netns(netns, send)
+    return in_netns(netns, lambda: http_bodies(addr, PORT, count))
 
 
 def test_a_stack_runs_on_docker_and_podman_behind_the_routing_mesh(
-    lab: LabState, tmp_path: Path
+    lab: Lab, tmp_path: Path
 ) -> None:
     compose = tmp_path / "mix.yml"
     compose.write_text(STACK)
-    h1 = lab.host("h1").swarmlite_host
-    ok("-H", h1, "stack", "deploy", "-c", str(compose), "mix", env={"REGISTRY": lab.registry})
+    lab.cli("stack", "deploy", "-c", str(compose), "mix")
     try:
-        _serves_from_both(lab)
+        _serves_from_both(lab.state, lab.control())
     finally:
-        ok("-H", h1, "stack", "rm", "mix")
+        lab.cli("stack", "rm", "mix")
 
 
-def _serves_from_both(lab: LabState) -> None:
-    client = ControlClient.unix(lab.host("h1").swarmlite_socket, timeout=TIMEOUT)
+def _serves_from_both(lab: LabState, client: ControlClient) -> None:
     hostnames = {
         v.node.id: v.node.status.hostname for v in client.call(NODE_LS, ListRequest()).nodes
     }

@@ -14,12 +14,9 @@ busybox-static, as the stacks tests do.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -51,6 +48,7 @@ from swarmlite.api.routes import (
 )
 from swarmlite.errors import FailedPrecondition
 from swarmlite.testing.dockerd import engine_json
+from swarmlite.testing.loadfile import load_file
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -61,19 +59,8 @@ PASSPHRASE = "a passphrase for the recovery test"
 ACKED = 20  # secrets and labels written, each acknowledged, right before the loss
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stacks_harness = _load(
-    "swarmlite_stacks_harness", Path(__file__).resolve().parent / "stacks" / "conftest.py"
+stacks_harness = load_file(
+    "swarmlite_stack_harness", Path(__file__).resolve().parent / "stacks" / "conftest.py"
 )
 harness = stacks_harness.harness
 StackCluster = Any  # stacks_harness.StackCluster

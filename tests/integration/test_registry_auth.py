@@ -30,7 +30,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,41 +46,16 @@ from cryptography.x509.oid import NameOID
 from swarmlite.api import Task, TaskState
 from swarmlite.api.control import TaskFilter
 from swarmlite.api.routes import TASK_LS
-from swarmlite.lab import LabState, can_connect, load
-from swarmlite.lab import down as lab_down
+from swarmlite.lab import LabState, can_connect
 from swarmlite.lab.procs import launch
-from swarmlite.rpc import ControlClient
 from swarmlite.testing.dockerd import engine_request
+from swarmlite.testing.labkit import Lab, lab_up
 
 TIMEOUT = 150.0
 PORT = 5443
 USER = "deployer"
 TAGS = ("1", "2", "3")  # one per test: a node that has an image never pulls it again
 DOCKER = "/usr/local/bin/docker"  # the docker CLI 28.2.2 of the machine
-
-
-def swarmlite(
-    *args: str, env: dict[str, str] | None = None, timeout: float = TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMLITE_", "DOCKER_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**base, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = swarmlite(*args, env=env)
-    assert done.returncode == 0, (
-        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done.stdout
 
 
 # --------------------------------------------------------------------------- the registry
@@ -134,7 +108,7 @@ def _tls(directory: Path, address: str) -> Path:
 class Private:
     """The authenticated registry: where it listens and who may pull."""
 
-    lab: LabState
+    lab: Lab
     address: str  # 198.18.X.250:5443
     password: str
 
@@ -233,39 +207,29 @@ def _push(lab: LabState, private: Private) -> None:
 
 @pytest.fixture(scope="module")
 def private() -> Iterator[Private]:
-    directory = Path(tempfile.mkdtemp(prefix="swl-lab-", dir="/tmp"))
     files = Path(tempfile.mkdtemp(prefix="swl-reg-"))
-    pid = 0
     try:
-        done = swarmlite("lab", "up", "--nodes", "3", "--managers", "1", "--dir", str(directory))
-        if done.returncode != 0:
-            pytest.fail(f"`swarmlite lab up` failed:\n{done.stderr}", pytrace=False)
-        lab = load(directory)
-        assert lab is not None
-        password = "pw-" + secrets.token_hex(12)
-        pid = _start_registry(lab, files, password)
-        found = Private(lab=lab, address=f"{lab.registry_addr}:{PORT}", password=password)
-        _push(lab, found)
-        yield found
+        with lab_up("--nodes", "3", "--managers", "1") as lab:
+            password = "pw-" + secrets.token_hex(12)
+            pid = _start_registry(lab.state, files, password)
+            try:
+                found = Private(
+                    lab=lab, address=f"{lab.state.registry_addr}:{PORT}", password=password
+                )
+                _push(lab.state, found)
+                yield found
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
     finally:
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        with contextlib.suppress(Exception):
-            lab_down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
         shutil.rmtree(files, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _h1(private: Private) -> list[str]:
-    return ["-H", private.lab.host("h1").swarmlite_host]
-
-
 def _tasks(private: Private, service: str) -> list[Task]:
-    client = ControlClient.unix(private.lab.host("h1").swarmlite_socket, timeout=TIMEOUT)
+    client = private.lab.control()
     return list(client.call(TASK_LS, TaskFilter(service=service)).tasks)
 
 
@@ -295,7 +259,7 @@ def test_a_stack_runs_on_every_node_only_with_the_users_credentials(
     private: Private, tmp_path: Path
 ) -> None:
     compose = _compose(tmp_path / "compose.yml", private.image("1"))
-    ok(*_h1(private), "stack", "deploy", "-d", "-c", str(compose), "priv")
+    private.lab.cli("stack", "deploy", "-d", "-c", str(compose), "priv")
 
     def rejected_everywhere() -> bool:
         failed = {
@@ -306,7 +270,7 @@ def test_a_stack_runs_on_every_node_only_with_the_users_credentials(
         return len(failed) == 3
 
     _wait_for("a refused pull on each of the 3 nodes", rejected_everywhere)
-    shown = ok(*_h1(private), "service", "ps", "--no-trunc", "priv_web")
+    shown = private.lab.cli("service", "ps", "--no-trunc", "priv_web")
     expected = (
         f"pull access denied for registry {private.address}: no credentials "
         "(deploy with --with-registry-auth)"
@@ -317,8 +281,7 @@ def test_a_stack_runs_on_every_node_only_with_the_users_credentials(
         tmp_path / "docker",
         {"auths": {private.address: {"auth": private.auth_entry()}}},
     )
-    deployed = swarmlite(
-        *_h1(private),
+    deployed = private.lab.cli_result(
         "stack",
         "deploy",
         "-d",
@@ -353,8 +316,7 @@ def test_credentials_a_registry_refuses_are_said_to_be_refused(
     helper.chmod(0o755)
     env = _docker_config(tmp_path / "docker", {"credsStore": "test"})
     env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
-    ok(
-        *_h1(private),
+    private.lab.cli(
         "service",
         "create",
         "-d",
@@ -367,9 +329,9 @@ def test_credentials_a_registry_refuses_are_said_to_be_refused(
     expected = f"pull access denied for registry {private.address}: credentials refused"
     _wait_for(
         "the refused pull",
-        lambda: expected in ok(*_h1(private), "service", "ps", "--no-trunc", "refused"),
+        lambda: expected in private.lab.cli("service", "ps", "--no-trunc", "refused"),
     )
-    ok(*_h1(private), "service", "rm", "refused")
+    private.lab.cli("service", "rm", "refused")
 
 
 def test_the_docker_cli_s_with_registry_auth_is_taken_as_dockerd_takes_it(
@@ -384,7 +346,7 @@ def test_the_docker_cli_s_with_registry_auth_is_taken_as_dockerd_takes_it(
         tmp_path / "docker", {"auths": {private.address: {"auth": private.auth_entry()}}}
     )
     env["PATH"] = os.environ.get("PATH", "")
-    env["DOCKER_HOST"] = f"unix://{Path(private.lab.host('h1').dir) / 'docker.sock'}"
+    env["DOCKER_HOST"] = f"unix://{Path(private.lab.state.host('h1').dir) / 'docker.sock'}"
     create = ["service", "create", "--detach", "--with-registry-auth", "--mode", "global"]
     done = subprocess.run(
         [DOCKER, *create, "--name", "viadocker", private.image("3")],
@@ -418,13 +380,13 @@ def test_the_password_is_found_nowhere(private: Private, tmp_path: Path) -> None
     the events."""
     secret = private.password.encode()
     encoded = private.auth_entry().encode()
-    inspect = ok(*_h1(private), "service", "inspect", "priv_web")
-    pretty = ok(*_h1(private), "service", "inspect", "--pretty", "priv_web")
-    h1 = private.lab.host("h1")
+    inspect = private.lab.cli("service", "inspect", "priv_web")
+    pretty = private.lab.cli("service", "inspect", "--pretty", "priv_web")
+    h1 = private.lab.state.host("h1")
     docker_sock = Path(h1.dir) / "docker.sock"
     status, docker_view = engine_request(docker_sock, "GET", "/services/priv_web")
     assert status == 200, docker_view
-    events = ok(*_h1(private), "events", "--since", "0", "--until", str(int(time.time())))
+    events = private.lab.cli("events", "--since", "0", "--until", str(int(time.time())))
     for shown in (inspect.encode(), pretty.encode(), docker_view, events.encode()):
         assert secret not in shown and encoded not in shown
     assert b"priv_web" in docker_view and b"RegistryAuth" not in docker_view

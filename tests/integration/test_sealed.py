@@ -35,19 +35,16 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from swarmlite.lab import LabState, load, restart_daemon
-from swarmlite.lab import down as lab_down
+from swarmlite.lab import restart_daemon
+from swarmlite.testing import labkit
 
 TIMEOUT = 120.0
 BIGGEST = 64 << 20  # no file of a lab is bigger; anything bigger is not ours to read
@@ -58,47 +55,7 @@ PEM_KEY = re.compile(
 )
 
 
-def run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`swarmlite args...`, whatever its exit status."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        input=stdin,
-        env={**clean, **(env or {})},
-        check=False,
-    )
-
-
-def swarmlite(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
-    """`swarmlite args...`, which must succeed; its stdout."""
-    done = run(*args, stdin=stdin, env=env)
-    assert done.returncode == 0, (
-        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done.stdout
-
-
-@dataclass
-class Lab:
-    dir: Path
-    state: LabState
-
-    def cli(self, *args: str, stdin: str = "", on: str = "h1") -> str:
-        """`swarmlite -H <on's socket> args...`, which must succeed; its stdout."""
-        host = self.state.host(on).swarmlite_host
-        return swarmlite("-H", host, *args, stdin=stdin, env={"REGISTRY": self.state.registry})
-
-    def try_cli(
-        self, *args: str, stdin: str = "", on: str = "h1"
-    ) -> subprocess.CompletedProcess[str]:
-        return run("-H", self.state.host(on).swarmlite_host, *args, stdin=stdin)
-
+class Lab(labkit.Lab):
     def nodes(self, on: str = "h1") -> dict[str, tuple[str, str]]:
         """`node ls` on `on`: hostname -> (Status, ManagerStatus)."""
         rows = [
@@ -125,19 +82,11 @@ class Lab:
         return self.docker(host, "ps", "-aq", "--filter", label).split()
 
 
-@contextlib.contextmanager
-def _lab_up(managers: int) -> Iterator[Lab]:
+def _lab_up(managers: int) -> contextlib.AbstractContextManager[Lab]:
     """A 3-host lab with `managers` managers, torn down afterwards whatever happened."""
-    directory = Path(tempfile.mkdtemp(prefix="swl-sealed-", dir="/tmp"))
-    try:
-        swarmlite("lab", "up", "--nodes", "3", "--managers", str(managers), "--dir", str(directory))
-        state = load(directory)
-        assert state is not None
-        yield Lab(dir=directory, state=state)
-    finally:
-        with contextlib.suppress(Exception):
-            lab_down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+    return labkit.lab_up(
+        "--nodes", "3", "--managers", str(managers), prefix="swl-sealed-", kind=Lab
+    )
 
 
 @pytest.fixture
@@ -363,7 +312,7 @@ def test_an_autolocked_lab_keeps_its_key_off_disk_and_a_restarted_manager_waits_
     _kill_daemon(lab, victim)
     _, state = restart_daemon(lab.dir, victim)
     assert state == "locked"
-    refused = lab.try_cli("node", "ls", on=victim)
+    refused = lab.cli_result("node", "ls", on=victim)
     assert refused.returncode == 1, refused.stdout
     assert "this manager is locked" in refused.stderr, refused.stderr
     assert "swarmlite swarm unlock" in refused.stderr, refused.stderr
@@ -378,10 +327,10 @@ def test_an_autolocked_lab_keeps_its_key_off_disk_and_a_restarted_manager_waits_
     lab.cli("service", "create", *create, on=observer)
     assert _running(lab, "during", on=observer) == others
 
-    wrong = lab.try_cli("swarm", "unlock", on=victim, stdin="SWLKEY-1-" + "A" * 43 + "\n")
+    wrong = lab.cli_result("swarm", "unlock", on=victim, stdin="SWLKEY-1-" + "A" * 43 + "\n")
     assert wrong.returncode == 1, wrong.stdout
     assert "the unlock key is wrong" in wrong.stderr, wrong.stderr
-    still = lab.try_cli("node", "ls", on=victim)
+    still = lab.cli_result("node", "ls", on=victim)
     assert still.returncode == 1 and "this manager is locked" in still.stderr, still.stderr
     lab.cli("swarm", "unlock", on=victim, stdin=needles["unlock key"].decode() + "\n")
     _wait(

@@ -39,9 +39,11 @@ Choices, as Docker's swarm mode makes them where it has one:
 - The generic resources the scheduler assigned a task reach it as swarm's daemon gives
   them: ``DOCKER_RESOURCE_<KIND>=...`` (``api.resources.resource_env``) after the spec's
   environment.
-- Every container gets ``HostConfig.LogConfig``: the service's log driver, or swarmlite's
-  default, a ``json-file`` rotated at 10m x 3 (``api.logdriver`` says why), so that no
-  task fills a node's disk, whatever the node's daemon.json says. `logs` of a container
+- A container gets ``HostConfig.LogConfig``: the service's log driver, or, where the
+  service names none and the runtime's own default is ``json-file`` (dockerd's, and
+  always on Podman), swarmlite's default, a ``json-file`` rotated at 10m x 3
+  (``api.logdriver`` says why), so that no task fills a node's disk. A dockerd given
+  another default driver in its daemon.json keeps it (no LogConfig is sent). `logs` of a container
   whose driver keeps nothing to read (``none``, or a driver with dockerd's dual logging
   turned off) is a RuntimeFailure naming the driver, never an empty stream.
 """
@@ -75,7 +77,7 @@ from swarmlite.agent.driver import (
     RuntimeInfo,
 )
 from swarmlite.api import STACK_LABEL, ContainerSpec, HealthCheck, LogDriver, Mount
-from swarmlite.api.logdriver import UNREADABLE, effective
+from swarmlite.api.logdriver import JSON_FILE, UNREADABLE, effective
 from swarmlite.api.reference import parse_image
 from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.api.resources import resource_env
@@ -177,10 +179,15 @@ def mount_config(mount: Mount, *, stack: str | None) -> dict[str, Any]:
     return body
 
 
-def log_config(driver: LogDriver | None) -> dict[str, Any]:
-    """Docker's HostConfig.LogConfig: the service's driver, or the default, with the
-    default rotation filled in where it names json-file without a max-size."""
-    used = effective(driver)
+def log_config(driver: LogDriver | None, node_default: str = JSON_FILE) -> dict[str, Any] | None:
+    """Docker's HostConfig.LogConfig: the service's driver, or the node's default, with the
+    default rotation filled in where it is json-file without a max-size; None (the runtime's
+    own default, with its own options) where the service names nothing and the node's
+    default driver is another."""
+    named = driver is not None and (driver.name or driver.options)
+    if not named and node_default != JSON_FILE:
+        return None
+    used = effective(driver, node_default)
     return {"Type": used.name, "Config": dict(used.options)}
 
 
@@ -232,8 +239,10 @@ def container_config(
     cluster_id: str,
     node_id: str,
     file_binds: Sequence[str] = (),
+    log_default: str = JSON_FILE,
 ) -> dict[str, Any]:
-    """The ``POST /containers/create`` body for a request (name goes in the query)."""
+    """The ``POST /containers/create`` body for a request (name goes in the query);
+    ``log_default``: the runtime's default log driver."""
     task = request.task
     spec: ContainerSpec = task.spec.container
     resources = task.spec.resources
@@ -259,8 +268,10 @@ def container_config(
         "NanoCpus": resources.limits.nano_cpus,
         "Memory": resources.limits.memory_bytes,
         "MemoryReservation": resources.reservations.memory_bytes,
-        "LogConfig": log_config(task.spec.log_driver),
     }
+    logging = log_config(task.spec.log_driver, log_default)
+    if logging is not None:
+        host["LogConfig"] = logging
     if resources.limits.pids:
         host["PidsLimit"] = resources.limits.pids
     if spec.init is not None:
@@ -348,6 +359,7 @@ class DockerDriver:
         self._files = TaskFiles(self.files_dir)
         self._names: dict[str, str] = {}  # container id -> name, for those with files
         self._podman: bool | None = None  # Podman's compatible API (known once asked)
+        self._log_driver: str | None = None  # the runtime's default log driver (once asked)
         self._health = HealthTicker(self.engine)
 
     async def close(self) -> None:
@@ -360,6 +372,17 @@ class DockerDriver:
             version = await self.engine.call("", "daemon", self.engine.docker.version())
             self._podman = is_podman(version)
         return self._podman
+
+    async def _log_default(self) -> str:
+        """The runtime's default log driver: dockerd's daemon.json ``log-driver`` (asked
+        once); json-file on Podman, whose compatible API maps it to its own file driver."""
+        if self._log_driver is None:
+            if await self._is_podman():
+                self._log_driver = JSON_FILE
+            else:
+                info = await self.engine.call("", "daemon", self.engine.docker.system.info())
+                self._log_driver = str(info.get("LoggingDriver") or JSON_FILE)
+        return self._log_driver
 
     async def info(self) -> RuntimeInfo:
         docker = self.engine.docker
@@ -416,9 +439,14 @@ class DockerDriver:
         return True
 
     async def create(self, request: ContainerRequest) -> str:
+        log_default = await self._log_default()
         binds = self._files.write(request.name, request.files)
         config = container_config(
-            request, cluster_id=self.cluster_id, node_id=self.node_id, file_binds=binds
+            request,
+            cluster_id=self.cluster_id,
+            node_id=self.node_id,
+            file_binds=binds,
+            log_default=log_default,
         )
         try:
             if await self._is_podman():

@@ -11,7 +11,6 @@ open network's container reaches the other host (masqueraded to the node's addre
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import shutil
 import socket
@@ -33,6 +32,7 @@ from swarmlite.network.attach import attach
 from swarmlite.network.dns import DnsServer
 from swarmlite.network.isolation import isolate, remove_isolation
 from swarmlite.network.overlay import Overlays
+from swarmlite.testing import netprobe
 from swarmlite.testing.factories import make_task
 
 pytestmark = [
@@ -93,14 +93,9 @@ class Lab:
         [listener] = [s for s in self.listeners if s.getsockname() == (addr, port)]
 
         def dial() -> str:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as conn:
-                conn.settimeout(1.0)
-                try:
-                    conn.connect((addr, port))
-                except TimeoutError:
-                    return "error: timeout"
-                except OSError as exc:
-                    return f"error: {errno.errorcode.get(exc.errno or 0, str(exc))}"
+            got = netprobe.dial(addr, port, timeout=1.0)
+            if got != "ok":
+                return got
             listener.settimeout(2.0)
             peer, _ = listener.accept()
             return f"ok: {_peer(peer)}"

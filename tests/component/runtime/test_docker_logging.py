@@ -13,13 +13,14 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from swarmlite.agent.driver import ContainerRequest, LogEntry
 from swarmlite.api import ContainerSpec, LogDriver, Task, TaskTemplate, new_id
 from swarmlite.api.logdriver import parse_size
-from swarmlite.errors import FailedPrecondition, RuntimeFailure
+from swarmlite.errors import RuntimeFailure
 from swarmlite.runtime.docker import DockerDriver
 from swarmlite.testing.dockerd import Dockerd, engine_json
 from swarmlite.testing.images import TestImages, ensure_test_images
@@ -35,18 +36,9 @@ LINE = 200  # characters per line the chatty task writes
 
 
 @pytest.fixture(scope="module")
-def dockerd() -> Iterator[Dockerd]:
-    daemon = Dockerd.in_temp_dir()
-    try:
-        daemon.start()
-        ensure_test_images(daemon.socket)
-    except FailedPrecondition as exc:
-        daemon.stop()
-        pytest.fail(f"needs a private dockerd: {exc.message}\nhint: {exc.hint}", pytrace=False)
-    try:
+def dockerd(running_engine: Any) -> Iterator[Dockerd]:
+    with running_engine(Dockerd.in_temp_dir(), ensure_test_images, "the log tests") as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture
@@ -164,3 +156,28 @@ async def test_a_driver_the_node_does_not_have_fails_the_task_naming_it(
     with pytest.raises(RuntimeFailure) as failed:
         await driver.create(request)
     assert "no-such-driver" in failed.value.message
+
+
+async def test_a_node_whose_dockerd_has_another_default_driver_keeps_it(
+    running_engine: Any, tmp_path: Path
+) -> None:
+    # daemon.json's "log-driver" (here `--log-driver local`): a team's choice for the node,
+    # which a service that names no driver keeps, as on a swarm node
+    with running_engine(
+        Dockerd.in_temp_dir(extra_args=["--log-driver", "local"]),
+        ensure_test_images,
+        "the node-default log test",
+    ) as node:
+        runtime = DockerDriver(
+            str(node.socket), cluster_id=new_id(), node_id=new_id(), files_dir=tmp_path / "f"
+        )
+        try:
+            container_id = await run(runtime, chatty(3), None)
+            try:
+                shown = engine_json(node.socket, "GET", f"/containers/{container_id}/json")
+                assert shown["HostConfig"]["LogConfig"]["Type"] == "local"
+                await wait_for_last_line(runtime, container_id, 2)  # and `logs` reads it
+            finally:
+                await runtime.remove(container_id)
+        finally:
+            await runtime.close()

@@ -14,14 +14,12 @@ Marked `integration`; needs root, docker.io and busybox-static, as the stack tes
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pty
 import select
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ import pytest
 
 from swarmlite.errors import FailedPrecondition
 from swarmlite.testing.dockerd import engine_json, engine_request
+from swarmlite.testing.loadfile import load_file
 
 CLIS = {"28.2.2": "/usr/local/bin/docker", "20.10": "/usr/bin/docker"}
 TIMEOUT = 60.0
@@ -46,15 +45,7 @@ StackCluster = Any  # the stacks conftest's StackCluster
 def _stack_harness() -> ModuleType:
     """tests/integration/stacks/conftest.py as a module of its own (as it loads the
     cluster harness): its one-node-per-dockerd cluster, without its fixtures' scope."""
-    name = "swarmlite_stack_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _STACKS_CONFTEST)
-    assert spec is not None and spec.loader is not None, _STACKS_CONFTEST
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("swarmlite_stack_harness", _STACKS_CONFTEST)
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,9 @@ import ctypes
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -44,9 +41,10 @@ import pytest
 
 from swarmlite.api.control import NameRef
 from swarmlite.api.routes import SERVICE_INSPECT, Rep, Req, Route
-from swarmlite.lab import LabState, load
-from swarmlite.lab import down as lab_down
+from swarmlite.lab import LabState
 from swarmlite.rpc import ControlClient
+from swarmlite.testing import labkit
+from swarmlite.testing.labkit import ok, swarmlite
 
 T = TypeVar("T")
 
@@ -58,31 +56,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 # --------------------------------------------------------------------------- the CLI
-
-
-def swarmlite(
-    *args: str, timeout: float = CLI_TIMEOUT, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m swarmlite args...` with no SWARMLITE_* from the caller; never raises."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(*args: str, timeout: float = CLI_TIMEOUT, env: dict[str, str] | None = None) -> str:
-    done = swarmlite(*args, timeout=timeout, env=env)
-    assert done.returncode == 0, (
-        f"`swarmlite {' '.join(args)}` exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done.stdout
 
 
 def run(argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -271,33 +244,11 @@ class NetLab:
         return "\n".join(parts)
 
 
-def short_dir() -> Path:
-    # pytest's tmp_path is too long for the unix sockets of three dockerds under it.
-    return Path(tempfile.mkdtemp(prefix="swl-net-", dir="/tmp"))
-
-
-def force_down(directory: Path) -> None:
-    with contextlib.suppress(Exception):
-        lab_down(directory)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def lab_up(nodes: int = 3) -> Iterator[NetLab]:
     """A lab of `nodes` hosts (h1 the manager), torn down on exit whatever happened."""
-    directory = short_dir()
-    try:
-        done = swarmlite("lab", "up", "--nodes", str(nodes), "--dir", str(directory))
-        if done.returncode != 0:
-            raise AssertionError(
-                f"`swarmlite lab up` failed:\n{done.stderr}\n(.ci/run installs what the lab "
-                "needs: docker.io docker-registry busybox-static wireguard-go nftables)"
-            )
-        state = load(directory)
-        assert state is not None
-        yield NetLab(dir=directory, state=state)
-    finally:
-        force_down(directory)
+    with labkit.lab_up("--nodes", str(nodes), prefix="swl-net-") as lab:
+        yield NetLab(dir=lab.dir, state=lab.state)
 
 
 # --------------------------------------------------------------------------- a host dies

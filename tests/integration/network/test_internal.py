@@ -15,62 +15,29 @@ is retried until a deadline only where it must succeed.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from swarmlite.lab import LabState, load
-from swarmlite.network.ip import run_in_netns
+from swarmlite.lab import LabState
+from swarmlite.testing.labkit import Lab, lab_up
+from swarmlite.testing.netprobe import dial_from
 
 HERE = Path(__file__).parent
 CLUSTER_PORT = 2377  # the manager's control plane, on its underlay address
 REGISTRY_PORT = 5000
 
 
-def swarmlite(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWARMLITE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "swarmlite", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean | (env or {}),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = swarmlite(*args, env=env)
-    assert done.returncode == 0, f"swarmlite {' '.join(args)}: {done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[Path, LabState]]:
-    directory = Path(tempfile.mkdtemp(prefix="swl-iso-", dir="/tmp"))
-    try:
-        ok("lab", "up", "--nodes", "3", "--dir", str(directory))
-        state = load(directory)
-        assert state is not None
-        env = {"REGISTRY": state.registry}
-        compose = str(HERE / "isolated.yml")
-        exec_h1 = ("lab", "exec", "--dir", str(directory), "h1", "--")
-        ok(*exec_h1, "swarmlite", "stack", "deploy", "-c", compose, "iso", env=env)
-        yield directory, state
-    finally:
-        swarmlite("lab", "down", "--dir", str(directory))
-        subprocess.run(["rm", "-rf", str(directory)], check=False)
+def lab() -> Iterator[Lab]:
+    with lab_up("--nodes", "3", prefix="swl-iso-") as made:
+        made.cli("stack", "deploy", "-c", str(HERE / "isolated.yml"), "iso")
+        yield made
 
 
 def container_pid(state: LabState, host: str, service: str) -> int:
@@ -91,19 +58,7 @@ def container_pid(state: LabState, host: str, service: str) -> int:
 
 def connect(pid: int, addr: str, port: int) -> str:
     """ "ok" or "error: <errno name>" for one TCP connection from the container's netns."""
-
-    def dial() -> str:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as conn:
-            conn.settimeout(2.0)
-            try:
-                conn.connect((addr, port))
-            except TimeoutError:
-                return "error: timeout"
-            except OSError as exc:
-                return f"error: {errno.errorcode.get(exc.errno or 0, str(exc))}"
-        return "ok"
-
-    return run_in_netns(f"/proc/{pid}/ns/net", dial)
+    return dial_from(f"/proc/{pid}/ns/net", addr, port, timeout=2.0)
 
 
 def nslookup(state: LabState, host: str, service: str, name: str, server: str) -> list[str]:
@@ -127,9 +82,8 @@ def nslookup(state: LabState, host: str, service: str, name: str, server: str) -
     return re.findall(r"^Address:?\s+(\d+\.\d+\.\d+\.\d+)\s*$", answer, re.M)
 
 
-def gateway(directory: Path, network: str) -> str:
-    shown = ok("lab", "exec", "--dir", str(directory), "h1", "--",
-               "swarmlite", "network", "inspect", network)  # fmt: skip
+def gateway(lab: Lab, network: str) -> str:
+    shown = lab.cli("network", "inspect", network)
     [found] = json.loads(shown)
     assert found["Internal"] is (network == "iso_back"), found
     return str(found["IPAM"]["Config"][0]["Gateway"])
@@ -142,10 +96,8 @@ def eventually(what: str, check: Callable[[], bool], timeout: float = 60.0) -> N
         time.sleep(0.5)
 
 
-def test_an_internal_network_reaches_its_tasks_and_nothing_outside(
-    lab: tuple[Path, LabState],
-) -> None:
-    directory, state = lab
+def test_an_internal_network_reaches_its_tasks_and_nothing_outside(lab: Lab) -> None:
+    state = lab.state
     inside = container_pid(state, "h2", "iso_inside")
     outside = container_pid(state, "h2", "iso_outside")
     manager = state.host("h1").addr
@@ -156,7 +108,7 @@ def test_an_internal_network_reaches_its_tasks_and_nothing_outside(
     assert connect(outside, manager, CLUSTER_PORT) == "ok"
 
     # The internal one reaches its own service by name, on another host...
-    back, front = gateway(directory, "iso_back"), gateway(directory, "iso_front")
+    back, front = gateway(lab, "iso_back"), gateway(lab, "iso_front")
     eventually("vault's name", lambda: bool(nslookup(state, "h2", "iso_inside", "vault", back)))
     [vip] = nslookup(state, "h2", "iso_inside", "vault", back)
     eventually("inside to reach vault", lambda: connect(inside, vip, 80) == "ok")
@@ -197,14 +149,10 @@ def test_an_internal_network_reaches_its_tasks_and_nothing_outside(
     assert connect(outside, vip, 80).startswith("error")
 
 
-def test_a_host_port_into_an_internal_network_only_is_refused(
-    lab: tuple[Path, LabState],
-) -> None:
-    directory, state = lab
-    done = swarmlite(
-        "lab", "exec", "--dir", str(directory), "h1", "--",
-        "swarmlite", "service", "create", "--name", "leak", "--network", "iso_back",
-        "--publish", "mode=host,published=9090,target=80", f"{state.registry}/swl/web:1",
+def test_a_host_port_into_an_internal_network_only_is_refused(lab: Lab) -> None:
+    done = lab.cli_result(
+        "service", "create", "--name", "leak", "--network", "iso_back",
+        "--publish", "mode=host,published=9090,target=80", f"{lab.state.registry}/swl/web:1",
     )  # fmt: skip
     assert done.returncode != 0
     assert (

@@ -17,10 +17,8 @@ scripts/bench/stack.py loads this file by path too.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from swarmlite.api.routes import SERVICE_INSPECT, TASK_LS, Rep, Req, Route
 from swarmlite.errors import FailedPrecondition
 from swarmlite.testing.dockerd import Dockerd, engine_json, engine_request
 from swarmlite.testing.images import ensure_test_images
+from swarmlite.testing.loadfile import load_file
 
 HERE = Path(__file__).resolve().parent
 _HARNESS = HERE.parent / "conftest.py"
@@ -47,15 +46,7 @@ LABEL_STACK = "com.docker.stack.namespace"
 
 def load_harness() -> ModuleType:
     """tests/integration/conftest.py as a module of its own (Cluster, Node, free_port, ...)."""
-    name = "swarmlite_cluster_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _HARNESS)
-    assert spec is not None and spec.loader is not None, _HARNESS
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
+    return load_file("swarmlite_cluster_harness", _HARNESS)
 
 
 harness = load_harness()

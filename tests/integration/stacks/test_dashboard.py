@@ -18,13 +18,11 @@ Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it,
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -40,6 +38,7 @@ from swarmlite.api import TaskState
 from swarmlite.api.control import NameRef, TaskFilter
 from swarmlite.api.routes import SERVICE_INSPECT, TASK_LS
 from swarmlite.errors import FailedPrecondition
+from swarmlite.testing.loadfile import load_file
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -59,15 +58,7 @@ StackCluster = Any  # the stacks conftest's StackCluster
 def _stack_harness() -> ModuleType:
     """This directory's conftest.py as a module of its own (as test_metrics.py loads it),
     for a cluster of our own with `--dashboard-addr` on init."""
-    name = "swarmlite_stack_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("swarmlite_stack_harness", HERE / "conftest.py")
 
 
 @dataclass

@@ -18,9 +18,7 @@ busybox-static, as the other stack tests do. Run it under the shared lock:
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +27,7 @@ from typing import Any
 import pytest
 
 from swarmlite.testing.dockerd import engine_json
+from swarmlite.testing.loadfile import load_file
 
 HERE = Path(__file__).resolve().parent
 COMPOSE = HERE / "gpu.yml"
@@ -43,15 +42,7 @@ pytestmark = pytest.mark.timeout(300)
 def _stack_harness() -> ModuleType:
     """This directory's conftest.py as a module of its own (as test_metrics.py loads it),
     for a cluster of our own with more flags on join."""
-    name = "swarmlite_stack_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("swarmlite_stack_harness", HERE / "conftest.py")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ Marked `integration` (by tests/integration/conftest.py): `scripts/test` runs it,
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from swarmlite.api import TaskState
 from swarmlite.api.control import ServiceFilter, TaskFilter
 from swarmlite.api.routes import SERVICE_LS, TASK_LS
 from swarmlite.errors import FailedPrecondition
+from swarmlite.testing.loadfile import load_file
 
 HERE = Path(__file__).resolve().parent
 COMPOSE = HERE / "metrics.yml"
@@ -47,15 +46,7 @@ Sample = tuple[str, dict[str, str], float]
 def _stack_harness() -> ModuleType:
     """This directory's conftest.py as a module of its own (as test_docker_passthrough.py
     loads it), for a cluster of our own with more flags on init and join."""
-    name = "swarmlite_stack_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("swarmlite_stack_harness", HERE / "conftest.py")
 
 
 def scrape(addr: str) -> list[Sample]:

@@ -186,3 +186,18 @@ def test_a_log_driver_of_the_wrong_type_is_refused_by_its_path() -> None:
     with pytest.raises(InvalidArgument) as refused:
         service_spec(body)
     assert "TaskTemplate.LogDriver.Options" in refused.value.message
+
+
+def test_a_node_with_another_default_driver_keeps_it_for_services_that_name_none() -> None:
+    # daemon.json "log-driver": "journald": no LogConfig, so dockerd's own choice and options
+    assert log_config(None, "journald") is None
+    assert log_config(LogDriver(), "journald") is None
+    # what a service names still wins, and options alone go to the node's driver
+    assert log_config(LogDriver(name="json-file"), "journald") == {
+        "Type": "json-file",
+        "Config": {"max-size": "10m", "max-file": "3"},
+    }
+    assert log_config(LogDriver(options={"tag": "x"}), "local") == {
+        "Type": "local",
+        "Config": {"tag": "x"},
+    }

@@ -6,7 +6,6 @@ CLI tests."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,16 +15,15 @@ from swarmlite.api import (
     NamedResource,
     ResourceRequirements,
     Resources,
-    Service,
     ServiceSpec,
     TaskTemplate,
 )
-from swarmlite.api.control import ServiceCreate, ServiceView
-from swarmlite.api.routes import SERVICE_CREATE, SERVICE_INSPECT, SERVICE_UPDATE
 
+from .test_cli_service_spec import create, update
 from .test_cli_swarm import WORKER_TOKEN, recorder  # noqa: F401  (a fixture)
 
-WEB_ID = "web".ljust(25, "0")
+WEB = ("--name", "web")
+IMAGE = "nginx:1.27"
 
 
 # --------------------------------------------------------------------------- init and join
@@ -104,30 +102,9 @@ def _spec(*reserved: DiscreteResource) -> ServiceSpec:
     )
 
 
-def _create(daemon: Any, run: Any, *args: str) -> tuple[Any, ServiceSpec | None]:
-    daemon.on(
-        SERVICE_CREATE,
-        lambda request: ServiceView(
-            service=Service(id=WEB_ID, spec=request.spec), running=0, desired=0
-        ),
-    )
-    result = run("service", "create", "-d", "--name", "web", *args, "nginx:1.27")
-    sent: list[ServiceCreate] = daemon.requests(SERVICE_CREATE)
-    return result, sent[0].spec if sent else None
-
-
-def _update(daemon: Any, run: Any, spec: ServiceSpec, *args: str) -> tuple[Any, Any]:
-    view = ServiceView(service=Service(id=WEB_ID, version=7, spec=spec), running=0, desired=0)
-    daemon.on(SERVICE_INSPECT, lambda request: view)
-    daemon.on(SERVICE_UPDATE, lambda request: view)
-    result = run("service", "update", "-d", *args, "web")
-    sent = daemon.requests(SERVICE_UPDATE)
-    return result, sent[0].spec if sent else None
-
-
 def test_create_reserves_each_generic_resource(daemon, run) -> None:
-    result, spec = _create(
-        daemon, run, "--generic-resource", "gpu=2", "--generic-resource", "ssd=1"
+    result, spec = create(
+        daemon, run, *WEB, "--generic-resource", "gpu=2", "--generic-resource", "ssd=1", IMAGE
     )
     assert result.exit_code == 0, result.stderr
     assert spec is not None
@@ -147,7 +124,7 @@ def test_create_reserves_each_generic_resource(daemon, run) -> None:
     ],
 )
 def test_create_refuses_a_bad_generic_resource(daemon, run, value: str, words: str) -> None:
-    result, spec = _create(daemon, run, "--generic-resource", value)
+    result, spec = create(daemon, run, *WEB, "--generic-resource", value, IMAGE)
     assert result.exit_code == 2
     assert words in result.stderr
     assert spec is None
@@ -155,7 +132,7 @@ def test_create_refuses_a_bad_generic_resource(daemon, run, value: str, words: s
 
 def test_update_removes_by_kind_then_adds_replacing_a_kinds_count(daemon, run) -> None:
     before = _spec(DiscreteResource(kind="gpu", value=1), DiscreteResource(kind="ssd", value=1))
-    result, spec = _update(
+    result, spec = update(
         daemon, run, before,
         "--generic-resource-rm", "ssd",
         "--generic-resource-add", "gpu=2",
@@ -172,7 +149,7 @@ def test_update_removes_by_kind_then_adds_replacing_a_kinds_count(daemon, run) -
 
 def test_update_refuses_to_remove_a_kind_not_reserved(daemon, run) -> None:
     before = _spec(DiscreteResource(kind="gpu", value=1))
-    result, spec = _update(daemon, run, before, "--generic-resource-rm", "tpu")
+    result, spec = update(daemon, run, before, "--generic-resource-rm", "tpu")
     assert result.exit_code == 2
     assert "could not find generic-resource `tpu` to remove it" in result.stderr
     assert spec is None

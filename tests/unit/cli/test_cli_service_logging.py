@@ -7,41 +7,27 @@ from typing import Any
 
 import pytest
 
-from swarmlite.api import ContainerSpec, LogDriver, Service, ServiceSpec, TaskTemplate
-from swarmlite.api.control import ServiceCreate, ServiceView
-from swarmlite.api.routes import SERVICE_CREATE, SERVICE_INSPECT, SERVICE_UPDATE
+from swarmlite.api import ContainerSpec, LogDriver, ServiceSpec, TaskTemplate
 
-WEB_ID = "web".ljust(25, "0")
+from .test_cli_service_spec import create, update
+
 SYSLOG = LogDriver(name="syslog", options={"syslog-address": "udp://10.0.0.1:514"})
+LOGGED = ServiceSpec(
+    name="web", task=TaskTemplate(container=ContainerSpec(image="nginx:1.27"), log_driver=SYSLOG)
+)
 
 
-def create(daemon: Any, run: Any, *args: str) -> tuple[Any, ServiceSpec | None]:
-    daemon.on(
-        SERVICE_CREATE,
-        lambda request: ServiceView(
-            service=Service(id=WEB_ID, spec=request.spec), running=0, desired=0
-        ),
-    )
-    result = run("service", "create", "-d", "--name", "web", *args, "nginx:1.27")
-    sent: list[ServiceCreate] = daemon.requests(SERVICE_CREATE)
-    return result, sent[0].spec if sent else None
+def create_web(daemon: Any, run: Any, *flags: str) -> tuple[Any, ServiceSpec | None]:
+    return create(daemon, run, "--name", "web", *flags, "nginx:1.27")
 
 
-def update(daemon: Any, run: Any, *args: str) -> tuple[Any, ServiceSpec | None]:
-    spec = ServiceSpec(
-        name="web",
-        task=TaskTemplate(container=ContainerSpec(image="nginx:1.27"), log_driver=SYSLOG),
-    )
-    view = ServiceView(service=Service(id=WEB_ID, version=7, spec=spec), running=0, desired=0)
-    daemon.on(SERVICE_INSPECT, lambda request: view)
-    daemon.on(SERVICE_UPDATE, lambda request: view)
-    result = run("service", "update", "-d", *args, "web")
-    sent = daemon.requests(SERVICE_UPDATE)
-    return result, sent[0].spec if sent else None
+def update_logged(daemon: Any, run: Any, *flags: str) -> tuple[Any, ServiceSpec | None]:
+    """``service update`` of a service logging to syslog."""
+    return update(daemon, run, LOGGED, *flags)
 
 
 def test_create_sends_the_driver_with_its_options(daemon, run) -> None:
-    result, spec = create(
+    result, spec = create_web(
         daemon, run, "--log-driver", "json-file", "--log-opt", "max-size=1m",
         "--log-opt", "max-file=5", "--log-opt", "labels=",
     )  # fmt: skip
@@ -53,20 +39,20 @@ def test_create_sends_the_driver_with_its_options(daemon, run) -> None:
 
 
 def test_create_without_the_flags_leaves_the_default_to_the_runtime(daemon, run) -> None:
-    result, spec = create(daemon, run)
+    result, spec = create_web(daemon, run)
     assert result.exit_code == 0, result.stderr
     assert spec is not None and spec.task.log_driver is None
 
 
 def test_update_replaces_the_driver_and_its_options_together(daemon, run) -> None:
-    result, spec = update(daemon, run, "--log-driver", "local", "--log-opt", "max-size=20m")
+    result, spec = update_logged(daemon, run, "--log-driver", "local", "--log-opt", "max-size=20m")
     assert result.exit_code == 0, result.stderr
     assert spec is not None
     assert spec.task.log_driver == LogDriver(name="local", options={"max-size": "20m"})
 
 
 def test_update_without_the_flags_keeps_the_driver(daemon, run) -> None:
-    result, spec = update(daemon, run, "--env-add", "A=1")
+    result, spec = update_logged(daemon, run, "--env-add", "A=1")
     assert result.exit_code == 0, result.stderr
     assert spec is not None and spec.task.log_driver == SYSLOG
 
@@ -81,7 +67,7 @@ def test_update_without_the_flags_keeps_the_driver(daemon, run) -> None:
     ],
 )
 def test_flags_that_can_never_make_a_driver_are_refused(daemon, run, args, error) -> None:
-    for command in (create, update):
+    for command in (create_web, update_logged):
         result, spec = command(daemon, run, *args)
         assert result.exit_code == 2, result.stdout
         assert error in result.stderr

@@ -3,7 +3,6 @@ its file:line."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from textwrap import dedent
 
@@ -11,7 +10,8 @@ import pytest
 
 from swarmlite.api.service import LogDriver
 from swarmlite.compose import load_stack, to_stack_deploy
-from swarmlite.errors import ComposeError
+
+from .test_compose_errors import error_of as compose_error_of
 
 COMPOSE = """\
 services:
@@ -83,15 +83,7 @@ def test_an_override_file_adds_options_to_the_driver_of_the_base(tmp_path: Path)
 
 def error_of(tmp_path: Path, logging: str) -> str:
     text = f"services:\n  web:\n    image: nginx\n    logging:\n{logging}"
-    (tmp_path / "compose.yml").write_text(text)
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(ComposeError) as error:
-            load_stack([Path("compose.yml")], env={})
-    finally:
-        os.chdir(cwd)
-    return str(error.value)
+    return compose_error_of(tmp_path, text)
 
 
 REFUSED = {
