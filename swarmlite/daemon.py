@@ -50,6 +50,7 @@ from swarmlite import log as swl_log
 from swarmlite.agent.dockersocket import DockerSocketSwap
 from swarmlite.agent.driver import RuntimeDriver, RuntimeInfo
 from swarmlite.agent.session import Session
+from swarmlite.agent.standalone import StandaloneNetworks
 from swarmlite.agent.usage import UsageReporter
 from swarmlite.agent.worker import Worker
 from swarmlite.api import NodeRole
@@ -480,6 +481,8 @@ class Daemon:
                     network=network,
                     docker_socket=self._docker_socket_swap(docker_api.socket_path),
                 )
+                # `docker run --network <attachable overlay>` on this node's Docker API
+                docker_api.set_standalone(StandaloneNetworks(session.request, network, self.clock))
 
                 async def announce_mesh_keys(public_key: str, next_key: str) -> None:
                     hello = msgspec.structs.replace(

@@ -84,14 +84,19 @@ class Params:
         return (
             f"{self.seq_writes} sequential writes, {self.throughput_s:g} s of throughput with "
             f"{self.inflight} in flight, {self.failover_rounds} failover rounds; the cost of "
-            f"encryption from {self.paired_rounds} alternating plain/sealed rounds of a "
-            f"{self.paired_rounds}th of both"
+            f"encryption from {self.paired_rounds} alternating plain/sealed rounds (each at "
+            f"least {PAIRED_MIN_WRITES} sequential writes and {PAIRED_MIN_SECONDS:g} s of "
+            f"throughput on both)"
         )
 
 
 FULL = Params(
-    seq_writes=1000, throughput_s=10.0, inflight=1000, failover_rounds=5, paired_rounds=10
+    seq_writes=1000, throughput_s=10.0, inflight=1000, failover_rounds=5, paired_rounds=30
 )
+# Each paired round writes at least this much on each system: a p50 from fewer writes, or a
+# rate from a shorter burst (1,000 in flight take a moment to fill), is mostly noise.
+PAIRED_MIN_WRITES = 100
+PAIRED_MIN_SECONDS = 1.0
 QUICK = Params(seq_writes=200, throughput_s=3.0, inflight=1000, failover_rounds=3, paired_rounds=4)
 
 
@@ -415,8 +420,9 @@ class Paired:
 
 
 def measure_sealing_paired(workdir: Path, params: Params, rounds: int) -> Paired:
-    """``rounds`` rounds of 1/rounds of the sequential writes and of the throughput time on
-    each of a plain and a sealed cluster, the order swapped every round (ABBA)."""
+    """``rounds`` rounds of a share of the sequential writes and of the throughput time (at
+    least PAIRED_MIN_*) on each of a plain and a sealed cluster, the order swapped every
+    round (ABBA)."""
     plain, sealed = SYSTEMS[0], SYSTEMS[1]
     latencies: dict[str, list[float]] = {plain.name: [], sealed.name: []}
     writes = {plain.name: 0.0, sealed.name: 0.0}
@@ -428,8 +434,8 @@ def measure_sealing_paired(workdir: Path, params: Params, rounds: int) -> Paired
         cluster(sealed, sealed.prepare(base / sealed.name), base / sealed.name / "c") as two,
     ):
         leaders = {plain.name: one.wait_healthy(), sealed.name: two.wait_healthy()}
-        n = max(1, params.seq_writes // rounds)
-        span = params.throughput_s / rounds
+        n = max(PAIRED_MIN_WRITES, params.seq_writes // rounds)
+        span = max(PAIRED_MIN_SECONDS, params.throughput_s / rounds)
         for round_no in range(rounds):
             order = (plain, sealed) if round_no % 2 == 0 else (sealed, plain)
             p50s: dict[str, float] = {}

@@ -24,6 +24,7 @@ from swarmlite.api.control import (
     SessionHello,
     SessionInfo,
 )
+from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.clock import Clock
 from swarmlite.errors import (
     InvalidArgument,
@@ -151,6 +152,21 @@ class Session:
         if stream is not None:
             with contextlib.suppress(SwarmliteError):
                 await self._send(stream, hello)
+
+    async def request(self, route: Route[Req, Rep], request: Req) -> Rep:
+        """One control call to a manager as this node (its certificate): the manager of
+        the session first, then the others; a manager's answer, refusal included, is final,
+        and only an unreachable one (Unavailable) makes it try the next."""
+        last: SwarmliteError | None = None
+        for address in self._candidates(self.connected_to):
+            client = RpcClient(f"https://{address}", self._ssl(), timeout=10.0)
+            try:
+                return await client.request(route, request)
+            except Unavailable as exc:
+                last = exc
+            finally:
+                await client.close()
+        raise last or Unavailable("no manager known to this node", hint="it reconnects")
 
     async def send(self, message: AgentMessage) -> None:
         """Send on the current session; Unavailable when there is none right now."""

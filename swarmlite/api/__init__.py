@@ -24,7 +24,7 @@ from swarmlite.api.codec import (
 )
 from swarmlite.api.ids import is_id, new_id
 from swarmlite.api.meta import Meta
-from swarmlite.api.network import Network, NetworkSpec, NetworkStatus
+from swarmlite.api.network import ContainerAttachment, Network, NetworkSpec, NetworkStatus
 from swarmlite.api.node import Node, NodeSpec, NodeStatus
 from swarmlite.api.objects import KINDS, Object, ObjectT, kind_type
 from swarmlite.api.resources import DiscreteResource, GenericResource, NamedResource
@@ -73,6 +73,7 @@ __all__ = [
     "ClusterSpec",
     "Config",
     "ConfigSpec",
+    "ContainerAttachment",
     "ContainerSpec",
     "DiscreteResource",
     "EndpointSpec",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from swarmlite.api.cluster import ClusterSpec
-from swarmlite.api.network import Network, NetworkSpec
+from swarmlite.api.network import ContainerAttachment, Network, NetworkSpec
 from swarmlite.api.node import Node
 from swarmlite.api.objects import Object
 from swarmlite.api.registryauth import RegistryAuth
@@ -142,6 +142,30 @@ class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
 
 class NetworkList(msgspec.Struct, frozen=True, kw_only=True):
     networks: list[NetworkView]
+
+
+class NetworkAttach(msgspec.Struct, frozen=True, kw_only=True):
+    """A node puts a standalone container on an attachable network (`docker run --network`):
+    ``check`` only asks whether it may (at create), otherwise the attachment is recorded (at
+    start; again for the same container is the same attachment)."""
+
+    network: str  # a name, an id, or a unique id prefix
+    container_id: str
+    name: str = ""  # the container's name, for DNS
+    check: bool = False
+
+
+class NetworkAttachReply(msgspec.Struct, frozen=True, kw_only=True):
+    network_id: str
+    name: str
+    gateway: str = ""  # where this node's DNS server answers on it ("10.0.1.1")
+    attachment: ContainerAttachment | None = None  # its address is "" until allocated
+
+
+class NetworkDetach(msgspec.Struct, frozen=True, kw_only=True):
+    """The container is removed: its attachments (on every network) go."""
+
+    container_id: str
 
 
 class BlobCreate(msgspec.Struct, frozen=True, kw_only=True):

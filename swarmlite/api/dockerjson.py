@@ -566,10 +566,35 @@ def network_json(network: Network) -> JSON:
         "Ingress": spec.ingress,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": False,
-        "Containers": {},
+        "Containers": _containers(network),
         "Options": _driver_options(network),
         "Labels": dict(spec.labels),
     }
+
+
+def _containers(network: Network) -> JSON:
+    """The standalone containers on an attachable network (of every node), by id, as
+    dockerd shows its endpoints; one still waiting for its address is left out."""
+    return {
+        att.container_id: {
+            "Name": att.name,
+            "EndpointID": "",
+            "MacAddress": _attachment_mac(att.address),
+            "IPv4Address": att.address,
+            "IPv6Address": "",
+        }
+        for att in sorted(network.status.attachments, key=lambda a: a.container_id)
+        if att.address
+    }
+
+
+def _attachment_mac(address: str) -> str:
+    """02:42 and the four IPv4 bytes, as every node derives a container's MAC."""
+    ip = address.split("/")[0]
+    try:
+        return "02:42:" + ":".join(f"{int(part):02x}" for part in ip.split("."))
+    except ValueError:
+        return ""
 
 
 # --------------------------------------------------------------------------- secrets, configs

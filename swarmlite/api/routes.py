@@ -117,6 +117,9 @@ NETWORK_CREATE = _route("/network/create", c.NetworkCreate, c.NetworkView)
 NETWORK_LS = _route("/network/ls", c.ListRequest, c.NetworkList)
 NETWORK_INSPECT = _route("/network/inspect", c.NameRef, c.NetworkView)
 NETWORK_RM = _route("/network/rm", c.NameRef, c.NetworkView)
+# A node's standalone containers on attachable networks (its Docker API asks).
+NETWORK_ATTACH = _route("/network/attach", c.NetworkAttach, c.NetworkAttachReply, role="node")
+NETWORK_DETACH = _route("/network/detach", c.NetworkDetach, c.Empty, role="node")
 SECRET_CREATE = _route("/secret/create", c.BlobCreate, c.BlobView)
 SECRET_LS = _route("/secret/ls", c.ListRequest, c.BlobList)
 SECRET_INSPECT = _route("/secret/inspect", c.NameRef, c.BlobView)
@@ -180,6 +183,8 @@ ROUTES: tuple[Route[Any, Any], ...] = (
     NETWORK_LS,
     NETWORK_INSPECT,
     NETWORK_RM,
+    NETWORK_ATTACH,
+    NETWORK_DETACH,
     SECRET_CREATE,
     SECRET_LS,
     SECRET_INSPECT,

@@ -86,6 +86,7 @@ def to_stack_deploy(loaded: LoadedStack, stack: str) -> StackDeploy:
                     subnet=subnet,
                     labels={**spec.get("labels", {}), **label},
                     internal=bool(spec.get("internal", False)),
+                    attachable=bool(spec.get("attachable", False)),
                 ),
             )
         )

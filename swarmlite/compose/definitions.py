@@ -1,8 +1,8 @@
 """The top-level networks, volumes, secrets and configs of one compose file, canonical.
 
 Owns their keys (see keys.py for the table): ``external`` (also the legacy
-``external: {name: x}``), ``name``, ``labels``, a network's overlay driver, subnet and
-``internal``, a volume's driver, a secret's or config's source (``file:``
+``external: {name: x}``), ``name``, ``labels``, a network's overlay driver, subnet,
+``internal`` and ``attachable``, a volume's driver, a secret's or config's source (``file:``
 made absolute against the file's directory, ``environment:``, ``content:``). Does not read
 secret files (convert.py does, at deploy) nor check references (checks.py).
 """
@@ -53,7 +53,7 @@ _ALLOWED = {
     "configs": ("file", "environment", "content", "external", "labels", "name", "template_driver"),
 }
 _IGNORED = {
-    "networks": {"driver_opts", "attachable", "enable_ipv6", "enable_ipv4"},
+    "networks": {"driver_opts", "enable_ipv6", "enable_ipv4"},
     "volumes": {"driver_opts"},
     "secrets": {"driver", "driver_opts", "template_driver"},
     "configs": {"template_driver"},
@@ -95,7 +95,7 @@ def _one(kind: str, name: str, node: Node, ctx: Context) -> dict[str, Any]:
                 entry["external"] = as_bool(value, where)
         elif key == "name":
             entry["name"] = as_str(value, where, allow_empty=False)
-        elif key == "internal":  # networks only (_ALLOWED)
+        elif key in ("internal", "attachable"):  # networks only (_ALLOWED)
             entry[key] = as_bool(value, where)
         elif key == "labels":
             entry["labels"] = {k: v or "" for k, v in as_key_values(value, where).items()}
@@ -131,7 +131,7 @@ def _one(kind: str, name: str, node: Node, ctx: Context) -> dict[str, Any]:
                     hint=f"set {entry[key]} in the environment or in .env",
                 )
     if entry.get("external"):
-        made = {"file", "environment", "content", "driver", "ipam", "internal"}
+        made = {"file", "environment", "content", "driver", "ipam", "internal", "attachable"}
         extra = sorted(set(entry) & made)
         if extra:
             raise spec.mark.error(f"{path} is external: it cannot also set {', '.join(extra)}")

@@ -102,7 +102,7 @@ Top-level keys
 services, networks, volumes, secrets, configs, include: supported. ``version``: ignored
 with a warning (obsolete). ``name``: ignored with a warning (the stack name is given on the
 command line). ``x-*``: kept. Networks: driver (overlay only; others refused), external,
-name, labels, ipam.config[0].subnet, internal supported; attachable, enable_ipv6,
+name, labels, ipam.config[0].subnet, internal, attachable supported; enable_ipv6,
 driver_opts and the rest of ipam ignored with a warning. Volumes: driver, labels, external,
 name supported; driver_opts ignored with a warning. Secrets and configs: file, environment,
 content (configs), external, name, labels supported; template_driver and driver ignored

@@ -6,9 +6,9 @@ network, so ``GET /networks`` lists only those (there are no local ``bridge``/``
 networks). Create accepts ``Name``, ``Driver`` (``overlay``; an empty driver means overlay
 here, since there is nothing else to make), ``Scope`` (empty or ``swarm``), ``Labels``, one
 ``IPAM.Config`` entry with ``Subnet``/``Gateway``, and ``CheckDuplicate`` (names are always
-unique) and ``Internal`` (its tasks reach nothing outside it). A field swarmlite cannot
-honour is refused with 400 naming it, never dropped: ``Attachable`` (swarmlite runs no
-standalone containers that could attach), ``EnableIPv6``, ``EnableIPv4: false``,
+unique), ``Internal`` (its tasks reach nothing outside it) and ``Attachable`` (standalone
+containers may join it: containers.py). A field swarmlite cannot
+honour is refused with 400 naming it, never dropped: ``EnableIPv6``, ``EnableIPv4: false``,
 ``Ingress`` (the cluster makes its own), ``ConfigOnly``/``ConfigFrom``, driver
 ``Options``, IPAM options, ``IPRange`` and ``AuxiliaryAddresses``.
 ``GET /networks/{id}?scope=local`` finds nothing, as in dockerd for a swarm network.
@@ -124,7 +124,6 @@ def network_spec(body: Body) -> NetworkSpec:
     if body.get_str("Scope") not in ("", "swarm"):
         raise _unsupported(f"Scope {body.get_str('Scope')!r}", "every network is swarm-scoped")
     refusals = {
-        "Attachable": "swarmlite runs no standalone containers that could attach to it",
         "EnableIPv6": "overlay networks are IPv4 only",
         "Ingress": "the cluster makes its ingress network itself",
         "ConfigOnly": "configuration-only networks do not exist",
@@ -147,6 +146,7 @@ def network_spec(body: Body) -> NetworkSpec:
         gateway=gateway,
         labels=body.get_map("Labels"),
         internal=body.get_bool("Internal"),
+        attachable=body.get_bool("Attachable"),
     )
 
 

@@ -14,6 +14,8 @@ and pulls' JSON progress reach the client line by line. A streamed answer
 whose client has gone is cut within ``_CLIENT_CHECK`` even when the runtime says nothing.
 Attach, exec start and any ``Connection: Upgrade`` request are hijacked: ``hijack.py``.
 
+Does not own the container calls that concern the cluster's attachable networks
+(``containers.py``: create, start and remove, which use ``relay`` and ``forward`` here).
 Does not own the swarm endpoints: ``server.py`` registers these routes after every other
 module's, and no prefix here is one of theirs (``/distribution`` is ``services.py``'s), so
 a swarm path is never forwarded. Does not use ``swarmlite.runtime`` (the layer rule of
@@ -214,7 +216,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     if hijack.wanted(request):
         headers = _request_headers(request.headers)
         return await hijack.relay(request, runtime, target, headers)
-    return await _relay(request, runtime, target)
+    return await relay(request, runtime, target)
 
 
 async def upstream_target(request: web.Request, runtime: Runtime) -> str:
@@ -241,15 +243,21 @@ async def _request_body(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _relay(request: web.Request, runtime: Runtime, target: str) -> web.StreamResponse:
-    """One ordinary exchange: the request streamed to the runtime, its answer streamed
-    back."""
-    data = _request_body(request) if request.body_exists else None
+async def relay(
+    request: web.Request, runtime: Runtime, target: str, body: bytes | None = None
+) -> web.StreamResponse:
+    """One ordinary exchange: the request streamed to the runtime (or ``body`` instead of
+    the client's, when the caller read and changed it), its answer streamed back."""
+    data = body if body is not None else _request_body(request) if request.body_exists else None
+    headers = _request_headers(request.headers)
+    if body is not None:
+        headers.popall("Content-Length", None)
+        headers.popall("Transfer-Encoding", None)
     try:
         upstream = await runtime.session().request(
             request.method,
             URL(_UPSTREAM + target, encoded=True),
-            headers=_request_headers(request.headers),
+            headers=headers,
             data=data,
             allow_redirects=False,
         )

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from swarmlite.dockerapi import (
     blobs,
+    containers,
     events,
     networks,
     nodes,
@@ -62,6 +63,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     networks,
     blobs,
     events,
+    containers,  # before passthrough: the few container calls that concern cluster networks
     passthrough,
 )
 
@@ -119,6 +121,7 @@ def build_app(
     app.on_response_prepare.append(_docker_headers)
     if docker_host is not None:
         passthrough.use_runtime(app, docker_host)
+    app[containers.SLOT_KEY] = containers.Slot()
     for module in ROUTE_MODULES:
         module.add_routes(app.router)
     return app
@@ -160,6 +163,10 @@ class DockerApiServer:
         self._app = build_app(self.control, version=version, docker_host=docker_host)
         self._runner: web.AppRunner | None = None
         self.tcp_port: int | None = None
+
+    def set_standalone(self, standalone: containers.StandaloneNetworks | None) -> None:
+        """Let standalone containers join attachable cluster networks (see containers.py)."""
+        containers.set_standalone(self._app, standalone)
 
     async def start(self) -> None:
         runner = web.AppRunner(self._app, access_log=None, handle_signals=False)

@@ -14,14 +14,16 @@ node when the answer changed:
 other node that has a WireGuard public key, an endpoint and a mesh address.
 
 ``network_state``: the networks the node needs (those its present tasks are attached to,
-plus the ingress network always), each with the VXLAN endpoints of the other nodes that
-have tasks on it (ingress: every other node) and a forwarding entry (MAC, VTEP) per remote
-task address (ingress: also per other node's own ingress address, where the routing mesh's
-replies go); the endpoint of every service on those networks (DNS names, VIP, backends
-in rotation, all running task addresses); and every published port (ingress ports on every
-node, reaching the tasks' ingress addresses; host ports only where a task of the service
-is, reaching the local tasks), each naming its service (the routing mesh counts
-its connections by service).
+those its standalone containers are on (a network's ``status.attachments``), plus the
+ingress network always), each with the VXLAN endpoints of the other nodes that have
+tasks or standalone containers on it (ingress: every other node) and a forwarding entry
+(MAC, VTEP) per remote task or standalone container address (ingress: also per other
+node's own ingress address, where the routing mesh's replies go); the endpoint of every
+service on those networks (DNS names, VIP, backends in rotation, all running task
+addresses) and of every standalone container on them (its name and short id, in ``dnsrr``
+mode); and every published port (ingress ports on every node, reaching the tasks' ingress
+addresses; host ports only where a task of the service is, reaching the local tasks), each
+naming its service (the routing mesh counts its connections by service).
 
 Words: a task is *present* on its node from ASSIGNED until its status is terminal (its
 container exists or will: it needs its networks even while being stopped); it is *in
@@ -188,11 +190,12 @@ def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInf
         for other in snap.nodes.values():
             if other.id != node_id and other.ingress_address and snap.vtep(other.id):
                 fdb.add((mac_of(other.ingress_address), snap.vtep(other.id)))
-    for task in snap.present:
-        if task.node_id == node_id:
+    located = [(t.node_id, _address_on(t, network.id)) for t in snap.present]
+    located += [(a.node_id, a.address) for a in network.status.attachments]
+    for other_id, address in located:
+        if other_id == node_id:
             continue
-        address = _address_on(task, network.id)
-        vtep = snap.vtep(task.node_id)
+        vtep = snap.vtep(other_id)
         if not address or not vtep:
             continue
         vteps.add(vtep)
@@ -238,6 +241,27 @@ def _endpoint(snap: _Snapshot, service: Service, network: Network) -> EndpointIn
     )
 
 
+def _container_endpoints(network: Network) -> list[EndpointInfo]:
+    """Each standalone container on the network, named as Docker names it there: its name
+    and its short id, answering its address (no VIP: ``dnsrr``)."""
+    found = []
+    for att in sorted(network.status.attachments, key=lambda a: a.container_id):
+        if not att.address:
+            continue
+        names = [n for n in (att.name, att.container_id[:12]) if n]
+        found.append(
+            EndpointInfo(
+                network_id=network.id,
+                service_id="",
+                names=list(dict.fromkeys(names)),
+                mode="dnsrr",
+                backends=[bare(att.address)],
+                tasks=[bare(att.address)],
+            )
+        )
+    return found
+
+
 def _ports(snap: _Snapshot, node_id: str) -> list[PublishedPort]:
     ports: dict[tuple[str, int], PublishedPort] = {}
     for service in snap.services:
@@ -278,6 +302,9 @@ def network_state(read: ReadTx, node_id: str) -> NetworkState:
     for task in snap.present:
         if task.node_id == node_id:
             needed.update(a.network_id for a in task.networks if a.network_id in snap.networks)
+    for network in snap.networks.values():
+        if any(a.node_id == node_id and a.address for a in network.status.attachments):
+            needed.add(network.id)
     if snap.ingress is not None:
         needed.add(snap.ingress.id)
     networks = [snap.networks[i] for i in sorted(needed)]
@@ -288,6 +315,7 @@ def network_state(read: ReadTx, node_id: str) -> NetworkState:
         for service in snap.services:
             if network.id in snap.service_networks(service):
                 endpoints.append(_endpoint(snap, service, network))
+        endpoints.extend(_container_endpoints(network))
     return NetworkState(
         networks=[_network_info(snap, n, node_id) for n in networks],
         endpoints=endpoints,

@@ -3,8 +3,9 @@
 Owns the network commands' flags and what each prints. A network made here is what a
 compose file names with ``external: true``, so that several stacks share it. A network is
 named by id, unique id prefix or name; the server resolves the reference. ``--internal``
-makes a network whose tasks reach nothing outside it (network/isolation.py). There is no
-``--attachable``: swarmlite runs no standalone containers that could join a network.
+makes a network whose tasks reach nothing outside it (network/isolation.py); ``--attachable``
+one that standalone containers may join too (`docker run --network` against a node's Docker
+API socket: dockerapi/containers.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def network() -> None:
     is_flag=True,
     help="Restrict external access: tasks reach only the network's own tasks and its DNS.",
 )
+@click.option(
+    "--attachable",
+    is_flag=True,
+    help="Let standalone containers join it (docker run --network on a node's Docker API).",
+)
 @click.argument("name")
 def create(
     driver: str,
@@ -67,6 +73,7 @@ def create(
     gateway: str | None,
     labels: tuple[str, ...],
     internal: bool,
+    attachable: bool,
     name: str,
 ) -> None:
     """Create an overlay network; prints its ID."""
@@ -77,6 +84,7 @@ def create(
         gateway=gateway or "",
         labels=parse_labels(labels),
         internal=internal,
+        attachable=attachable,
     )
     view = client().call(NETWORK_CREATE, NetworkCreate(spec=spec))
     click.echo(view.network.id)

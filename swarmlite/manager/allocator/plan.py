@@ -11,6 +11,9 @@ nothing left to write, so a later phase always sees the earlier ones committed):
    subnet of a network that was removed while live tasks still hold addresses in it;
 3. nodes without a mesh address get the lowest free one of the mesh pool, stored with
    the pool's prefix ("100.96.0.3/16");
+   (then each node its own address on the ingress network);
+   standalone containers on attachable networks (``status.attachments``) get an address,
+   and those of a removed node are dropped;
 4. services get their endpoint: a VIP on each network they use (endpoint mode vip), and
    their published ports, a free one of 30000-32767 for an ingress port published as 0;
    an ingress port another service already publishes blocks the service (its tasks say so);
@@ -22,7 +25,8 @@ nothing left to write, so a later phase always sees the earlier ones committed):
 Nothing is ever freed by a write: what is taken is recomputed from the store each time.
 A task's addresses are free once its status is terminal (Docker does the same; it keeps
 long-lived clusters from running out), or once it is deleted; a VIP or port once its
-service no longer has it; a subnet and VNI once the network is deleted; a mesh address once
+service no longer has it; a standalone container's once its attachment is removed; a subnet
+and VNI once the network is deleted; a mesh address once
 the node is removed. The record of a finished task still shows the address it had.
 
 Invariants: a pure function of the snapshot (plus the ids of a created ingress network),
@@ -44,10 +48,10 @@ import msgspec
 from swarmlite.api import (
     Attachment,
     Cluster,
+    ContainerAttachment,
     EndpointStatus,
     Network,
     NetworkSpec,
-    NetworkStatus,
     Node,
     PortConfig,
     Service,
@@ -154,6 +158,7 @@ class Planner:
             self.plan_networks,
             self.plan_nodes,
             self.plan_node_ingress,
+            self.plan_attachments,
         ):
             phase()
             if self.step.tx:
@@ -204,7 +209,7 @@ class Planner:
                 continue
             taken.append((subnet, f"network {network.spec.name}"))
             vnis.add(vni)
-            status = NetworkStatus(vni=vni, subnet=str(subnet), gateway=str(gateway))
+            status = replace(network.status, vni=vni, subnet=str(subnet), gateway=str(gateway))
             self.step.tx.update(replace(network, status=status))
             if len(self.step.tx) >= MAX_TX_OBJECTS:
                 return
@@ -299,6 +304,37 @@ class Planner:
             if len(self.step.tx) >= MAX_TX_OBJECTS:
                 return
 
+    def plan_attachments(self) -> None:
+        """Standalone containers on attachable networks get an address; those of a node
+        that is gone are dropped (their addresses with them)."""
+        self._begin("attachments")
+        nodes = {n.id for n in self.nodes}
+        used: dict[str, set[IPv4Address]] | None = None
+        for network in sorted(self.networks.values(), key=_by_age):
+            attachments = network.status.attachments
+            if not is_allocated(network) or not attachments:
+                continue
+            kept = [a for a in attachments if a.node_id in nodes]
+            if all(a.address for a in kept) and len(kept) == len(attachments):
+                continue
+            if used is None:
+                used = self._used_addresses()
+            given: list[ContainerAttachment] = []
+            for att in kept:
+                if not att.address:
+                    address, why = self._allocate(network, used)
+                    if address is None:
+                        self.step.problems[f"{network.id}/{att.container_id}"] = why
+                    else:
+                        att = replace(att, address=address)
+                given.append(att)
+            if given == attachments:
+                continue  # none could get an address: said in problems, nothing to write
+            status = replace(network.status, attachments=given)
+            self.step.tx.update(replace(network, status=status))
+            if len(self.step.tx) >= MAX_TX_OBJECTS:
+                return
+
     # ------------------------------------------------------------------ addresses
 
     def _used_addresses(self) -> dict[str, set[IPv4Address]]:
@@ -313,6 +349,8 @@ class Planner:
                 self._mark(used, ((a.network_id, a.address) for a in task.networks))
         for service in self.services.values():
             self._mark(used, ((v.network_id, v.address) for v in service.endpoint.vips))
+        for network in self.networks.values():
+            self._mark(used, ((network.id, a.address) for a in network.status.attachments))
         if self.ingress is not None:
             ingress_id = self.ingress.id
             self._mark(used, ((ingress_id, n.ingress_address) for n in self.nodes))

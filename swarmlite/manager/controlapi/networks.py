@@ -5,8 +5,10 @@ network create -d overlay`: a name is unique and made of letters, digits and ``_
 only driver is overlay; a subnet the user names must fit beside every other network, the
 mesh pool and the nodes' own addresses (the allocator's rules, asked before storing through
 the ``refusal`` that manager.py hands in, so a refusal is an error now and not a network
-that never gets a subnet); a network some service
-uses cannot be removed, and the ingress network cannot be removed at all. Calls reach the
+that never gets a subnet); a network some service or standalone container
+uses cannot be removed, and the ingress network cannot be removed at all. A node's
+standalone containers join only attachable networks (``attach``/``detach``, called by the
+node for its own containers: the node is the caller's certificate). Calls reach the
 leader (a follower forwards them).
 """
 
@@ -15,11 +17,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from swarmlite.api import Network, NetworkSpec, Service, new_id
-from swarmlite.api.control import ListRequest, NameRef, NetworkCreate, NetworkList, NetworkView
+import msgspec
+
+from swarmlite.api import ContainerAttachment, Network, NetworkSpec, Service, new_id
+from swarmlite.api.control import (
+    Empty,
+    ListRequest,
+    NameRef,
+    NetworkAttach,
+    NetworkAttachReply,
+    NetworkCreate,
+    NetworkDetach,
+    NetworkList,
+    NetworkView,
+)
 from swarmlite.api.filters import match_networks
-from swarmlite.api.routes import NETWORK_CREATE, NETWORK_INSPECT, NETWORK_LS, NETWORK_RM
-from swarmlite.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from swarmlite.api.routes import (
+    NETWORK_ATTACH,
+    NETWORK_CREATE,
+    NETWORK_DETACH,
+    NETWORK_INSPECT,
+    NETWORK_LS,
+    NETWORK_RM,
+)
+from swarmlite.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
 from swarmlite.log import kv
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.names import check_name
@@ -77,6 +98,8 @@ class NetworkAPI:
         router.unary(NETWORK_LS, self.ls)
         router.unary(NETWORK_INSPECT, self.inspect)
         router.unary(NETWORK_RM, self.rm)
+        router.unary(NETWORK_ATTACH, self.attach)
+        router.unary(NETWORK_DETACH, self.detach)
 
     def resolve(self, state: ReadTx, ref: str) -> Network:
         return self.ctx.resolve_named(state, Network, ref)
@@ -131,6 +154,13 @@ class NetworkAPI:
                     hint="remove those services (or their stacks) first",
                     details={"services": using},
                 )
+            if network.status.attachments:
+                names = sorted(a.name or a.container_id[:12] for a in network.status.attachments)
+                raise FailedPrecondition(
+                    f"network {network.spec.name} has active endpoints: "
+                    f"containers {', '.join(names)}",
+                    hint="remove those containers (docker rm -f) first",
+                )
             removed.append(network)
             tx = Tx()
             tx.delete(network)
@@ -140,3 +170,81 @@ class NetworkAPI:
         [network] = removed
         log.info("network removed %s", kv(network=network.spec.name, id=network.id))
         return NetworkView(network=network)
+
+    async def attach(self, req: NetworkAttach, peer: Peer) -> NetworkAttachReply:
+        """Record a standalone container of the calling node on an attachable network (the
+        allocator gives it its address; the node asks again until it has one)."""
+        node_id = peer.identity.node_id if peer.identity is not None else self.ctx.node_id
+        if not req.container_id:
+            raise InvalidArgument("a container to attach needs its id")
+        found: list[NetworkAttachReply] = []
+
+        def write(state: ReadTx) -> Tx:
+            found.clear()
+            network = self.resolve(state, req.network)
+            check_attachable(network)
+            reply = NetworkAttachReply(
+                network_id=network.id, name=network.spec.name, gateway=network.status.gateway
+            )
+            tx = Tx()
+            if req.check:
+                found.append(reply)
+                return tx
+            current = attachment_of(network, req.container_id)
+            if current is None:
+                current = ContainerAttachment(
+                    node_id=node_id, container_id=req.container_id, name=req.name
+                )
+                attachments = [*network.status.attachments, current]
+                status = msgspec.structs.replace(network.status, attachments=attachments)
+                tx.update(msgspec.structs.replace(network, status=status))
+            elif current.node_id != node_id:
+                raise AlreadyExists(
+                    f"container {req.container_id[:12]} is attached to network "
+                    f"{network.spec.name} from another node"
+                )
+            found.append(msgspec.structs.replace(reply, attachment=current))
+            return tx
+
+        await self.ctx.store.update(write)
+        [reply] = found
+        return reply
+
+    async def detach(self, req: NetworkDetach, peer: Peer) -> Empty:
+        """Forget the calling node's container on every network (its addresses are free)."""
+        node_id = peer.identity.node_id if peer.identity is not None else self.ctx.node_id
+
+        def write(state: ReadTx) -> Tx:
+            tx = Tx()
+            for network in state.list(Network):
+                kept = [
+                    a
+                    for a in network.status.attachments
+                    if not (a.container_id == req.container_id and a.node_id == node_id)
+                ]
+                if len(kept) != len(network.status.attachments):
+                    status = msgspec.structs.replace(network.status, attachments=kept)
+                    tx.update(msgspec.structs.replace(network, status=status))
+            return tx
+
+        await self.ctx.store.update(write)
+        return Empty()
+
+
+def check_attachable(network: Network) -> None:
+    """FailedPrecondition unless standalone containers may join ``network``."""
+    if network.spec.ingress:
+        raise FailedPrecondition(
+            f"network {network.spec.name} is the routing mesh's; containers cannot join it"
+        )
+    if not network.spec.attachable:
+        raise FailedPrecondition(
+            f"network {network.spec.name} is not attachable: only services can use it",
+            hint="create the network with --attachable to run standalone containers on it",
+        )
+    if not (network.status.vni and network.status.subnet):
+        raise Unavailable(f"network {network.spec.name} has no subnet yet; try again")
+
+
+def attachment_of(network: Network, container_id: str) -> ContainerAttachment | None:
+    return next((a for a in network.status.attachments if a.container_id == container_id), None)

@@ -350,7 +350,7 @@ async def test_a_body_over_the_limit_is_refused(
 async def test_network_fields_swarmlite_cannot_honour_are_named(
     client: TestClient[Any, Any], fake: FakeControl
 ) -> None:
-    for field, value in [("Attachable", True), ("EnableIPv6", True)]:
+    for field, value in [("Ingress", True), ("EnableIPv6", True)]:
         body = {"Name": "n", "Driver": "overlay", field: value}
         status, message = await _error(await client.post("/networks/create", json=body))
         assert status == 400
