@@ -28,7 +28,7 @@ removes those itself): their addresses stay taken until the node leaves.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 import msgspec
@@ -153,7 +153,20 @@ async def _inspect(runtime: passthrough.Runtime, ref: str) -> _Inspected | None:
         return None
 
 
-async def start(request: web.Request) -> web.StreamResponse:
+class _Ours(NamedTuple):
+    """A container on a cluster network, and the runtime's answer to the call about it."""
+
+    runtime: passthrough.Runtime
+    standalone: StandaloneNetworks
+    container: _Inspected
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+async def _on_network(request: web.Request) -> _Ours | web.StreamResponse:
+    """The runtime's answer to a start or remove of a container on a cluster network, with
+    what the caller needs next; for any other container, the call passed through."""
     runtime, standalone = _parts(request)
     container = None
     if standalone is not None:
@@ -162,6 +175,14 @@ async def start(request: web.Request) -> web.StreamResponse:
         return await passthrough.forward(request)
     target = await passthrough.upstream_target(request, runtime)
     status, headers, body = await _exchange(request, runtime, target)
+    return _Ours(runtime, standalone, container, status, headers, body)
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    ours = await _on_network(request)
+    if not isinstance(ours, _Ours):
+        return ours
+    runtime, standalone, container, status, headers, body = ours
     if status == 204:  # 304: it was running, so attached, already
         started = await _inspect(runtime, container.Id)
         pid = started.State.Pid if started is not None else 0
@@ -219,14 +240,10 @@ async def _kill(runtime: passthrough.Runtime, container_id: str) -> None:
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    runtime, standalone = _parts(request)
-    container = None
-    if standalone is not None:
-        container = await _inspect(runtime, request.match_info["id"])
-    if standalone is None or container is None or not container.network:
-        return await passthrough.forward(request)
-    target = await passthrough.upstream_target(request, runtime)
-    status, headers, body = await _exchange(request, runtime, target)
+    ours = await _on_network(request)
+    if not isinstance(ours, _Ours):
+        return ours
+    _, standalone, container, status, headers, body = ours
     if status < 300:  # gone: its address is free before the client hears so
         try:
             await standalone.detach(container.Id)

@@ -16,6 +16,7 @@ and the directory is deleted; a failed `start()` has stopped it already. Foreign
 
 from __future__ import annotations
 
+import abc
 import http.client
 import json
 import logging
@@ -92,7 +93,7 @@ def engine_json(socket_path: str | Path, method: str, path: str, body: Any = Non
     return json.loads(raw) if raw.strip() else None
 
 
-class EngineProcess:
+class EngineProcess(abc.ABC):
     """``Subclass(root).start()`` ... ``stop()``; also a context manager.
 
     ``command_prefix`` runs the daemon under a command that execs it (in a network
@@ -148,14 +149,14 @@ class EngineProcess:
 
     # ------------------------------------------------------------------ what differs
 
+    @abc.abstractmethod
     def _binary(self) -> str:
         """The daemon's executable; FailedPrecondition if it (or what it needs) is missing."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _argv(self, binary: str) -> list[str]:
         """The daemon's command line (without the prefix); may write its configuration under
         root (which exists) and set `env`."""
-        raise NotImplementedError
 
     def _terminate(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds."""
@@ -167,7 +168,7 @@ class EngineProcess:
             proc.kill()
             proc.wait()
 
-    def _release_cgroups(self) -> None:
+    def _release_cgroups(self) -> None:  # noqa: B027 - an optional hook: nothing by default
         """Remove the cgroups the daemon's containers had (before root is deleted)."""
 
     # ------------------------------------------------------------------ life
