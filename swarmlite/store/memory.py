@@ -1,10 +1,11 @@
 """The replicated state machine: every object by kind and id, written only by ``apply``.
 
 Owns the object tables, the unique-name indexes (service, network, secret and config names,
-compared case-insensitively), version assignment, snapshots, fan-out of changes to
-watches, and the count of transactions applied and rejected here (for metrics; not part
-of the state, so not in snapshots). Does not own how entries get committed
-(``proposer``) nor their wire shape (``tx``).
+compared case-insensitively), the task indexes (tasks by service and by node, so that a
+control loop reads the tasks it is about without scanning them all), version assignment,
+snapshots, fan-out of changes to watches, and the count of transactions applied and
+rejected here (for metrics; not part of the state, so not in snapshots). Does not own how
+entries get committed (``proposer``) nor their wire shape (``tx``).
 
 Invariants:
 - Deterministic: replicas that apply the same entries in the same order hold the same
@@ -25,7 +26,7 @@ from typing import Any, overload
 
 import msgspec
 
-from swarmlite.api import KINDS, Meta, Object, ObjectT, kind_type
+from swarmlite.api import KINDS, Meta, Object, ObjectT, Task, kind_type
 from swarmlite.errors import (
     AlreadyExists,
     Conflict,
@@ -84,6 +85,8 @@ class ReadTx:
         self._names: dict[str, dict[str, str]] = {
             kind: {} for kind, cls in KINDS.items() if cls.NAMED
         }
+        self._tasks_by_service: dict[str, dict[str, Task]] = {}
+        self._tasks_by_node: dict[str, dict[str, Task]] = {}
         self._applied = 0
 
     @property
@@ -139,6 +142,37 @@ class ReadTx:
 
     def count(self, kind: KindArg) -> int:
         return len(self._table(kind))
+
+    def tasks_of_service(self, service_id: str) -> builtins.list[Task]:
+        """Every task of ``service_id`` (in the order they joined the index)."""
+        return builtins.list(self._tasks_by_service.get(service_id, {}).values())
+
+    def tasks_on_node(self, node_id: str) -> builtins.list[Task]:
+        """Every task whose ``node_id`` is ``node_id`` (in the order they joined the index)."""
+        return builtins.list(self._tasks_by_node.get(node_id, {}).values()) if node_id else []
+
+    def _index_task(self, old: Task | None, new: Task | None) -> None:
+        """Keep the task indexes true across one write of a task (``old`` -> ``new``)."""
+        for index, key in (
+            (self._tasks_by_service, _service_of),
+            (self._tasks_by_node, _node_of),
+        ):
+            if old is not None:
+                bucket = index[key(old)]
+                if new is None or key(new) != key(old):
+                    del bucket[old.id]
+                    if not bucket:
+                        del index[key(old)]
+            if new is not None:
+                index.setdefault(key(new), {})[new.id] = new
+
+
+def _service_of(task: Task) -> str:
+    return task.service_id
+
+
+def _node_of(task: Task) -> str:
+    return task.node_id
 
 
 class MemoryStore(ReadTx):
@@ -268,6 +302,8 @@ class MemoryStore(ReadTx):
                 tables[new.KIND][new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.CREATED, index, None, new, actor))
+                if isinstance(new, Task):
+                    self._index_task(None, new)
                 if new.KIND in names:
                     renamed.append((None, new))
             elif isinstance(op, Update):
@@ -277,11 +313,15 @@ class MemoryStore(ReadTx):
                 table[new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.UPDATED, index, old, new, actor))
+                if isinstance(new, Task):
+                    self._index_task(old, new)
                 if new.KIND in names:
                     renamed.append((old, new))
             else:
                 old = tables[op.kind].pop(op.id)
                 events.append(Event(EventAction.DELETED, index, old, None, actor))
+                if isinstance(old, Task):
+                    self._index_task(old, None)
                 if op.kind in names:
                     renamed.append((old, None))
         # Release every old name before claiming new ones, so that swaps apply.
@@ -330,6 +370,9 @@ class MemoryStore(ReadTx):
             ):
                 raise InvalidArgument(f"store snapshot holds {obj.KIND} {name!r} twice")
         self._tables, self._names, self._applied = tables, names, index
+        self._tasks_by_service, self._tasks_by_node = {}, {}
+        for task in tables[Task.KIND].values():
+            self._index_task(None, task)  # type: ignore[arg-type]
         log.info("store restored %s", kv(index=index, objects=len(state.objects)))
         for watch in tuple(self._watches):
             watch.fail(

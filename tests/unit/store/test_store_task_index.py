@@ -1,0 +1,76 @@
+"""The store's task indexes (by service, by node) agree with a full scan after every write,
+over random sequences of creates, moves, updates and deletes, and after a restore."""
+
+import random
+
+import msgspec
+import pytest
+
+from swarmlite.api import Task
+from swarmlite.store import MemoryStore, Tx
+from swarmlite.testing.factories import make_task
+
+replace = msgspec.structs.replace
+
+SERVICES = ["s1", "s2", "s3"]
+NODES = ["", "n1", "n2", "n3"]
+
+
+def commit(store: MemoryStore, tx: Tx) -> None:
+    assert store.apply(store.applied_index + 1, tx.encode()).ok
+
+
+def assert_indexes_agree(store: MemoryStore) -> None:
+    tasks = store.list(Task)
+    for service_id in [*SERVICES, "nope"]:
+        expected = {t.id: t for t in tasks if t.service_id == service_id}
+        assert {t.id: t for t in store.tasks_of_service(service_id)} == expected
+    for node_id in [*NODES[1:], "nope"]:
+        expected = {t.id: t for t in tasks if t.node_id == node_id}
+        assert {t.id: t for t in store.tasks_on_node(node_id)} == expected
+    assert store.tasks_on_node("") == []  # a task on no node is on none
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_task_indexes_agree_with_a_full_scan_after_every_write(seed: int) -> None:
+    rng = random.Random(seed)
+    store = MemoryStore()
+    made = 0
+    for _ in range(150):
+        tasks = store.list(Task)
+        tx = Tx()
+        touched: set[str] = set()
+        for _ in range(rng.randint(1, 4)):
+            choice = rng.random()
+            if not tasks or choice < 0.35:
+                made += 1
+                task = make_task(id=f"t{made}", node_id=rng.choice(NODES))
+                tx.create(replace(task, service_id=rng.choice(SERVICES)))
+                continue
+            task = rng.choice(tasks)
+            if task.id in touched:
+                continue
+            touched.add(task.id)
+            if choice < 0.6:
+                tx.update(replace(task, node_id=rng.choice(NODES)))
+            elif choice < 0.85:
+                tx.update(replace(task, slot=task.slot + 1))  # stays where it is
+            else:
+                tx.delete(task)
+        commit(store, tx)
+        assert_indexes_agree(store)
+    restored = MemoryStore()
+    restored.restore(store.snapshot(), store.applied_index)
+    assert_indexes_agree(restored)
+    assert restored.snapshot() == store.snapshot()
+
+
+def test_a_rejected_transaction_leaves_the_indexes_as_they_were() -> None:
+    store = MemoryStore()
+    task = make_task(id="t1", node_id="n1")
+    commit(store, Tx().create(replace(task, service_id="s1")))
+    stale = replace(store.list(Task)[0], node_id="n2", version=0)
+    result = store.apply(store.applied_index + 1, Tx().update(stale).encode())
+    assert not result.ok
+    assert [t.id for t in store.tasks_on_node("n1")] == ["t1"]
+    assert store.tasks_on_node("n2") == []
