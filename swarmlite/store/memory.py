@@ -313,7 +313,7 @@ class MemoryStore(ReadTx):
                 table[new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.UPDATED, index, old, new, actor))
-                if isinstance(new, Task):
+                if isinstance(new, Task) and isinstance(old, Task):
                     self._index_task(old, new)
                 if new.KIND in names:
                     renamed.append((old, new))
