@@ -2,7 +2,8 @@
 
 Owns the object tables, the unique-name indexes (service, network, secret and config names,
 compared case-insensitively), the task indexes (tasks by service and by node, so that a
-control loop reads the tasks it is about without scanning them all), version assignment,
+control loop reads the tasks it is about without scanning them all), one stored copy of
+a spec that many tasks of a service hold equal (memory), version assignment,
 snapshots, fan-out of changes to watches, and the count of transactions applied and
 rejected here (for metrics; not part of the state, so not in snapshots). Does not own how
 entries get committed (``proposer``) nor their wire shape (``tx``).
@@ -26,7 +27,7 @@ from typing import Any, overload
 
 import msgspec
 
-from swarmlite.api import KINDS, Meta, Object, ObjectT, Task, kind_type
+from swarmlite.api import KINDS, Meta, Object, ObjectT, Task, TaskTemplate, kind_type
 from swarmlite.errors import (
     AlreadyExists,
     Conflict,
@@ -87,6 +88,7 @@ class ReadTx:
         }
         self._tasks_by_service: dict[str, dict[str, Task]] = {}
         self._tasks_by_node: dict[str, dict[str, Task]] = {}
+        self._specs: dict[str, TaskTemplate] = {}  # service id -> a spec its tasks share
         self._applied = 0
 
     @property
@@ -151,6 +153,21 @@ class ReadTx:
         """Every task whose ``node_id`` is ``node_id`` (in the order they joined the index)."""
         return builtins.list(self._tasks_by_node.get(node_id, {}).values()) if node_id else []
 
+    def _shared_spec(self, obj: Object) -> dict[str, Any]:
+        """For a task whose spec equals the last one seen for its service: that object, to
+        store instead of its own copy (tasks of a service mostly share one spec, and each
+        decoded copy costs memory: about half of a task's). Equal values, so the state
+        and its snapshots are the same either way."""
+        if not isinstance(obj, Task):
+            return {}
+        shared = self._specs.get(obj.service_id)
+        if shared is obj.spec:
+            return {}
+        if shared is not None and shared == obj.spec:
+            return {"spec": shared}
+        self._specs[obj.service_id] = obj.spec
+        return {}
+
     def _index_task(self, old: Task | None, new: Task | None) -> None:
         """Keep the task indexes true across one write of a task (``old`` -> ``new``)."""
         for index, key in (
@@ -163,6 +180,8 @@ class ReadTx:
                     del bucket[old.id]
                     if not bucket:
                         del index[key(old)]
+                        if key is _service_of:
+                            self._specs.pop(old.service_id, None)
             if new is not None:
                 index.setdefault(key(new), {})[new.id] = new
 
@@ -298,7 +317,7 @@ class MemoryStore(ReadTx):
         renamed: builtins.list[tuple[Object | None, Object | None]] = []
         for op in ops:
             if isinstance(op, Create):
-                new = replace(op.obj, version=index)
+                new = replace(op.obj, version=index, **self._shared_spec(op.obj))
                 tables[new.KIND][new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.CREATED, index, None, new, actor))
@@ -309,7 +328,9 @@ class MemoryStore(ReadTx):
             elif isinstance(op, Update):
                 table = tables[op.obj.KIND]
                 old = table[op.obj.id]
-                new = replace(op.obj, version=index, created_at=old.created_at)
+                new = replace(
+                    op.obj, version=index, created_at=old.created_at, **self._shared_spec(op.obj)
+                )
                 table[new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.UPDATED, index, old, new, actor))
@@ -370,8 +391,12 @@ class MemoryStore(ReadTx):
             ):
                 raise InvalidArgument(f"store snapshot holds {obj.KIND} {name!r} twice")
         self._tables, self._names, self._applied = tables, names, index
-        self._tasks_by_service, self._tasks_by_node = {}, {}
-        for task in tables[Task.KIND].values():
+        self._tasks_by_service, self._tasks_by_node, self._specs = {}, {}, {}
+        task_table = tables[Task.KIND]
+        for id, task in task_table.items():
+            shared = self._shared_spec(task)
+            if shared:
+                task = task_table[id] = msgspec.structs.replace(task, **shared)
             self._index_task(None, task)  # type: ignore[arg-type]
         log.info("store restored %s", kv(index=index, objects=len(state.objects)))
         for watch in tuple(self._watches):

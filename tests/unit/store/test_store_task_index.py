@@ -74,3 +74,21 @@ def test_a_rejected_transaction_leaves_the_indexes_as_they_were() -> None:
     assert not result.ok
     assert [t.id for t in store.tasks_on_node("n1")] == ["t1"]
     assert store.tasks_on_node("n2") == []
+
+
+def test_tasks_of_one_service_share_one_stored_spec_and_the_state_is_unchanged() -> None:
+    store = MemoryStore()
+    first = replace(make_task(id="t1"), service_id="s1")
+    commit(store, Tx().create(first))
+    commit(store, Tx().create(replace(first, id="t2")))
+    other = replace(first, id="t3", spec=replace(first.spec, force_update=1))
+    commit(store, Tx().create(other))
+    t1, t2, t3 = (store.get(Task, id) for id in ("t1", "t2", "t3"))
+    assert t1 is not None and t2 is not None and t3 is not None
+    assert t1.spec is t2.spec  # decoded from two entries, stored once
+    assert t3.spec == other.spec and t3.spec is not t1.spec
+    restored = MemoryStore()
+    restored.restore(store.snapshot(), store.applied_index)
+    assert restored.snapshot() == store.snapshot()
+    r1, r2 = restored.get(Task, "t1"), restored.get(Task, "t2")
+    assert r1 is not None and r2 is not None and r1.spec is r2.spec
