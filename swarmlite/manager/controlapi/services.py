@@ -352,17 +352,16 @@ class ServiceAPI:
         if req.stack is not None:
             services = [s for s in services if s.spec.stack == req.stack]
         services = match_services(req.filters, services)
-        tasks = memory.list(Task)
         views = [
             ServiceView(service=shown(s), running=r, desired=d)
             for s in sorted(services, key=lambda s: s.spec.name)
-            for r, d in [counts(s, tasks)]
+            for r, d in [counts(s, memory.tasks_of_service(s.id))]
         ]
         return ServiceList(services=views)
 
     async def service_inspect(self, req: NameRef, peer: Peer) -> ServiceView:
         service = self.resolve(self.ctx.store.memory, req.ref)
-        running, desired = counts(service, self.ctx.store.memory.list(Task))
+        running, desired = counts(service, self.ctx.store.memory.tasks_of_service(service.id))
         return ServiceView(service=shown(service), running=running, desired=desired)
 
     async def service_update(self, req: ServiceUpdate, peer: Peer) -> ServiceView:
