@@ -1,12 +1,13 @@
 """Placement constraints: parse ``node.labels.zone==b`` and friends, test them on a Node.
 
-Owns the constraint language, shared by the orchestrator (which nodes get a global task)
-and the scheduler (which nodes may take a task): ``<key> == <value>`` or ``<key> != <value>``
-where key is one of ``node.id``, ``node.hostname``, ``node.role``, ``node.platform.os``,
-``node.platform.arch``, ``node.labels.<label>`` or ``engine.labels.<label>``. As in swarm
-mode, keys and values compare case-insensitively (label *names* are case-sensitive), and a
-missing label equals nothing, so ``!=`` holds on a node without it. Nodes report no engine
-labels, so ``engine.labels.x==y`` never holds. Pure: reads nodes, writes nothing.
+Owns the constraint language, shared by the orchestrator and the control API (which nodes
+get a global task: ``takes_global_task``) and the scheduler (which nodes may take a task):
+``<key> == <value>`` or ``<key> != <value>`` where key is one of ``node.id``,
+``node.hostname``, ``node.role``, ``node.platform.os``, ``node.platform.arch``,
+``node.labels.<label>`` or ``engine.labels.<label>``. As in swarm mode, keys and values
+compare case-insensitively (label *names* are case-sensitive), and a missing label equals
+nothing, so ``!=`` holds on a node without it. Nodes report no engine labels, so
+``engine.labels.x==y`` never holds. Pure: reads nodes, writes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from swarmlite.api import Node
+from swarmlite.api import Node, NodeAvailability, NodeState
 from swarmlite.errors import InvalidArgument
 
 EQ = "=="
@@ -108,6 +109,16 @@ def first_unmet(node: Node, constraints: Sequence[Constraint]) -> Constraint | N
 
 def node_matches(node: Node, constraints: Sequence[Constraint]) -> bool:
     return first_unmet(node, constraints) is None
+
+
+def takes_global_task(node: Node, constraints: Sequence[Constraint]) -> bool:
+    """Whether a global service with ``constraints`` should run a task on ``node``: it is
+    ACTIVE (a PAUSE node keeps a task it has, gets no new one), not DOWN, and matches."""
+    return (
+        node.spec.availability is NodeAvailability.ACTIVE
+        and node.status.state is not NodeState.DOWN
+        and node_matches(node, constraints)
+    )
 
 
 def invalid_constraint(texts: Sequence[str]) -> str | None:

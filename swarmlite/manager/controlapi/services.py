@@ -73,6 +73,7 @@ from swarmlite.errors import (
     NotFound,
 )
 from swarmlite.log import kv
+from swarmlite.manager.constraints import parse_constraints, takes_global_task
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.controlapi.blobs import check_create
 from swarmlite.manager.controlapi.blobs import users as blob_users
@@ -97,7 +98,7 @@ def live(task: Task) -> bool:
     return not task.desired_state.terminal and not task.status.state.terminal
 
 
-def counts(service: Service, tasks: list[Task]) -> tuple[int, int]:
+def counts(service: Service, tasks: list[Task], nodes: list[Node]) -> tuple[int, int]:
     """(running, desired) as `service ls` shows them; for jobs (running, completions left)."""
     mine = [t for t in tasks if t.service_id == service.id]
     if service.spec.mode.is_job:
@@ -120,7 +121,16 @@ def counts(service: Service, tasks: list[Task]) -> tuple[int, int]:
     )
     if service.spec.mode is ServiceMode.REPLICATED:
         return running, service.spec.replicas
-    return running, sum(1 for t in mine if t.desired_state is TaskState.RUNNING)
+    # Global: every node it should run on, also one whose task failed and waits out its
+    # restart delay (it has no task desired RUNNING then), and any node still running one.
+    desired = {t.node_id for t in mine if t.desired_state is TaskState.RUNNING}
+    try:
+        constraints = parse_constraints(service.spec.task.placement.constraints)
+    except InvalidArgument:
+        constraints = None  # placed nowhere, as the orchestrator does
+    if constraints is not None:
+        desired.update(n.id for n in nodes if takes_global_task(n, constraints))
+    return running, len(desired)
 
 
 def _changes_tasks(old: ServiceSpec, new: ServiceSpec) -> bool:
@@ -352,16 +362,18 @@ class ServiceAPI:
         if req.stack is not None:
             services = [s for s in services if s.spec.stack == req.stack]
         services = match_services(req.filters, services)
+        nodes = memory.list(Node)
         views = [
             ServiceView(service=shown(s), running=r, desired=d)
             for s in sorted(services, key=lambda s: s.spec.name)
-            for r, d in [counts(s, memory.tasks_of_service(s.id))]
+            for r, d in [counts(s, memory.tasks_of_service(s.id), nodes)]
         ]
         return ServiceList(services=views)
 
     async def service_inspect(self, req: NameRef, peer: Peer) -> ServiceView:
         service = self.resolve(self.ctx.store.memory, req.ref)
-        running, desired = counts(service, self.ctx.store.memory.tasks_of_service(service.id))
+        memory = self.ctx.store.memory
+        running, desired = counts(service, memory.tasks_of_service(service.id), memory.list(Node))
         return ServiceView(service=shown(service), running=running, desired=desired)
 
     async def service_update(self, req: ServiceUpdate, peer: Peer) -> ServiceView:
