@@ -3,7 +3,9 @@
 Owns the routing of `service logs`: a request asks the nodes that ran the service's tasks
 (through their dispatcher sessions) for their lines, and gets the LogChunks back. It is
 not a control loop: the control API and the dispatcher both use it, on the leader; it
-keeps no state in the store.
+keeps no state in the store. A query holds at most MAX_QUEUED_CHUNKS chunks its reader has
+not taken: a reader that falls further behind (a stalled `service logs -f`) gets an error
+and its query ends, so that the leader's memory never grows with a slow reader.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[ManagerMessage], Awaitable[None]]
 
+MAX_QUEUED_CHUNKS = 1_000
+_BEHIND = LogChunk(query_id="", lines=[], done=True)  # in a query's queue: its reader fell behind
+
 
 class LogBroker:
     def __init__(self) -> None:
@@ -39,8 +44,16 @@ class LogBroker:
 
     def deliver(self, chunk: LogChunk) -> None:
         queue = self._queries.get(chunk.query_id)
-        if queue is not None:
-            queue.put_nowait(chunk)
+        if queue is None:
+            return
+        if queue.qsize() >= MAX_QUEUED_CHUNKS:
+            log.warning("logs: reader fell behind, ending its query %s", kv(query=chunk.query_id))
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(_BEHIND)
+            del self._queries[chunk.query_id]  # later chunks of it are dropped
+            return
+        queue.put_nowait(chunk)
 
     # ------------------------------------------------------------------ request side
 
@@ -80,12 +93,17 @@ class LogBroker:
                 chunk = await queue.get()
                 if chunk is None:
                     return
+                if chunk is _BEHIND:
+                    raise Unavailable(
+                        f"the log reader fell more than {MAX_QUEUED_CHUNKS} chunks behind",
+                        hint="read faster, or ask again with --since",
+                    )
                 for line in chunk.lines:
                     yield line
                 if chunk.done:
                     pending -= 1
         finally:
-            del self._queries[query_id]
+            self._queries.pop(query_id, None)
             if follow:
                 for _, send in asked:
                     cancel = LogsQuery(query_id=query_id, task_ids=[], cancel=True)

@@ -114,9 +114,19 @@ class LoopCollector:
             "Store events queued for a running leader loop and not yet taken by it.",
             labels=["loop"],
         )
-        for loop, count in sorted(self._stats.pending().items()):
+        queued = self._stats.pending()
+        for loop, count in sorted(queued.items()):
             pending.add_metric([loop], count)
         yield pending
+        resyncs = CounterMetricFamily(
+            f"{PREFIX}_manager_loop_resyncs",
+            "Times a leader loop fell too far behind its watch (or saw the store restored) "
+            "and started again from a fresh snapshot.",
+            labels=["loop"],
+        )
+        for loop in sorted(set(queued) | set(self._stats.resyncs)):
+            resyncs.add_metric([loop], self._stats.resyncs.get(loop, 0))
+        yield resyncs
 
 
 class DispatcherCollector:

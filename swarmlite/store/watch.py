@@ -130,6 +130,20 @@ class Watch:
         self._queue.clear()
         return batch
 
+    def take_nowait(self) -> list[Event]:
+        """Every event queued now (possibly none), without waiting; the store pushes
+        synchronously, so after this the consumer has seen every commit applied so far.
+
+        Raises ``Unavailable`` once the store dropped this watch, ``StopAsyncIteration``
+        once closed by the consumer.
+        """
+        if not self._queue:
+            self._raise_if_done()
+            return []
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch
+
     def __enter__(self) -> Watch:
         return self
 

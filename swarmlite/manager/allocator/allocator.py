@@ -26,6 +26,7 @@ from swarmlite.errors import SwarmliteError
 from swarmlite.log import kv
 from swarmlite.manager.allocator.ipam import Pools
 from swarmlite.manager.allocator.plan import Step, plan_step
+from swarmlite.manager.allocator.taskindex import TaskIndex
 from swarmlite.manager.loop import ReconcileLoop
 from swarmlite.store import Event, ReadTx, Store, Tx
 
@@ -73,11 +74,39 @@ class Allocator(ReconcileLoop):
         self.rng = rng
         self._dirty = False
         self._problems: dict[str, str] = {}  # object id -> problem last logged
+        # The tasks as the last step saw them, kept true from the watch (see ``_tasks``).
+        self._index: TaskIndex | None = None
 
     def start(self) -> None:
         self._dirty = True
+        self._index = None  # a new snapshot: built again on the next step
+
+    def _tasks(self, read: ReadTx) -> TaskIndex:
+        """The index of ``read``'s tasks. The store pushes to the watch as it applies and
+        ``read`` is the store itself, so taking the watch's events now brings the index
+        to exactly ``read``; without a usable watch it is built from ``read``."""
+        events = self.take_pending()
+        if events is None or self._index is None:
+            self._index = TaskIndex.build(read)
+            return self._index
+        self._index_events(events)
+        return self._index
+
+    def _index_events(self, events: list[Event]) -> None:
+        """Every event of the watch reaches the index exactly once: through ``changed`` or
+        taken by ``_tasks``."""
+        index = self._index
+        if index is None:
+            return
+        for event in events:
+            old, new = event.old, event.new
+            if isinstance(old, Task) or isinstance(new, Task):
+                index.update(
+                    old if isinstance(old, Task) else None, new if isinstance(new, Task) else None
+                )
 
     def changed(self, events: list[Event]) -> None:
+        self._index_events(events)
         if self._dirty:
             return
         for event in events:
@@ -116,7 +145,7 @@ class Allocator(ReconcileLoop):
 
         def step(read: ReadTx) -> Tx | None:
             nonlocal last
-            last = plan_step(read, self.pools, self.rng)
+            last = plan_step(read, self.pools, self.rng, self._tasks(read))
             return last.tx or None
 
         for _ in range(MAX_STEPS):

@@ -129,10 +129,12 @@ def free_address(subnet: IPv4Network, taken: Collection[IPv4Address]) -> IPv4Add
     first, last = int(subnet.network_address) + 1, int(subnet.broadcast_address) - 1
     if subnet.prefixlen >= 31:
         first, last = int(subnet.network_address), int(subnet.broadcast_address)
+    # Compare integers: building an IPv4Address per candidate made each choice cost
+    # microseconds per address already taken (1,000 nodes' ingress addresses: seconds).
+    held = {int(a) for a in taken}
     for value in range(first, last + 1):
-        address = IPv4Address(value)
-        if address not in taken:
-            return address
+        if value not in held:
+            return IPv4Address(value)
     return None
 
 

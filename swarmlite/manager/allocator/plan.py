@@ -56,7 +56,6 @@ from swarmlite.api import (
     PortConfig,
     Service,
     Task,
-    TaskState,
     VirtualIP,
     new_id,
 )
@@ -76,6 +75,7 @@ from swarmlite.manager.allocator.ipam import (
     parse_interface,
     parse_network,
 )
+from swarmlite.manager.allocator.taskindex import TaskIndex
 from swarmlite.store import ReadTx, Tx
 
 replace = msgspec.structs.replace
@@ -104,17 +104,6 @@ def cluster_pools(read: ReadTx, base: Pools) -> Pools:
     return base.with_labels(clusters[0].spec.labels)
 
 
-def is_live(task: Task) -> bool:
-    """Still meant to run and not finished: worth giving addresses to."""
-    meant = task.desired_state <= TaskState.RUNNING or task.desired_state is TaskState.COMPLETE
-    return meant and not task.status.state.terminal
-
-
-def holds_addresses(task: Task) -> bool:
-    """A task keeps its addresses until its status is terminal (or it is deleted)."""
-    return not task.status.state.terminal
-
-
 def ingress_ports(service: Service) -> list[PortConfig]:
     return [p for p in service.spec.endpoint.ports if p.mode == "ingress"]
 
@@ -136,7 +125,13 @@ def _by_age(obj: Network | Service | Task | Node) -> tuple[float, str]:
 class Planner:
     """The taken resources of one snapshot, and the phases that allocate from them."""
 
-    def __init__(self, read: ReadTx, pools: Pools, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        read: ReadTx,
+        pools: Pools,
+        rng: random.Random | None = None,
+        tasks: TaskIndex | None = None,
+    ) -> None:
         self.read = read
         self.pools = pools
         self.rng = rng
@@ -144,7 +139,8 @@ class Planner:
         self.by_name = {n.spec.name.lower(): n for n in self.networks.values()}
         self.ingress = find_ingress(read)
         self.services = {s.id: s for s in read.list(Service)}
-        self.tasks = read.list(Task)
+        # What the tasks hold and which wait: given (kept by the loop) or scanned now.
+        self.tasks = tasks if tasks is not None else TaskIndex.build(read)
         self.nodes = read.list(Node)
         # Networks whose spec cannot be honoured: id -> why.
         self.refused: dict[str, str] = {}
@@ -222,13 +218,9 @@ class Planner:
         for network in self.networks.values():
             if is_allocated(network):
                 taken.append((parse_network(network.status.subnet), f"network {network.spec.name}"))
-        for task in self.tasks:
-            if not holds_addresses(task):
-                continue
-            for att in task.networks:
-                iface = parse_interface(att.address)
-                if att.network_id not in self.networks and iface is not None:
-                    taken.append((iface.network, "a removed network still in use"))
+        for network_id, subnets in self.tasks.subnets.items():
+            if network_id not in self.networks:
+                taken.extend((subnet, "a removed network still in use") for subnet in subnets)
         for node in self.nodes:
             for text in (node.status.addr, *node.status.addresses):
                 address = parse_address(text)
@@ -344,9 +336,8 @@ class Planner:
             if is_allocated(network):
                 gateway = parse_address(network.status.gateway)
                 used[network.id] = {gateway} if gateway is not None else set()
-        for task in self.tasks:
-            if holds_addresses(task):
-                self._mark(used, ((a.network_id, a.address) for a in task.networks))
+        for network_id, taken in used.items():
+            taken.update(self.tasks.used.get(network_id, ()))
         for service in self.services.values():
             self._mark(used, ((v.network_id, v.address) for v in service.endpoint.vips))
         for network in self.networks.values():
@@ -505,9 +496,7 @@ class Planner:
     def plan_tasks(self, blocked: dict[str, str]) -> None:
         self._begin("tasks")
         used = self._used_addresses()
-        for task in sorted(self.tasks, key=_by_age):
-            if task.networks or not is_live(task):
-                continue
+        for task in sorted(self._waiting(blocked), key=_by_age):
             service = self.services.get(task.service_id)
             if service is None:
                 continue  # its service is gone: the reaper stops it
@@ -529,6 +518,22 @@ class Planner:
             self.step.tx.update(replace(task, networks=attachments, status=status))
             if len(self.step.tx) >= MAX_TX_OBJECTS:
                 return
+
+    def _waiting(self, blocked: dict[str, str]) -> list[Task]:
+        """Live tasks without attachments that this step may write: those of a service
+        blocked for a reason (they say why), or that are on a network or publish on the
+        ingress network. The others would get no attachment at all: nothing to write."""
+        found: list[Task] = []
+        for service_id, tasks in self.tasks.waiting.items():
+            service = self.services.get(service_id)
+            if service is None:
+                continue  # its service is gone: the reaper stops it
+            if service_id in blocked or ingress_ports(service):
+                if blocked.get(service_id, "x"):
+                    found.extend(tasks.values())
+            else:
+                found.extend(t for t in tasks.values() if t.spec.networks)
+        return found
 
     def _attachments_for(
         self, task: Task, service: Service, used: dict[str, set[IPv4Address]]
@@ -570,9 +575,14 @@ def _bad_gateway(network: Network, subnet: IPv4Network) -> str:
     return f"gateway {network.spec.gateway} is not a host address of {subnet}"
 
 
-def plan_step(read: ReadTx, pools: Pools, rng: random.Random | None = None) -> Step:
-    """The next batch of allocation writes for ``read`` (an empty Tx when all is done)."""
-    return Planner(read, cluster_pools(read, pools), rng).plan()
+def plan_step(
+    read: ReadTx, pools: Pools, rng: random.Random | None = None, tasks: TaskIndex | None = None
+) -> Step:
+    """The next batch of allocation writes for ``read`` (an empty Tx when all is done).
+
+    ``tasks``, when given, must be the index of exactly ``read``'s tasks (else one is built).
+    """
+    return Planner(read, cluster_pools(read, pools), rng, tasks).plan()
 
 
 def network_refusal(read: ReadTx, pools: Pools, network: Network) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from swarmlite.api import AutoscaleStatus, Service, ServiceMode, Task, TaskState, UpdateState
+from swarmlite.api import AutoscaleStatus, Service, ServiceMode, TaskState, UpdateState
 from swarmlite.api.autoscale import AutoscaleSpec, autoscale_spec, declared
 from swarmlite.clock import Clock
 from swarmlite.errors import InvalidArgument
@@ -151,7 +151,7 @@ class Autoscaler(ReconcileLoop):
     def _observe(self, service: Service) -> Observation:
         tasks = [
             t
-            for t in self.memory.find(Task, lambda t: t.service_id == service.id)
+            for t in self.memory.tasks_of_service(service.id)
             if t.desired_state is TaskState.RUNNING and t.status.state is TaskState.RUNNING
         ]
         resources = service.spec.task.resources

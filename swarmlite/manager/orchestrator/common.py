@@ -282,6 +282,9 @@ class ServiceLoop(ReconcileLoop):
 
     name = "orchestrator"
     kinds = ("service", "task", "node", "cluster")
+    # True when a plan reads a node only for the tasks placed on it (liveness, drain): a
+    # node change then re-plans only the services with tasks there, not every service.
+    node_scoped = False
 
     def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
         super().__init__(store, clock)
@@ -325,7 +328,13 @@ class ServiceLoop(ReconcileLoop):
             elif isinstance(obj, Node):
                 old = event.old if isinstance(event.old, Node) else None
                 new = event.new if isinstance(event.new, Node) else None
-                if self.node_changed(old, new):
+                if not self.node_changed(old, new):
+                    continue
+                if self.node_scoped:
+                    # Tasks never move between nodes; one placed or removed since this
+                    # event brought (or brings) its own task event.
+                    self._dirty.update(t.service_id for t in self.memory.tasks_on_node(obj.id))
+                else:
                     self._everything = True
             else:
                 self._everything = True
@@ -410,4 +419,5 @@ def nodes_of(rt: ReadTx) -> Nodes:
 
 
 def tasks_of(rt: ReadTx, service_id: str) -> list[Task]:
-    return rt.find(Task, lambda t: t.service_id == service_id)
+    """The service's tasks, from the store's index (in store order: oldest write first)."""
+    return rt.tasks_of_service(service_id)

@@ -14,7 +14,10 @@ completed job task) are deleted.
 
 from __future__ import annotations
 
+import random
+
 from swarmlite.api import Cluster, ClusterSettings, Service, Task, TaskState
+from swarmlite.clock import Clock
 from swarmlite.manager.orchestrator.common import (
     Plan,
     ServiceLoop,
@@ -24,7 +27,7 @@ from swarmlite.manager.orchestrator.common import (
     task_order,
     tasks_of,
 )
-from swarmlite.store import ReadTx
+from swarmlite.store import Event, ReadTx, Store
 
 
 def history_limit(rt: ReadTx) -> int:
@@ -35,14 +38,32 @@ def history_limit(rt: ReadTx) -> int:
 
 class TaskReaper(ServiceLoop):
     name = "orchestrator.reaper"
+    node_scoped = True  # nodes are read only through the tasks placed on them
+
+    def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
+        super().__init__(store, clock, rng=rng)
+        # Removed services that may still have tasks: found by one scan in ``start``, then
+        # from delete events, so that a full pass need not scan every task.
+        self._gone: set[str] = set()
 
     def handles(self, service: Service) -> bool:
         return True
 
+    def start(self) -> None:
+        super().start()
+        services = {s.id for s in self.memory.list(Service)}
+        self._gone = {t.service_id for t in self.memory.list(Task)} - services
+
+    def changed(self, events: list[Event]) -> None:
+        super().changed(events)
+        for event in events:
+            if isinstance(event.old, Service) and event.new is None:
+                self._gone.add(event.old.id)
+
     def all_service_ids(self) -> set[str]:
         ids = {s.id for s in self.memory.list(Service)}
-        ids.update(t.service_id for t in self.memory.list(Task))
-        return ids
+        self._gone = {g for g in self._gone if g not in ids and self.memory.tasks_of_service(g)}
+        return ids | self._gone
 
     def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
         tasks = tasks_of(rt, service_id)

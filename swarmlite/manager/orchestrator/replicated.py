@@ -32,6 +32,7 @@ from swarmlite.store import ReadTx
 
 class ReplicatedOrchestrator(ServiceLoop):
     name = "orchestrator.replicated"
+    node_scoped = True  # nodes are read only through the tasks placed on them
 
     def handles(self, service: Service) -> bool:
         return service.spec.mode is ServiceMode.REPLICATED
