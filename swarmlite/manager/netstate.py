@@ -29,17 +29,44 @@ Words: a task is *present* on its node from ASSIGNED until its status is termina
 container exists or will: it needs its networks even while being stopped); it is *in
 rotation* when it is RUNNING, not told to stop, and healthy or without a health check.
 
+For many nodes at once, ``mesh_states`` and ``network_states`` share one pass over the
+state between them (the peers, each network's endpoints and VTEP/FDB entries, the ingress
+ports), so that a round costs what the nodes are sent, not nodes x cluster. They read the
+tasks on each network from a ``NetworkIndex`` (built from the store when none is given)
+and a node's own tasks from the store's ``tasks_on_node``.
+
+``NetworkDirt``, fed the store's events, says which nodes a change can give another mesh
+or network state, from what the states above are made of:
+
+- a task: only if its *footprint* changed (present or not, node, service, its networks'
+  ids and addresses, in rotation, RUNNING); then, for its old and new footprint while
+  present, every node that needs one of its networks (the nodes with tasks or standalone
+  containers on it; every node for ingress) and its own node if it has networks or its
+  service publishes a port in host mode. So a task without networks of a service without
+  host ports (an ingress port puts the task on ingress) concerns no node;
+- a node: every node's mesh state if it enters, leaves or changes as a peer (key, next
+  key, endpoint, mesh address), its own if its mesh address changed; every node's network
+  state if its VTEP (mesh address) or its ingress address changed and one was set, its
+  own if it joined or left. Heartbeats, status messages and resources concern no node;
+- a service: if its names, VIPs, networks (with aliases), endpoint mode or published
+  ports changed: the nodes that need its networks; every node if it publishes a port in
+  ingress mode; the nodes with its tasks if it publishes one in host mode;
+- a network: if its name, flags or status (VNI, subnet, gateway, standalone containers)
+  changed: the nodes that need it (and those its containers were or are on); every node
+  for an ingress network.
+
 Does not own allocation (the allocator) nor sending (the dispatcher); never writes.
 Invariant: deterministic: every list is sorted, so that two calls on equal states give
-equal messages.
+equal messages; the many-node functions give each node what the one-node ones give it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from ipaddress import IPv4Address
+from typing import NamedTuple
 
-from swarmlite.api import Network, Node, Service, Task, TaskState
+from swarmlite.api import Network, Node, PortConfig, Service, Task, TaskState
 from swarmlite.api.control import (
     EndpointInfo,
     FdbEntry,
@@ -49,7 +76,7 @@ from swarmlite.api.control import (
     NetworkState,
     PublishedPort,
 )
-from swarmlite.store import ReadTx
+from swarmlite.store import Event, ReadTx
 
 
 def mac_of(address: str) -> str:
@@ -102,47 +129,180 @@ def _mesh_ip(node: Node) -> str:
     return bare(node.mesh_address) if node.mesh_address else ""
 
 
+def _as_peer(node: Node | None) -> MeshPeer | None:
+    """What the other nodes are told of ``node``; None while it cannot be a peer."""
+    if (
+        node is None
+        or not node.status.mesh_public_key
+        or not node.status.mesh_endpoint
+        or not node.mesh_address
+    ):
+        return None
+    return MeshPeer(
+        node_id=node.id,
+        public_key=node.status.mesh_public_key,
+        endpoint=node.status.mesh_endpoint,
+        mesh_address=_mesh_ip(node),
+        next_key=node.status.mesh_next_key,
+    )
+
+
+def mesh_states(read: ReadTx, node_ids: Iterable[str]) -> dict[str, MeshState | None]:
+    """``mesh_state`` of each of ``node_ids``, sharing one list of peers."""
+    peers = [p for p in map(_as_peer, sorted(read.list(Node), key=lambda n: n.id)) if p]
+    found: dict[str, MeshState | None] = {}
+    for node_id in node_ids:
+        node = read.get(Node, node_id)
+        if node is None or not node.mesh_address:
+            found[node_id] = None
+            continue
+        address = node.mesh_address
+        if "/" not in address:
+            address = f"{address}/32"
+        others = [p for p in peers if p.node_id != node_id]
+        found[node_id] = MeshState(address=address, peers=others)
+    return found
+
+
 def mesh_state(read: ReadTx, node_id: str) -> MeshState | None:
     """This node's mesh address and its peers; None while it has no mesh address."""
-    node = read.get(Node, node_id)
-    if node is None or not node.mesh_address:
-        return None
-    address = node.mesh_address
-    if "/" not in address:
-        address = f"{address}/32"
-    peers = [
-        MeshPeer(
-            node_id=other.id,
-            public_key=other.status.mesh_public_key,
-            endpoint=other.status.mesh_endpoint,
-            mesh_address=_mesh_ip(other),
-            next_key=other.status.mesh_next_key,
-        )
-        for other in sorted(read.list(Node), key=lambda n: n.id)
-        if other.id != node_id
-        and other.status.mesh_public_key
-        and other.status.mesh_endpoint
-        and other.mesh_address
-    ]
-    return MeshState(address=address, peers=peers)
+    return mesh_states(read, [node_id])[node_id]
+
+
+def _network_ids(task: Task) -> set[str]:
+    return {a.network_id for a in task.networks}
+
+
+class NetworkIndex:
+    """The present tasks attached to each network (with an address or not), and the nodes
+    they are on. Its owner keeps it true with ``update`` for every write of a task."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, dict[str, Task]] = {}  # network -> task id -> task
+        self._nodes: dict[str, dict[str, int]] = {}  # network -> node -> tasks there
+
+    @classmethod
+    def of(cls, read: ReadTx) -> NetworkIndex:
+        """The index of every task in ``read``."""
+        index = cls()
+        for task in read.list(Task):
+            index.update(None, task)
+        return index
+
+    def update(self, old: Task | None, new: Task | None) -> None:
+        """One write of a task: ``old`` -> ``new`` (None: created, or deleted)."""
+        if old is not None and is_present(old):
+            for network_id in _network_ids(old):
+                tasks = self._tasks.get(network_id, {})
+                if tasks.pop(old.id, None) is None:
+                    continue  # not indexed: nothing to take back
+                if not tasks:
+                    del self._tasks[network_id]
+                nodes = self._nodes[network_id]
+                nodes[old.node_id] -= 1
+                if not nodes[old.node_id]:
+                    del nodes[old.node_id]
+                    if not nodes:
+                        del self._nodes[network_id]
+        if new is not None and is_present(new):
+            for network_id in _network_ids(new):
+                tasks = self._tasks.setdefault(network_id, {})
+                if new.id not in tasks:
+                    nodes = self._nodes.setdefault(network_id, {})
+                    nodes[new.node_id] = nodes.get(new.node_id, 0) + 1
+                tasks[new.id] = new
+
+    def tasks_on(self, network_id: str) -> Iterable[Task]:
+        """The present tasks attached to ``network_id``."""
+        return self._tasks.get(network_id, {}).values()
+
+    def nodes_on(self, network_id: str) -> Iterable[str]:
+        """The nodes holding a present task attached to ``network_id``."""
+        return self._nodes.get(network_id, {}).keys()
+
+
+class _Remote:
+    """A network's VTEPs and FDB entries, each with the nodes it comes from: a node is
+    told those that come from some other node."""
+
+    def __init__(
+        self,
+        vteps: list[tuple[str, set[str]]],
+        fdb: list[tuple[FdbEntry, set[str]]],
+    ) -> None:
+        self.vteps = vteps
+        self.fdb = fdb
+
+    def seen_from(self, node_id: str) -> tuple[list[str], list[FdbEntry]]:
+        vteps = [v for v, owners in self.vteps if len(owners) > 1 or node_id not in owners]
+        fdb = [e for e, owners in self.fdb if len(owners) > 1 or node_id not in owners]
+        return vteps, fdb
 
 
 class _Snapshot:
-    """The indexes one ``network_state`` call needs."""
+    """What ``network_states`` shares between the nodes of one call; per network, what
+    every node is told alike is computed once, when first needed."""
 
-    def __init__(self, read: ReadTx) -> None:
+    def __init__(self, read: ReadTx, index: NetworkIndex) -> None:
+        self.read = read
+        self.index = index
         self.nodes = {n.id: n for n in read.list(Node)}
         self.networks = {
             n.id: n for n in read.list(Network) if n.status.vni > 0 and n.status.subnet
         }
         self.by_name = {n.spec.name.lower(): n for n in self.networks.values()}
         self.services = sorted(read.list(Service), key=lambda s: (s.spec.name, s.id))
-        self.present = [t for t in read.list(Task) if is_present(t)]
         ingress = [n for n in self.networks.values() if n.spec.ingress]
         self.ingress = min(ingress, key=lambda n: (n.created_at, n.id)) if ingress else None
-        self.by_service: dict[str, list[Task]] = {}
-        for task in self.present:
-            self.by_service.setdefault(task.service_id, []).append(task)
+        # Nodes with a standalone container (with its address) on each network.
+        self.containers: dict[str, set[str]] = {}
+        for network in self.networks.values():
+            for att in network.status.attachments:
+                if att.address:
+                    self.containers.setdefault(network.id, set()).add(att.node_id)
+        self._on: dict[str, dict[str, list[Task]]] = {}
+        self._remote: dict[str, _Remote] = {}
+        self._endpoints: dict[str, list[EndpointInfo]] = {}
+        self._serving: dict[str, list[Service]] | None = None
+        self._port_rows: list[_PortRow] | None = None
+
+    def on_network(self, network_id: str) -> dict[str, list[Task]]:
+        """The present tasks attached to a network, by service."""
+        found = self._on.get(network_id)
+        if found is None:
+            found = self._on[network_id] = {}
+            for task in self.index.tasks_on(network_id):
+                found.setdefault(task.service_id, []).append(task)
+        return found
+
+    def remote(self, network: Network) -> _Remote:
+        found = self._remote.get(network.id)
+        if found is None:
+            found = self._remote[network.id] = _remote_of(self, network)
+        return found
+
+    def serving(self, network_id: str) -> list[Service]:
+        """The services on a network (``service_networks``), in service order."""
+        if self._serving is None:
+            self._serving = {}
+            for service in self.services:
+                for id in self.service_networks(service):
+                    self._serving.setdefault(id, []).append(service)
+        return self._serving.get(network_id, [])
+
+    def endpoints(self, network: Network) -> list[EndpointInfo]:
+        """The endpoints on a network, the same for every node that needs it."""
+        found = self._endpoints.get(network.id)
+        if found is None:
+            found = [_endpoint(self, s, network) for s in self.serving(network.id)]
+            found.extend(_container_endpoints(network))
+            self._endpoints[network.id] = found
+        return found
+
+    def port_rows(self) -> list[_PortRow]:
+        if self._port_rows is None:
+            self._port_rows = _port_rows(self)
+        return self._port_rows
 
     def ingress_address(self, node_id: str) -> str:
         node = self.nodes.get(node_id)
@@ -180,27 +340,35 @@ def _address_on(task: Task, network_id: str) -> str:
     return ""
 
 
-def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInfo:
-    vteps: set[str] = set()
-    fdb: set[tuple[str, str]] = set()
+def _remote_of(snap: _Snapshot, network: Network) -> _Remote:
+    vteps: dict[str, set[str]] = {}
+    fdb: dict[tuple[str, str], set[str]] = {}
     if network.spec.ingress:
-        vteps = {snap.vtep(n) for n in snap.nodes if n != node_id}
-        # The routing mesh's replies go to the node that masqueraded the request: its own
-        # ingress address, which without an entry here would be flooded to every node.
         for other in snap.nodes.values():
-            if other.id != node_id and other.ingress_address and snap.vtep(other.id):
-                fdb.add((mac_of(other.ingress_address), snap.vtep(other.id)))
-    located = [(t.node_id, _address_on(t, network.id)) for t in snap.present]
+            vtep = snap.vtep(other.id)
+            vteps.setdefault(vtep, set()).add(other.id)
+            # The routing mesh's replies go to the node that masqueraded the request: its
+            # own ingress address, which without an entry here would be flooded to every
+            # node.
+            if other.ingress_address and vtep:
+                fdb.setdefault((mac_of(other.ingress_address), vtep), set()).add(other.id)
+    located = [(t.node_id, _address_on(t, network.id)) for t in snap.index.tasks_on(network.id)]
     located += [(a.node_id, a.address) for a in network.status.attachments]
     for other_id, address in located:
-        if other_id == node_id:
-            continue
         vtep = snap.vtep(other_id)
         if not address or not vtep:
             continue
-        vteps.add(vtep)
-        fdb.add((mac_of(address), vtep))
-    vteps.discard("")
+        vteps.setdefault(vtep, set()).add(other_id)
+        fdb.setdefault((mac_of(address), vtep), set()).add(other_id)
+    vteps.pop("", None)
+    return _Remote(
+        vteps=[(v, vteps[v]) for v in _sorted_ips(vteps)],
+        fdb=[(FdbEntry(mac=mac, vtep=vtep), fdb[mac, vtep]) for mac, vtep in sorted(fdb)],
+    )
+
+
+def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInfo:
+    vteps, fdb = snap.remote(network).seen_from(node_id)
     return NetworkInfo(
         network_id=network.id,
         name=network.spec.name,
@@ -209,8 +377,8 @@ def _network_info(snap: _Snapshot, network: Network, node_id: str) -> NetworkInf
         gateway=network.status.gateway,
         ingress=network.spec.ingress,
         address=snap.ingress_address(node_id) if network.spec.ingress else "",
-        vteps=_sorted_ips(vteps),
-        fdb=[FdbEntry(mac=mac, vtep=vtep) for mac, vtep in sorted(fdb)],
+        vteps=vteps,
+        fdb=fdb,
         internal=network.spec.internal,
     )
 
@@ -227,7 +395,7 @@ def _names(service: Service, network: Network) -> list[str]:
 
 def _endpoint(snap: _Snapshot, service: Service, network: Network) -> EndpointInfo:
     vip = next((v.address for v in service.endpoint.vips if v.network_id == network.id), "")
-    tasks = snap.by_service.get(service.id, [])
+    tasks = snap.on_network(network.id).get(service.id, [])
     backends = [_address_on(t, network.id) for t in tasks if in_rotation(t)]
     running = [_address_on(t, network.id) for t in tasks if t.status.state is TaskState.RUNNING]
     return EndpointInfo(
@@ -262,62 +430,279 @@ def _container_endpoints(network: Network) -> list[EndpointInfo]:
     return found
 
 
-def _ports(snap: _Snapshot, node_id: str) -> list[PublishedPort]:
-    ports: dict[tuple[str, int], PublishedPort] = {}
+class _PortRow(NamedTuple):
+    """A published port of a service, in service order; ``shared``: what every node is
+    told of it (ingress mode), None for a host-mode port (told where a task runs)."""
+
+    key: tuple[str, int]  # (protocol, published)
+    service: Service
+    port: PortConfig
+    shared: PublishedPort | None
+
+
+def _port_rows(snap: _Snapshot) -> list[_PortRow]:
+    rows: list[_PortRow] = []
     for service in snap.services:
-        tasks = snap.by_service.get(service.id, [])
         for port in service.endpoint.ports:
             if not port.published:
                 continue
             key = (port.protocol, port.published)
-            if port.mode == "ingress":
-                if snap.ingress is None:
-                    continue
-                ingress_id = snap.ingress.id
-                backends = [_address_on(t, ingress_id) for t in tasks if in_rotation(t)]
-            else:
-                local = [t for t in tasks if t.node_id == node_id]
-                if not local:
-                    continue
-                backends = [snap.host_address(t) for t in local if in_rotation(t)]
-            if key in ports:
-                continue  # the allocator and the scheduler keep these unique; first wins
-            ports[key] = PublishedPort(
-                published=port.published,
-                protocol=port.protocol,
-                target=port.target,
-                mode=port.mode,
-                backends=_sorted_ips(bare(a) for a in backends if a),
-                service_id=service.id,
-            )
+            if port.mode != "ingress":
+                rows.append(_PortRow(key, service, port, None))
+                continue
+            if snap.ingress is None:
+                continue
+            ingress_id = snap.ingress.id
+            tasks = snap.on_network(ingress_id).get(service.id, [])
+            backends = [_address_on(t, ingress_id) for t in tasks if in_rotation(t)]
+            rows.append(_PortRow(key, service, port, _published(service, port, backends)))
+    return rows
+
+
+def _published(service: Service, port: PortConfig, backends: list[str]) -> PublishedPort:
+    return PublishedPort(
+        published=port.published,
+        protocol=port.protocol,
+        target=port.target,
+        mode=port.mode,
+        backends=_sorted_ips(bare(a) for a in backends if a),
+        service_id=service.id,
+    )
+
+
+def _ports(snap: _Snapshot, local: dict[str, list[Task]]) -> list[PublishedPort]:
+    """``local``: the node's present tasks, by service."""
+    ports: dict[tuple[str, int], PublishedPort] = {}
+    for row in snap.port_rows():
+        entry = row.shared
+        if entry is None:
+            here = local.get(row.service.id)
+            if not here:
+                continue
+            backends = [snap.host_address(t) for t in here if in_rotation(t)]
+            entry = _published(row.service, row.port, backends)
+        if row.key in ports:
+            continue  # the allocator and the scheduler keep these unique; first wins
+        ports[row.key] = entry
     return [ports[key] for key in sorted(ports)]
 
 
-def network_state(read: ReadTx, node_id: str) -> NetworkState:
+def network_state(read: ReadTx, node_id: str, index: NetworkIndex | None = None) -> NetworkState:
     """Everything ``node_id`` needs to wire its networks now (see the module docstring)."""
-    snap = _Snapshot(read)
+    return network_states(read, [node_id], index)[node_id]
+
+
+def network_states(
+    read: ReadTx, node_ids: Iterable[str], index: NetworkIndex | None = None
+) -> dict[str, NetworkState]:
+    """``network_state`` of each of ``node_ids``, from one shared pass over the state;
+    ``index`` must be true to ``read`` (built from it when not given)."""
+    snap = _Snapshot(read, NetworkIndex.of(read) if index is None else index)
+    return {node_id: _state_of(snap, node_id) for node_id in node_ids}
+
+
+def _state_of(snap: _Snapshot, node_id: str) -> NetworkState:
     if node_id not in snap.nodes:
         return NetworkState(networks=[], endpoints=[], ports=[])
     needed: set[str] = set()
-    for task in snap.present:
-        if task.node_id == node_id:
+    local: dict[str, list[Task]] = {}
+    for task in snap.read.tasks_on_node(node_id):
+        if is_present(task):
+            local.setdefault(task.service_id, []).append(task)
             needed.update(a.network_id for a in task.networks if a.network_id in snap.networks)
-    for network in snap.networks.values():
-        if any(a.node_id == node_id and a.address for a in network.status.attachments):
-            needed.add(network.id)
+    needed.update(id for id, nodes in snap.containers.items() if node_id in nodes)
     if snap.ingress is not None:
         needed.add(snap.ingress.id)
     networks = [snap.networks[i] for i in sorted(needed)]
     endpoints: list[EndpointInfo] = []
     for network in networks:
-        if network.spec.ingress:
-            continue  # no service discovery on the routing mesh's network
-        for service in snap.services:
-            if network.id in snap.service_networks(service):
-                endpoints.append(_endpoint(snap, service, network))
-        endpoints.extend(_container_endpoints(network))
+        if not network.spec.ingress:  # no service discovery on the routing mesh's network
+            endpoints.extend(snap.endpoints(network))
     return NetworkState(
         networks=[_network_info(snap, n, node_id) for n in networks],
         endpoints=endpoints,
-        ports=_ports(snap, node_id),
+        ports=_ports(snap, local),
     )
+
+
+# ---------------------------------------------------------------------- what an event changes
+
+
+def _task_footprint(task: Task | None) -> tuple[object, ...] | None:
+    """All of a task that the states above read; None while it is not present."""
+    if task is None or not is_present(task):
+        return None
+    return (
+        task.node_id,
+        task.service_id,
+        tuple((a.network_id, a.address) for a in task.networks),
+        in_rotation(task),
+        task.status.state is TaskState.RUNNING,
+    )
+
+
+def _service_footprint(service: Service | None) -> tuple[object, ...] | None:
+    if service is None:
+        return None
+    return (
+        service.spec.name,
+        short_name(service),
+        service.endpoint.vips,
+        service.spec.task.networks,
+        service.spec.endpoint.mode,
+        service.endpoint.ports,
+    )
+
+
+def _network_footprint(network: Network | None) -> tuple[object, ...] | None:
+    if network is None:
+        return None
+    spec = network.spec
+    return (spec.name, spec.ingress, spec.internal, network.status, network.created_at)
+
+
+def _node_footprint(node: Node | None) -> tuple[str, str] | None:
+    """A node as the others' network states see it: its VTEP and its ingress address."""
+    return None if node is None else (_mesh_ip(node), node.ingress_address)
+
+
+def _host_ported(service: Service) -> bool:
+    return any(p.published and p.mode != "ingress" for p in service.endpoint.ports)
+
+
+def _ingress_ported(service: Service) -> bool:
+    return any(p.published and p.mode == "ingress" for p in service.endpoint.ports)
+
+
+class NetworkDirt:
+    """Which nodes a stream of store events can give another mesh or network state (the
+    rules are in the module docstring). Fed every event of the kinds task, node, service
+    and network in commit order (``changed``) after ``reset`` on the state the events
+    follow; ``take`` says which nodes to recompute and forgets them. Keeps, from the events
+    alone, the ``NetworkIndex`` that ``network_states`` reads and what its rules need."""
+
+    def __init__(self) -> None:
+        self.index = NetworkIndex()
+        self._ingress: set[str] = set()  # networks with spec.ingress: every node needs them
+        self._host_ported: set[str] = set()  # services publishing a port in host mode
+        self._placed: dict[str, dict[str, int]] = {}  # service -> node -> present tasks
+        # What is dirty: every node's mesh state, every node's network state, or these.
+        self._mesh_all = self._all = True
+        self._mesh: set[str] = set()
+        self._nodes: set[str] = set()
+        self._networks: set[str] = set()  # ids: the nodes that need them are dirty
+        self._names: set[str] = set()  # network names (services name theirs)
+
+    def reset(self, read: ReadTx) -> None:
+        """Start again from ``read`` (a watch's start, or a resync): everything is dirty."""
+        self.index = NetworkIndex()
+        self._placed = {}
+        self._host_ported = {s.id for s in read.list(Service) if _host_ported(s)}
+        self._ingress = {n.id for n in read.list(Network) if n.spec.ingress}
+        for task in read.list(Task):
+            self._task(None, task)
+        self._mesh, self._nodes, self._networks, self._names = set(), set(), set(), set()
+        self._mesh_all = self._all = True
+
+    def changed(self, event: Event) -> None:
+        old, new = event.old, event.new
+        obj = new if new is not None else old
+        if isinstance(obj, Task):
+            self._task(old, new)  # type: ignore[arg-type]
+        elif isinstance(obj, Node):
+            self._node(old, new)  # type: ignore[arg-type]
+        elif isinstance(obj, Service):
+            self._service(old, new)  # type: ignore[arg-type]
+        elif isinstance(obj, Network):
+            self._network(old, new)  # type: ignore[arg-type]
+
+    def take(self, read: ReadTx) -> tuple[set[str] | None, set[str] | None]:
+        """The nodes whose mesh state and whose network state may have changed since the
+        last call (None: every node); resolved against ``read``."""
+        mesh = None if self._mesh_all else self._mesh
+        nodes: set[str] | None = None
+        if not self._all:
+            networks = set(self._networks)
+            for name in self._names:
+                network = read.get_by_name(Network, name)
+                if network is not None:
+                    networks.add(network.id)
+            nodes = self._nodes
+            for network_id in networks:
+                if network_id in self._ingress:
+                    nodes = None
+                    break
+                nodes.update(self.index.nodes_on(network_id))
+                network = read.get(Network, network_id)
+                if network is not None:
+                    nodes.update(a.node_id for a in network.status.attachments)
+        self._mesh_all = self._all = False
+        self._mesh, self._nodes, self._networks, self._names = set(), set(), set(), set()
+        return mesh, nodes
+
+    def _task(self, old: Task | None, new: Task | None) -> None:
+        before, after = _task_footprint(old), _task_footprint(new)
+        if before == after:
+            if new is not None and after is not None:
+                self.index.update(old, new)  # the same footprint: keep the newest object
+            return
+        self.index.update(old, new)
+        for task, present in ((old, before), (new, after)):
+            if task is None or present is None:
+                continue
+            placed = self._placed.setdefault(task.service_id, {})
+            count = placed.get(task.node_id, 0) + (1 if task is new else -1)
+            if count > 0:
+                placed[task.node_id] = count
+            else:
+                placed.pop(task.node_id, None)
+                if not placed:
+                    del self._placed[task.service_id]
+            networks = _network_ids(task)
+            self._networks.update(networks)
+            if networks or task.service_id in self._host_ported:
+                self._nodes.add(task.node_id)
+
+    def _node(self, old: Node | None, new: Node | None) -> None:
+        node_id = (new or old).id  # type: ignore[union-attr]
+        if _as_peer(old) != _as_peer(new):
+            self._mesh_all = True
+        if (old and old.mesh_address) != (new and new.mesh_address):
+            self._mesh.add(node_id)
+        before, after = _node_footprint(old), _node_footprint(new)
+        if before != after:
+            self._nodes.add(node_id)
+            if any(any(f) for f in (before, after) if f is not None):
+                self._all = True
+
+    def _service(self, old: Service | None, new: Service | None) -> None:
+        if new is not None and _host_ported(new):
+            self._host_ported.add(new.id)
+        elif old is not None:
+            self._host_ported.discard(old.id)
+        if _service_footprint(old) == _service_footprint(new):
+            return
+        for service in (old, new):
+            if service is None:
+                continue
+            self._networks.update(v.network_id for v in service.endpoint.vips)
+            self._names.update(n.target.lower() for n in service.spec.task.networks)
+            if _ingress_ported(service):
+                self._all = True
+            if _host_ported(service):
+                self._nodes.update(self._placed.get(service.id, {}))
+
+    def _network(self, old: Network | None, new: Network | None) -> None:
+        if new is not None and new.spec.ingress:
+            self._ingress.add(new.id)
+        if _network_footprint(old) == _network_footprint(new):
+            return
+        for network in (old, new):
+            if network is None:
+                continue
+            if network.spec.ingress:
+                self._all = True
+            self._networks.add(network.id)
+            self._nodes.update(a.node_id for a in network.status.attachments)
+        if new is None and old is not None:
+            self._ingress.discard(old.id)

@@ -25,7 +25,6 @@ import msgspec
 
 from swarmlite.api import (
     Config,
-    Network,
     Node,
     NodeState,
     Secret,
@@ -48,6 +47,7 @@ from swarmlite.api.control import (
     StatusReport,
     UsageReport,
 )
+from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.ca.rotation import signing_cert, signing_chain, trust_bundle
 from swarmlite.errors import (
     InvalidArgument,
@@ -61,7 +61,7 @@ from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
-from swarmlite.manager.netstate import mesh_state, network_state
+from swarmlite.manager.netstate import NetworkDirt, NetworkIndex, mesh_states, network_states
 from swarmlite.manager.usage import Usage
 from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
@@ -216,19 +216,26 @@ class Dispatcher:
             session.last_info = info
             await session.send(info)
 
-    async def push_assignments(self, session: _Session) -> None:
-        """Tell the node its tasks when the set (or what they should do) changed."""
+    async def push_assignments(
+        self, session: _Session, auth_of: dict[str, RegistryAuth | None] | None = None
+    ) -> None:
+        """Tell the node its tasks when the set (or what they should do) changed.
+        ``auth_of``: services' credentials already looked up in this state of the store
+        (filled in here), so that a round over many nodes looks each service up once."""
         memory = self.ctx.store.memory
-        tasks = [
-            t for t in memory.find(Task, lambda t: t.node_id == session.node_id) if assigned(t)
-        ]
+        tasks = [t for t in memory.tasks_on_node(session.node_id) if assigned(t)]
         # Registry credentials go, like secrets, only where a task of theirs is to run.
         pulling = {t.service_id for t in tasks if not t.desired_state.terminal}
-        auths = {
-            s.id: s.registry_auth
-            for s in (memory.get(Service, sid) for sid in pulling)
-            if s is not None and s.registry_auth is not None
-        }
+        if auth_of is None:
+            auth_of = {}
+        auths = {}
+        for service_id in pulling:
+            if service_id not in auth_of:
+                service = memory.get(Service, service_id)
+                auth_of[service_id] = service.registry_auth if service is not None else None
+            auth = auth_of[service_id]
+            if auth is not None:
+                auths[service_id] = auth
         key: frozenset[tuple[str, object]] = frozenset(
             [*((t.id, t.desired_state) for t in tasks), *auths.items()]
         )
@@ -245,17 +252,28 @@ class Dispatcher:
         await session.send(message)
         session.last_assigned = key
 
-    async def push_network(self, session: _Session) -> None:
-        """Tell the node its mesh peers and its networks' state when they changed."""
+    async def push_network(
+        self, mesh_of: set[str], networks_of: set[str], index: NetworkIndex | None = None
+    ) -> None:
+        """Tell the nodes ``mesh_of`` their mesh peers, and the nodes ``networks_of`` their
+        networks' state, each when it changed; ``index``: see ``network_states``."""
         memory = self.ctx.store.memory
-        mesh = mesh_state(memory, session.node_id)
-        if mesh is not None and mesh != session.last_mesh:
-            await session.send(mesh)
-            session.last_mesh = mesh
-        networks = network_state(memory, session.node_id)
-        if networks != session.last_networks:
-            await session.send(networks)
-            session.last_networks = networks
+        # All computed before the first send (a send may let the store move on).
+        meshes = mesh_states(memory, sorted(mesh_of))
+        states = network_states(memory, sorted(networks_of), index)
+        for node_id in sorted(mesh_of | networks_of):
+            session = self.sessions.get(node_id)
+            if session is None:
+                continue
+            with contextlib.suppress(SwarmliteError):  # its own task sees a broken stream
+                mesh = meshes.get(node_id)
+                if mesh is not None and mesh != session.last_mesh:
+                    await session.send(mesh)
+                    session.last_mesh = mesh
+                networks = states.get(node_id)
+                if networks is not None and networks != session.last_networks:
+                    await session.send(networks)
+                    session.last_networks = networks
 
     async def _take_report(self, node_id: str, report: StatusReport) -> None:
         updates = {u.task_id: u.status for u in report.updates}
@@ -346,7 +364,9 @@ class Dispatcher:
 
 
 class _Pusher(ReconcileLoop):
-    """The dispatcher's leader loop: nodes whose tasks changed get their assignments."""
+    """The dispatcher's leader loop: nodes whose tasks changed get their assignments, and
+    nodes whose mesh or network state an event can change (``netstate.NetworkDirt``) get
+    those, computed together for all of them once per round."""
 
     name = "dispatcher"
     kinds = ("task", "secret", "config", "node", "cluster", "service", "network")
@@ -356,8 +376,13 @@ class _Pusher(ReconcileLoop):
         self.dispatcher = dispatcher
         self.stats = dispatcher.loop_stats
         self.dirty: set[str] = set()
-        self.network_dirty = True
+        self.networks = NetworkDirt()
         self.next_check = 0.0
+
+    def start(self) -> None:
+        # Also a resync after a watch overflowed: what was missed may concern any node.
+        self.networks.reset(self.memory)
+        self.dirty.update(self.dispatcher.sessions)
 
     def changed(self, events: list[Event]) -> None:
         for event in events:
@@ -372,27 +397,28 @@ class _Pusher(ReconcileLoop):
                 and event.old.registry_auth != event.new.registry_auth
             ):
                 self.dirty.update(self.dispatcher.sessions)  # new credentials: rare too
-            # Addresses, backends and peers depend on every node's tasks: recompute for all
-            # (each node is sent its state only when it changed).
-            if isinstance(event.new or event.old, Task | Service | Network | Node):
-                self.network_dirty = True
+            self.networks.changed(event)
 
     async def reconcile(self) -> None:
         sessions = self.dispatcher.sessions
         # Sessions opened since the last round get their first assignments here too.
         dirty = self.dirty | {n for n, s in sessions.items() if s.last_assigned is None}
         self.dirty = set()
+        auth_of: dict[str, RegistryAuth | None] = {}  # as of the store at `index`
+        index = self.memory.applied_index
         for node_id in dirty:
             session = sessions.get(node_id)
             if session is not None:
+                if self.memory.applied_index != index:  # the store moved on while sending
+                    auth_of, index = {}, self.memory.applied_index
                 with contextlib.suppress(SwarmliteError):
-                    await self.dispatcher.push_assignments(session)
+                    await self.dispatcher.push_assignments(session, auth_of)
+        mesh, networks = self.networks.take(self.memory)
         fresh = {n for n, s in sessions.items() if s.last_networks is None}
-        if self.network_dirty or fresh:
-            self.network_dirty = False
-            for session in list(sessions.values()):
-                with contextlib.suppress(SwarmliteError):
-                    await self.dispatcher.push_network(session)
+        mesh_of = set(sessions) if mesh is None else (mesh & sessions.keys()) | fresh
+        networks_of = set(sessions) if networks is None else (networks & sessions.keys()) | fresh
+        if mesh_of or networks_of:
+            await self.dispatcher.push_network(mesh_of, networks_of, self.networks.index)
         now = self.clock.monotonic()
         if now >= self.next_check:
             period = self.dispatcher.ctx.heartbeat_period()
