@@ -36,7 +36,11 @@ from swarmlite.api import (
 from swarmlite.clock import Clock
 from swarmlite.errors import InvalidArgument, SwarmliteError
 from swarmlite.log import kv
-from swarmlite.manager.constraints import Constraint, node_matches, parse_constraints
+from swarmlite.manager.constraints import (
+    Constraint,
+    parse_constraints,
+    takes_global_task,
+)
 from swarmlite.manager.loop import ReconcileLoop
 from swarmlite.store import Event, ReadTx, Store, Tx
 
@@ -128,14 +132,6 @@ def is_ready(task: Task) -> bool:
 def task_order(task: Task) -> tuple[float, str]:
     """Oldest first: tasks of one slot are created one after another."""
     return (task.created_at, task.id)
-
-
-def can_take_new_task(node: Node) -> bool:
-    """A node that may be given a new task (constraints aside)."""
-    return (
-        node.spec.availability is NodeAvailability.ACTIVE
-        and node.status.state is not NodeState.DOWN
-    )
 
 
 def task_key(task: Task) -> Key:
@@ -402,11 +398,7 @@ def eligible_nodes(nodes: Nodes, constraints: tuple[Constraint, ...] | None) -> 
     """Ids of the nodes that may get a new task, sorted."""
     if constraints is None:
         return []
-    return sorted(
-        node.id
-        for node in nodes.values()
-        if can_take_new_task(node) and node_matches(node, constraints)
-    )
+    return sorted(node.id for node in nodes.values() if takes_global_task(node, constraints))
 
 
 def _node_facts(node: Node) -> tuple[object, ...]:
