@@ -16,7 +16,7 @@ from swarmlite.manager.scheduler.filters import (
     default_filters,
 )
 from swarmlite.manager.scheduler.place import Decision, Planner, spread_label
-from swarmlite.manager.scheduler.scheduler import ASSIGNED_MESSAGE, Scheduler
+from swarmlite.manager.scheduler.scheduler import ASSIGNED_MESSAGE, MAX_TX_TASKS, Scheduler
 from swarmlite.manager.scheduler.view import (
     FAILURE_THRESHOLD,
     FAILURE_WINDOW,
@@ -31,6 +31,7 @@ __all__ = [
     "ASSIGNED_MESSAGE",
     "FAILURE_THRESHOLD",
     "FAILURE_WINDOW",
+    "MAX_TX_TASKS",
     "AvailabilityFilter",
     "ClusterView",
     "ConstraintsFilter",

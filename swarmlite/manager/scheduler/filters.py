@@ -7,7 +7,13 @@ words why it rejected ``count`` nodes ("insufficient resources on 2 nodes"), and
 "memory", "node.labels.zone==b"), which the reason of an unplaced task lists in
 parentheses. Does not own the order of nodes nor the reasons' assembly (``place``).
 
-Invariant: filters are pure: the same node, task and view always give the same answer.
+Invariants: filters are pure: the same node, task and view always give the same answer.
+A task placed on a node never turns a rejection there into an acceptance (placements only
+take resources, ports and replica room), and a filter whose ``reads_occupancy`` is False
+reads nothing a placement changes, only the node's own state, labels and platform and the
+task's ``spec.placement``: ``place`` checks only the others again on a node that took a
+task of a batch, and sweeps the static ones once per placement in a plan. A filter without
+the attribute is taken to read occupancy.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ def nodes(count: int) -> str:
 
 class Filter(Protocol):
     name: str
+    reads_occupancy: bool  # whether a placement on the node can change the answer
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         """Whether ``task`` may run on ``node``."""
@@ -45,6 +52,7 @@ class ReadyFilter:
     """Only nodes whose agent is connected and healthy (READY) take tasks."""
 
     name = "ready"
+    reads_occupancy = False
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         return node.node.status.state == NodeState.READY
@@ -60,6 +68,7 @@ class AvailabilityFilter:
     """Only ACTIVE nodes take new tasks; PAUSE and DRAIN keep (or lose) what they have."""
 
     name = "availability"
+    reads_occupancy = False
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         return node.node.spec.availability == NodeAvailability.ACTIVE
@@ -99,6 +108,7 @@ class PlatformFilter:
     """A task that declares platforms runs only on a node of one of them (empty part: any)."""
 
     name = "platform"
+    reads_occupancy = False
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         declared = declared_platforms(task)
@@ -123,6 +133,7 @@ class ConstraintsFilter:
     """Every ``placement.constraints`` expression must hold on the node."""
 
     name = "constraints"
+    reads_occupancy = False
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         return self._failing(node, task) is None
@@ -151,6 +162,7 @@ class ResourcesFilter:
     reservation, rejects the node, the detail naming the kind ("gpu")."""
 
     name = "resources"
+    reads_occupancy = True
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         return not self._short(node, task)
@@ -169,11 +181,12 @@ class ResourcesFilter:
             short.append("cpu")
         if have.memory_bytes and want.memory_bytes + node.reserved_memory_bytes > have.memory_bytes:
             short.append("memory")
-        short += [
-            wanted.kind
-            for wanted in want.generic_resources
-            if node.free(wanted.kind) < wanted.value
-        ]
+        if want.generic_resources:
+            short += [
+                wanted.kind
+                for wanted in want.generic_resources
+                if node.free(wanted.kind) < wanted.value
+            ]
         return short
 
 
@@ -181,6 +194,7 @@ class MaxReplicasFilter:
     """At most ``placement.max_replicas_per_node`` live tasks of a service on one node."""
 
     name = "max_replicas_per_node"
+    reads_occupancy = True
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         limit = task.spec.placement.max_replicas_per_node
@@ -197,6 +211,7 @@ class HostPortFilter:
     """A port published in host mode can be held by one live task per node and protocol."""
 
     name = "host_ports"
+    reads_occupancy = True
 
     def accepts(self, node: NodeInfo, task: Task, view: ClusterView) -> bool:
         return not self._taken(node, task, view)
@@ -208,9 +223,12 @@ class HostPortFilter:
         return ", ".join(f"{port}/{protocol}" for protocol, port in self._taken(node, task, view))
 
     def _taken(self, node: NodeInfo, task: Task, view: ClusterView) -> list[tuple[str, int]]:
+        ports = view.ports_of(task)
+        if not ports or not node.ports:
+            return []
         return sorted(
             port
-            for port in view.ports_of(task)
+            for port in ports
             if node.ports.get(port, task.id) != task.id  # held by another task
         )
 

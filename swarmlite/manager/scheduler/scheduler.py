@@ -13,16 +13,24 @@ role, labels, platform, resources, generic resources), a task stops occupying a 
 (frees resources, generic resources, ports, replica room), or a service's published ports
 change.
 
-Invariants: one pass places all its tasks against one view, counting its own placements;
-writes go one transaction per service (at most MAX_TX_TASKS tasks each), each task written
-only if it still waits as the pass saw it (same node, spec and desired state); a reason is
-written only when it changed.
+The loop keeps one ClusterView across passes, built from the store in ``start`` (again on
+a resync) and kept true by the events ``changed`` hands it, and the set of tasks waiting for
+it; so a pass costs what it places, not the size of the cluster. A pass first takes the
+events its watch holds, so that it sees the store as it is. It grows the kept view with its
+placements; a placement whose write did not land (the task changed meanwhile) is taken out
+of it again when the pass ends; after a write that failed (its fate unknown) the view is
+built again from the store before the next pass.
+
+Invariants: one pass places all its tasks against one view, equal to the view built from
+the store when the pass starts, counting its own placements; writes go in transactions
+of at most MAX_TX_TASKS tasks (of any services), each task written only if it still waits
+as the pass saw it (same node, spec and desired state); a reason is written only when it
+changed.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 from collections.abc import Sequence
 
@@ -83,16 +91,27 @@ class Scheduler(ReconcileLoop):
     ) -> None:
         super().__init__(store, clock)
         self.planner = Planner(filters)
+        self.view = ClusterView([], {}, clock.wall())  # kept across passes: see the docstring
+        self._waiting: set[str] = set()  # ids of every schedulable task, as of the events
         self._dirty: set[str] = set()  # ids of pending tasks to (re)consider
         self._all = False  # reconsider every pending task
+        self._stale = False  # build the view again before the next pass
 
     # ------------------------------------------------------------------ dirty marks
 
     def start(self) -> None:
+        """The state from scratch (called again on a resync): everything kept is rebuilt."""
+        read = self.memory
+        self.view = ClusterView.build(read, self.clock.wall())
+        self._waiting = {task.id for task in read.find(Task, is_schedulable)}
+        self._dirty.clear()
         self._all = True
+        self._stale = False
 
     def changed(self, events: list[Event]) -> None:
+        view = self.view
         for event in events:
+            view.apply(event)
             old, new = event.old, event.new
             if isinstance(old, Task) or isinstance(new, Task):
                 self._task_changed(event)
@@ -110,48 +129,72 @@ class Scheduler(ReconcileLoop):
         old = event.old if isinstance(event.old, Task) else None
         new = event.new if isinstance(event.new, Task) else None
         if new is not None and is_schedulable(new):
+            self._waiting.add(new.id)
             if old is None or not _same_pending(old, new):
                 self._dirty.add(new.id)
-        elif new is None and old is not None:
-            self._dirty.discard(old.id)
+        elif old is not None:
+            self._waiting.discard(old.id)
+            if new is None:
+                self._dirty.discard(old.id)
         if old is not None and occupies_node(old) and (new is None or not occupies_node(new)):
             self._all = True  # resources, a port or replica room came free
 
     # ------------------------------------------------------------------ a pass
 
     async def reconcile(self) -> None:
+        # Commits applied since the last batch (a retried round, a wake-up): take them now,
+        # so that the pass sees the store as it is.
+        late = self.take_pending()
+        if late:
+            self.changed(late)
         if not self._all and not self._dirty:
             return
         read = self.memory
-        if self._all:
-            tasks = read.find(Task, is_schedulable)
-        else:
-            found = (read.get(Task, task_id) for task_id in sorted(self._dirty))
-            tasks = [task for task in found if task is not None and is_schedulable(task)]
+        ids = self._waiting if self._all else self._dirty
+        found = (read.get(Task, task_id) for task_id in ids)
+        tasks = [task for task in found if task is not None and is_schedulable(task)]
         self._all = False
         self._dirty.clear()
         if not tasks:
             return
         try:
-            await self._schedule(read, tasks)
+            await self._schedule(tasks)
         except SwarmliteError:
-            # Whatever was not written is tried again: rewriting what was is a no-op.
+            # Whatever was not written is tried again: rewriting what was is a no-op. What
+            # was written is not known for sure: the view is built again from the store.
             self._dirty.update(task.id for task in tasks)
+            self._stale = True
             self.wake_at(self.clock.monotonic() + FAILED_ROUND_RETRY)
             raise
 
-    async def _schedule(self, read: ReadTx, tasks: list[Task]) -> None:
+    def pass_view(self, now: float) -> ClusterView:
+        """The view a pass at wall time ``now`` reads (built again first if a write failed)."""
+        if self._stale:
+            self.view = ClusterView.build(self.memory, now)
+            self._stale = False
+        return self.view.at(now)
+
+    async def _schedule(self, tasks: list[Task]) -> None:
         now = self.clock.wall()
-        view = ClusterView.build(read, now)
+        view = self.pass_view(now)
         decisions = self.planner.plan(view, tasks)
-        by_service = itertools.groupby(decisions, key=lambda decision: decision.task.service_id)
+        # Only decisions that change their task are written (a reason that is the same
+        # again is not); ``_writes`` checks again against the task as it is then.
+        todo = [decision for decision in decisions if _changes(decision)]
+        landed: set[str] = set()  # tasks whose placement was written
         written = 0
-        for _, group in by_service:
-            batch = list(group)
-            for start in range(0, len(batch), MAX_TX_TASKS):
-                chunk = batch[start : start + MAX_TX_TASKS]
-                result = await self.store.update(functools.partial(_writes, chunk=chunk, now=now))
-                written += len(result.objects)
+        for start in range(0, len(todo), MAX_TX_TASKS):
+            chunk = todo[start : start + MAX_TX_TASKS]
+            result = await self.store.update(functools.partial(_writes, chunk=chunk, now=now))
+            written += len(result.objects)
+            landed.update(
+                obj.id
+                for obj in result.objects
+                if isinstance(obj, Task) and obj.status.state == TaskState.ASSIGNED
+            )
+        for decision in decisions:
+            if decision.placed and decision.task.id not in landed:
+                view.unplace(decision.task, decision.node_id)
         placed = sum(1 for decision in decisions if decision.placed)
         log.log(
             logging.INFO if written else logging.DEBUG,
@@ -160,15 +203,30 @@ class Scheduler(ReconcileLoop):
         )
 
 
+def _changes(decision: Decision) -> bool:
+    """Whether writing ``decision`` would change its task (as the pass read it)."""
+    status = decision.task.status
+    return decision.placed or (status.pending_reason, status.message) != (decision.reason,) * 2
+
+
 def _writes(read: ReadTx, *, chunk: list[Decision], now: float) -> Tx:
     """The writes for ``chunk``: only to tasks still as the pass read them."""
     tx = Tx()
+    present: dict[str, bool] = {}  # node id -> still in the store
     for decision in chunk:
         task = read.get(Task, decision.task.id)
-        if task is None or not is_schedulable(task) or not _same_pending(decision.task, task):
+        if task is None:
+            continue  # deleted since
+        # The store hands out what it holds: the very object the pass read is unchanged.
+        if task is not decision.task and not (
+            is_schedulable(task) and _same_pending(decision.task, task)
+        ):
             continue  # changed since in a way that matters: its update event brought it back
         if decision.placed:
-            if read.get(Node, decision.node_id) is None:
+            node_id = decision.node_id
+            if node_id not in present:
+                present[node_id] = read.get(Node, node_id) is not None
+            if not present[node_id]:
                 continue  # the node left: its delete event reconsiders every pending task
             status = replace(
                 task.status,

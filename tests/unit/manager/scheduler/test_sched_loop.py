@@ -9,14 +9,14 @@ import pytest
 
 from swarmlite.api import NodeAvailability, NodeState, ServiceMode, Task, TaskState
 from swarmlite.errors import InternalError, Unavailable
-from swarmlite.manager.scheduler import ASSIGNED_MESSAGE
+from swarmlite.manager.scheduler import ASSIGNED_MESSAGE, MAX_TX_TASKS
 from swarmlite.store import Tx
 
 GIB = 1 << 30
 replace = msgspec.structs.replace
 
 
-async def test_pending_tasks_are_assigned_in_one_transaction_per_service(
+async def test_pending_tasks_of_several_services_are_assigned_in_one_transaction(
     cluster: Any, make: Any
 ) -> None:
     web, api = make.service("web", replicas=3), make.service("api", replicas=2)
@@ -25,7 +25,7 @@ async def test_pending_tasks_are_assigned_in_one_transaction_per_service(
     before = cluster.memory.applied_index
     await cluster.clock.run_for(12.5)
     async with cluster.running():
-        assert cluster.memory.applied_index == before + 2
+        assert cluster.memory.applied_index == before + 1
         assert cluster.per_node("web") == {"n1": 1, "n2": 1, "n3": 1}
         assert sum(cluster.per_node("api").values()) == 2
         assigned = cluster.task("web.1")
@@ -33,6 +33,22 @@ async def test_pending_tasks_are_assigned_in_one_transaction_per_service(
         assert assigned.status.message == ASSIGNED_MESSAGE
         assert assigned.status.timestamp == cluster.clock.wall()
         assert assigned.status.pending_reason == ""
+
+
+async def test_a_large_pass_writes_transactions_of_at_most_max_tx_tasks(
+    cluster: Any, make: Any
+) -> None:
+    services = [make.service(name, replicas=150) for name in ("web", "api", "db")]
+    await cluster.create(make.node("n1"), make.node("n2"), *services)
+    await cluster.create(*(t for svc in services for t in make.tasks(svc)))
+    watch = cluster.memory.watch(kinds=["task"])
+    async with cluster.running():
+        written: dict[int, int] = {}  # raft index -> tasks written there
+        for event in watch.take_nowait():
+            written[event.index] = written.get(event.index, 0) + 1
+        assert sorted(written.values()) == [50, MAX_TX_TASKS, MAX_TX_TASKS]
+        assert sum(cluster.per_node(svc.id).get("n1", 0) for svc in services) == 225
+    watch.close()
 
 
 async def test_tasks_created_while_running_are_placed_counting_earlier_ones(
