@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,12 +39,20 @@ from swarmlite.errors import (
     Unavailable,
 )
 from swarmlite.log import kv
-from swarmlite.store.tx import Create, Delete, Op, Update, decode_transaction
+from swarmlite.store.tx import (
+    UNPATCHABLE,
+    Create,
+    Delete,
+    Patch,
+    Update,
+    decode_transaction,
+)
 from swarmlite.store.watch import DEFAULT_MAX_PENDING, Event, EventAction, Predicate, Watch
 
 log = logging.getLogger(__name__)
 
 KindArg = str | type[Meta]
+Whole = Create | Update | Delete  # an op as applied: a patch becomes the update it stands for
 
 
 def _kind_name(kind: KindArg) -> str:
@@ -186,6 +195,29 @@ class ReadTx:
                 index.setdefault(key(new), {})[new.id] = new
 
 
+def _not_found(kind: str, id: str) -> NotFound:
+    return NotFound(f"{kind} {id} not found", details={"kind": kind, "id": id})
+
+
+def _conflict(kind: str, id: str, version: int, expected: int) -> Conflict:
+    return Conflict(
+        f"{kind} {id} changed: it is at version {version}, the write expected version {expected}",
+        hint="re-read the object and try again",
+        details={"kind": kind, "id": id, "version": version, "expected": expected},
+    )
+
+
+@functools.cache
+def _field_types(kind: str) -> dict[str, Any]:
+    """The top-level fields of ``kind``'s objects and their types."""
+    return {field.name: field.type for field in msgspec.structs.fields(kind_type(kind))}
+
+
+@functools.cache
+def _field_decoder(kind: str, name: str, field_type: Any) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(field_type)
+
+
 def _service_of(task: Task) -> str:
     return task.service_id
 
@@ -210,7 +242,7 @@ class MemoryStore(ReadTx):
         self._advance(index)
         try:
             txn = decode_transaction(data)
-            ops = txn.ops
+            ops = [self._expand(op) if isinstance(op, Patch) else op for op in txn.ops]
             self._check(ops)
         except (InvalidArgument, NotFound, AlreadyExists, Conflict) as exc:
             log.debug("transaction rejected %s", kv(index=index, error=exc.code))
@@ -231,10 +263,32 @@ class MemoryStore(ReadTx):
             )
         self._applied = index
 
-    def _check(self, ops: builtins.list[Op]) -> None:
+    def _expand(self, patch: Patch) -> Update:
+        """The update a patch stands for: the stored object with the patch's fields."""
+        table = self._table(patch.kind)
+        current = table.get(patch.id)
+        if current is None:
+            raise _not_found(patch.kind, patch.id)
+        if current.version != patch.expected_version:
+            raise _conflict(patch.kind, patch.id, current.version, patch.expected_version)
+        types = _field_types(patch.kind)
+        values: dict[str, Any] = {}
+        for name, raw in patch.fields.items():
+            field_type = types.get(name)
+            if field_type is None or name in UNPATCHABLE:
+                raise InvalidArgument(f"a patch of {patch.kind} {patch.id} sets field {name!r}")
+            try:
+                values[name] = _field_decoder(patch.kind, name, field_type).decode(raw)
+            except msgspec.DecodeError as exc:
+                raise InvalidArgument(
+                    f"a patch of {patch.kind} {patch.id} has a bad {name!r}: {exc}"
+                ) from exc
+        return Update(msgspec.structs.replace(current, **values))
+
+    def _check(self, ops: builtins.list[Whole]) -> None:
         """Raise the error the transaction fails with, or return if it can apply whole."""
         tables = self._tables
-        touched: dict[tuple[str, str], Op] = {}
+        touched: dict[tuple[str, str], Whole] = {}
         claims: builtins.list[tuple[str, str, str, str]] = []  # kind, lowered, name, id
         for op in ops:
             if isinstance(op, Delete):
@@ -258,19 +312,9 @@ class MemoryStore(ReadTx):
                         f"{kind} {id} already exists", details={"kind": kind, "id": id}
                     )
             elif current is None:
-                raise NotFound(f"{kind} {id} not found", details={"kind": kind, "id": id})
+                raise _not_found(kind, id)
             elif current.version != expected:
-                raise Conflict(
-                    f"{kind} {id} changed: it is at version {current.version}, "
-                    f"the write expected version {expected}",
-                    hint="re-read the object and try again",
-                    details={
-                        "kind": kind,
-                        "id": id,
-                        "version": current.version,
-                        "expected": expected,
-                    },
-                )
+                raise _conflict(kind, id, current.version, expected)
             if not isinstance(op, Delete) and kind in self._names:
                 name = op.obj.unique_name()
                 if name:
@@ -281,7 +325,7 @@ class MemoryStore(ReadTx):
     def _check_names(
         self,
         claims: builtins.list[tuple[str, str, str, str]],
-        touched: dict[tuple[str, str], Op],
+        touched: dict[tuple[str, str], Whole],
     ) -> None:
         """Every name claimed must be free once the whole transaction has applied."""
         seen: dict[tuple[str, str], str] = {}
@@ -309,7 +353,7 @@ class MemoryStore(ReadTx):
                 details={"kind": kind, "name": name, "id": owner},
             )
 
-    def _write(self, index: int, ops: builtins.list[Op], actor: str = "") -> ApplyResult:
+    def _write(self, index: int, ops: builtins.list[Whole], actor: str = "") -> ApplyResult:
         tables, names = self._tables, self._names
         replace = msgspec.structs.replace
         written: builtins.list[Object] = []

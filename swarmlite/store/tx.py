@@ -1,9 +1,12 @@
 """Transactions: the wire format of a store write, and the ``Tx`` builder loops use.
 
 Owns the shape of a committed store entry: a ``Transaction`` is a list of ops, each a
-create, an update or a delete. An update carries the object as the writer read it and then
-changed it, so its ``version`` is the version the writer expects to replace; a delete names
-kind, id and expected version. The store applies all ops or none (see ``memory``).
+create, an update, a patch or a delete. An update carries the object as the writer read it
+and then changed it, so its ``version`` is the version the writer expects to replace; a
+patch carries only the top-level fields the writer changed (encoded), with kind, id and
+expected version, so that a task's status change does not carry its spec (most of its
+bytes) through Raft and every replica's decoder; a delete names kind, id and expected
+version. The store applies all ops or none (see ``memory``).
 
 A transaction also names its actor (who asked; ``api/actor.py``), which the store hands
 to the watchers of its changes. ``Tx.encode(now=...)`` stamps timestamps (``created_at``
@@ -33,7 +36,17 @@ class Delete(msgspec.Struct, frozen=True, array_like=True, tag=2):
     expected_version: int
 
 
-Op = Create | Update | Delete
+class Patch(msgspec.Struct, frozen=True, array_like=True, tag=3):
+    kind: str
+    id: str
+    expected_version: int
+    fields: dict[str, msgspec.Raw]  # field name -> its new value, msgpack
+
+
+Op = Create | Update | Patch | Delete
+
+# Fields a patch may not set: who the object is, and what only the store sets.
+UNPATCHABLE = frozenset({"id", "version", "created_at"})
 
 
 class Transaction(msgspec.Struct, frozen=True, array_like=True):
@@ -74,6 +87,22 @@ class Tx:
         self._ops.append(Update(obj))
         return self
 
+    def patch(self, old: Object, new: Object) -> Tx:
+        """Replace ``old`` (if the store still has it at ``old.version``) by ``new``, sending
+        only the fields that differ. ``new`` is ``old`` with some fields replaced
+        (``msgspec.structs.replace``), so an unchanged field is the same object."""
+        if type(new) is not type(old) or new.id != old.id:
+            raise InvalidArgument(f"a patch must change one object, not {old.id} to {new.id}")
+        fields = {
+            name: msgspec.Raw(_encoder.encode(value))
+            for name in new.__struct_fields__
+            if name not in UNPATCHABLE
+            and (value := getattr(new, name)) is not (before := getattr(old, name))
+            and value != before
+        }
+        self._ops.append(Patch(old.KIND, old.id, old.version, fields))
+        return self
+
     def delete(self, obj: Object) -> Tx:
         """Delete ``obj`` if it is still at ``obj.version``."""
         self._ops.append(Delete(obj.KIND, obj.id, obj.version))
@@ -101,6 +130,9 @@ class Tx:
                 ops.append(Create(replace(op.obj, created_at=now, updated_at=now)))
             elif isinstance(op, Update):
                 ops.append(Update(replace(op.obj, updated_at=now)))
+            elif isinstance(op, Patch):
+                stamped = {**op.fields, "updated_at": msgspec.Raw(_encoder.encode(now))}
+                ops.append(replace(op, fields=stamped))
             else:
                 ops.append(op)
         return Transaction(ops, actor)

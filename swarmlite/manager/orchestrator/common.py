@@ -175,6 +175,7 @@ class Plan:
         self.service = service
         self.now = now
         self.tasks: dict[str, Task] = {t.id: t for t in tasks}
+        self._read = dict(self.tasks)  # as the store holds them: what an update patches
         self._created: dict[str, Task] = {}
         self._updated: dict[str, Task] = {}
         self._deleted: dict[str, Task] = {}
@@ -231,7 +232,7 @@ class Plan:
         for task in self._created.values():
             tx.create(task)
         for task in self._updated.values():
-            tx.update(task)
+            tx.patch(self._read[task.id], task)
         for task in self._deleted.values():
             tx.delete(task)
         return tx or None

@@ -236,15 +236,14 @@ def _writes(read: ReadTx, *, chunk: list[Decision], now: float) -> Tx:
                 pending_reason="",
                 err="",
             )
-            tx.update(
-                replace(
-                    task,
-                    node_id=decision.node_id,
-                    assigned_generic_resources=list(decision.assigned),
-                    status=status,
-                )
+            placed = replace(
+                task,
+                node_id=decision.node_id,
+                assigned_generic_resources=list(decision.assigned),
+                status=status,
             )
+            tx.patch(task, placed)
         elif (task.status.pending_reason, task.status.message) != (decision.reason,) * 2:
             status = replace(task.status, pending_reason=decision.reason, message=decision.reason)
-            tx.update(replace(task, status=status))
+            tx.patch(task, replace(task, status=status))
     return tx
