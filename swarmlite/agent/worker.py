@@ -1,13 +1,16 @@
 """The node side of task execution: runs what the dispatcher assigns and reports how it goes.
 
-Owns this node's set of running executors. On each Assignments (the whole set of tasks
-this node should know of, with the secrets and configs they use and their services'
-registry credentials) it starts a supervisor
-for every new task (an asyncio task that steps its `Executor` and reports each status it
-returns), hands every known task its new desired state, and stops and removes the
-containers of tasks no longer assigned. LogsQuery messages go to the `LogServer`. Does not
-own the session (it is given `send`; the daemon passes `on_message` to the session), the
-container runtime (a `RuntimeDriver`), or the store, which it never touches.
+Owns this node's set of running executors. A session starts with an Assignments (the
+whole set of tasks this node should know of, with the secrets and configs they use and
+their services' registry credentials); later ones may be AssignmentChanges, which the worker
+merges into the last whole set it holds (`AssignmentChanges.applied_to`), so that what it
+acts on is always a whole set, the one a full Assignments would have been. On each whole set
+it starts a supervisor for every new task (an asyncio task that steps its `Executor` and
+reports each status it returns), hands every known task its new desired state, and stops
+and removes the containers of tasks no longer assigned. LogsQuery messages go to the
+`LogServer`. Does not own the session (it is given `send`; the daemon passes `on_message`
+to the session), the container runtime (a `RuntimeDriver`), or the store, which it never
+touches.
 
 Adoption: at start (and so after the agent restarted while containers ran on) the worker
 has the runtime remove the secret and config files an earlier run left
@@ -44,6 +47,7 @@ from swarmlite.agent.reporter import Reporter
 from swarmlite.api import Task
 from swarmlite.api.control import (
     AgentMessage,
+    AssignmentChanges,
     Assignments,
     LogsQuery,
     ManagerMessage,
@@ -105,6 +109,17 @@ class Worker:
             self._latest = message  # each one is the whole set: only the latest matters
             self._changed.set()
             self.reporter.wake()  # a message came, so the session is up again
+        elif isinstance(message, AssignmentChanges):
+            if self._latest is None:
+                # The manager starts every session with a whole set: nothing to merge into.
+                log.error(
+                    "assignment changes before any assignments; ignored %s",
+                    kv(tasks=len(message.tasks), removed=len(message.removed)),
+                )
+                return
+            self._latest = message.applied_to(self._latest)  # whole again
+            self._changed.set()
+            self.reporter.wake()
         elif isinstance(message, LogsQuery):
             self.logs.handle(message)
         elif isinstance(message, MeshState | NetworkState) and self._network is not None:

@@ -480,6 +480,41 @@ class Assignments(msgspec.Struct, frozen=True, kw_only=True, tag="assignments"):
     registry_auth: dict[str, RegistryAuth] = {}
 
 
+class AssignmentChanges(msgspec.Struct, frozen=True, kw_only=True, tag="assignment_changes"):
+    """From the manager: what changed in this node's set since its last message, which
+    `applied_to` the node's whole set gives the `Assignments` it would have been sent
+    instead. A session always starts with a whole `Assignments`.
+
+    ``tasks``: tasks new to the node or whose desired state changed (they replace those of
+    the same id); ``removed``: ids no longer assigned; ``secrets``/``configs``: those the
+    tasks above use that the node may not hold yet (by name); ``registry_auth``: the node's
+    whole new map of credentials, or None when it did not change."""
+
+    tasks: list[Task] = []
+    removed: list[str] = []
+    secrets: list[Secret] = []
+    configs: list[Config] = []
+    registry_auth: dict[str, RegistryAuth] | None = None
+
+    def applied_to(self, whole: Assignments) -> Assignments:
+        """``whole`` with these changes: tasks in the order they were first told (new ones
+        last), and only the secrets and configs the resulting tasks use."""
+        gone = set(self.removed)
+        news = {task.id: task for task in self.tasks}
+        tasks = [news.pop(t.id, t) for t in whole.tasks if t.id not in gone or t.id in news]
+        tasks.extend(news.values())
+        secret_names = {ref.name for t in tasks for ref in t.spec.container.secrets}
+        config_names = {ref.name for t in tasks for ref in t.spec.container.configs}
+        secrets = {s.spec.name: s for s in (*whole.secrets, *self.secrets)}
+        configs = {c.spec.name: c for c in (*whole.configs, *self.configs)}
+        return Assignments(
+            tasks=tasks,
+            secrets=[s for name, s in secrets.items() if name in secret_names],
+            configs=[c for name, c in configs.items() if name in config_names],
+            registry_auth=whole.registry_auth if self.registry_auth is None else self.registry_auth,
+        )
+
+
 class LogsQuery(msgspec.Struct, frozen=True, kw_only=True, tag="logs_query"):
     """From the manager: send the logs of these tasks (answered with LogChunk messages)."""
 
@@ -577,4 +612,6 @@ class NetworkState(msgspec.Struct, frozen=True, kw_only=True, tag="networks"):
 
 
 AgentMessage = SessionHello | Heartbeat | StatusReport | LogChunk | UsageReport
-ManagerMessage = SessionInfo | Assignments | LogsQuery | MeshState | NetworkState
+ManagerMessage = (
+    SessionInfo | Assignments | AssignmentChanges | LogsQuery | MeshState | NetworkState
+)

@@ -3,8 +3,9 @@
 Owns `LeaderSim`: a MemoryStore committed through a LocalProposer, the leader's real
 control loops (orchestrators, allocator, scheduler) and the dispatcher's real pusher
 loop with one in-memory session per node. A session encodes every message it is sent,
-as a real one does, and remembers the task ids of its last `Assignments`, so that "every
-node holds its assignments" can be checked. Nodes stay READY unless the sim marks one
+as a real one does, and keeps the task ids the node holds (its last `Assignments` with the
+`AssignmentChanges` since applied), so that "every node holds its assignments" can be
+checked. Nodes stay READY unless the sim marks one
 DOWN (nothing times out: the sim beats for every node).
 
 What it measures is the leader's work between a write and the moment every node was
@@ -37,7 +38,7 @@ from swarmlite.api import (
     Task,
     TaskState,
 )
-from swarmlite.api.control import Assignments, ManagerMessage
+from swarmlite.api.control import AssignmentChanges, Assignments, ManagerMessage
 from swarmlite.clock import SystemClock
 from swarmlite.manager.allocator import Allocator
 from swarmlite.manager.context import ManagerContext
@@ -107,6 +108,9 @@ class _Session(dispatch._Session):  # the dispatcher's own session, with a memor
         await self.sink.send(_encoder.encode(message))
         if isinstance(message, Assignments):
             self.assigned = frozenset(task.id for task in message.tasks)
+        elif isinstance(message, AssignmentChanges):
+            removed = self.assigned.difference(message.removed)
+            self.assigned = removed.union(task.id for task in message.tasks)
         self.activity.mark()
 
 

@@ -6,10 +6,12 @@ same session, e.g. a new mesh key); one whose heartbeats stop for 3 periods is D
 dispatcher tells each node the managers to fall back on, the heartbeat period and the role
 the store gives it (so a promotion or demotion reaches the node) and the root CA to trust
 and renew from (so a root CA rotation reaches it, ``ca.rotation``), pushes it the tasks it
-should run or stop (with the secrets and configs they use, and the registry credentials of
-the services of those it should run), and writes the statuses it
-reports into the store, ignoring stale or backward ones; it hands the agents' usage
-reports (what tasks of autoscaled services use) to the leader's ``Usage`` table. Only the
+should run or stop, with the secrets and configs they use and the registry credentials of
+the services of those it should run (a session's first message is the whole set,
+`Assignments`; later ones only what changed for that node since, `AssignmentChanges`), and
+writes the statuses it reports into the store, ignoring stale or backward ones; it hands
+the agents' usage reports (what tasks of autoscaled services use) to the leader's ``Usage``
+table. Only the
 leader serves sessions (a follower answers NotLeader with the leader's address); a new
 leader gives every node a full grace period before calling it DOWN. Writes node state to
 the store only when it changes.
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Iterable
 
 import msgspec
 
@@ -37,6 +41,7 @@ from swarmlite.api.actor import acting_as
 from swarmlite.api.control import (
     SESSION,
     AgentMessage,
+    AssignmentChanges,
     Assignments,
     LogChunk,
     ManagerMessage,
@@ -72,12 +77,109 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AgentMessage)
 
 
+_Blob = tuple[type[Secret] | type[Config], str]  # a secret or config, by its name
+_NO_REFS: tuple[_Blob, ...] = ()
+
+
+class _Held:
+    """What a node holds of its assignments: what it was sent, so that the next message
+    can be only the difference. Per task the desired state it was told, its service (for
+    credentials) and the secrets and configs it uses (a task's spec never changes)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, tuple[TaskState, str, tuple[_Blob, ...]]] = {}
+        self.pulling: dict[str, int] = {}  # service id -> held tasks of it that are to run
+        self.refs: dict[_Blob, int] = {}  # -> held tasks that use it
+        self.blobs: dict[_Blob, str] = {}  # -> id of the one sent (none if none existed)
+        self.auths: dict[str, RegistryAuth] = {}
+        self.pulling_changed = False  # a service gained its first or lost its last
+
+    def put(self, task: Task) -> list[_Blob]:
+        """Hold ``task`` (new, or with a new desired state); the blobs it makes used."""
+        old = self.tasks.get(task.id)
+        refs = old[2] if old is not None else _refs(task)
+        self.tasks[task.id] = (task.desired_state, task.service_id, refs)
+        if old is not None and not old[0].terminal:
+            self._pull(task.service_id, -1)
+        if not task.desired_state.terminal:
+            self._pull(task.service_id, +1)
+        fresh = []
+        if old is None:
+            for ref in refs:
+                count = self.refs.get(ref, 0)
+                self.refs[ref] = count + 1
+                if count == 0:
+                    fresh.append(ref)
+        return fresh
+
+    def drop(self, task_id: str) -> None:
+        desired, service_id, refs = self.tasks.pop(task_id)
+        if not desired.terminal:
+            self._pull(service_id, -1)
+        for ref in refs:
+            count = self.refs[ref] - 1
+            if count:
+                self.refs[ref] = count
+            else:
+                del self.refs[ref]
+                self.blobs.pop(ref, None)
+
+    def _pull(self, service_id: str, delta: int) -> None:
+        count = self.pulling.get(service_id, 0) + delta
+        if count:
+            self.pulling[service_id] = count
+        else:
+            del self.pulling[service_id]
+        if count == 0 or (count == 1 and delta > 0):
+            self.pulling_changed = True
+
+    def same(self, other: _Held) -> bool:
+        """Whether a node holding ``other`` holds what it would be sent as this."""
+        if self.auths != other.auths or self.blobs != other.blobs:
+            return False
+        if self.tasks.keys() != other.tasks.keys():
+            return False
+        theirs = other.tasks
+        return all(theirs[task_id][0] == held[0] for task_id, held in self.tasks.items())
+
+
+def _refs(task: Task) -> tuple[_Blob, ...]:
+    container = task.spec.container
+    if not container.secrets and not container.configs:
+        return _NO_REFS
+    refs: list[_Blob] = [(Secret, ref.name) for ref in container.secrets]
+    refs.extend((Config, ref.name) for ref in container.configs)
+    return tuple(refs)
+
+
+def _blob(memory: ReadTx, ref: _Blob) -> Secret | Config | None:
+    kind, name = ref
+    found = memory.get_by_name(kind, name)
+    return found if found is not None and found.spec.name == name else None  # exact, as named
+
+
+def _auths(
+    memory: ReadTx, pulling: Iterable[str], auth_of: dict[str, RegistryAuth | None]
+) -> dict[str, RegistryAuth]:
+    """Registry credentials go, like secrets, only where a task of theirs is to run;
+    ``auth_of``: services' credentials already looked up in this state of the store."""
+    auths = {}
+    for service_id in pulling:
+        if service_id not in auth_of:
+            service = memory.get(Service, service_id)
+            auth_of[service_id] = service.registry_auth if service is not None else None
+        auth = auth_of[service_id]
+        if auth is not None:
+            auths[service_id] = auth
+    return auths
+
+
 class _Session:
     def __init__(self, node_id: str, stream: ServerStream) -> None:
         self.node_id = node_id
         self.stream = stream
         self.last_info: SessionInfo | None = None
-        self.last_assigned: frozenset[tuple[str, object]] | None = None
+        self.held: _Held | None = None  # None: send it a whole Assignments first
         self.last_mesh: MeshState | None = None
         self.last_networks: NetworkState | None = None
         self.lock = asyncio.Lock()  # one writer at a time on the stream
@@ -219,38 +321,93 @@ class Dispatcher:
     async def push_assignments(
         self, session: _Session, auth_of: dict[str, RegistryAuth | None] | None = None
     ) -> None:
-        """Tell the node its tasks when the set (or what they should do) changed.
-        ``auth_of``: services' credentials already looked up in this state of the store
-        (filled in here), so that a round over many nodes looks each service up once."""
+        """Tell the node its whole set of tasks, computed from scratch, unless it holds
+        that already (what it was sent is what it holds: each session starts with a whole
+        set and the stream keeps the order). ``auth_of``: see ``_auths``; filled in here, so
+        that a round over many nodes looks each service up once."""
         memory = self.ctx.store.memory
         tasks = [t for t in memory.tasks_on_node(session.node_id) if assigned(t)]
-        # Registry credentials go, like secrets, only where a task of theirs is to run.
-        pulling = {t.service_id for t in tasks if not t.desired_state.terminal}
-        if auth_of is None:
-            auth_of = {}
-        auths = {}
-        for service_id in pulling:
-            if service_id not in auth_of:
-                service = memory.get(Service, service_id)
-                auth_of[service_id] = service.registry_auth if service is not None else None
-            auth = auth_of[service_id]
-            if auth is not None:
-                auths[service_id] = auth
-        key: frozenset[tuple[str, object]] = frozenset(
-            [*((t.id, t.desired_state) for t in tasks), *auths.items()]
-        )
-        if key == session.last_assigned:
+        held = _Held()
+        for task in tasks:
+            held.put(task)
+        held.auths = _auths(memory, held.pulling, {} if auth_of is None else auth_of)
+        blobs = [b for b in map(functools.partial(_blob, memory), held.refs) if b is not None]
+        held.blobs = {(type(b), b.spec.name): b.id for b in blobs}
+        held.pulling_changed = False
+        if session.held is not None and session.held.same(held):
             return
-        secrets = {ref.name for t in tasks for ref in t.spec.container.secrets}
-        configs = {ref.name for t in tasks for ref in t.spec.container.configs}
         message = Assignments(
             tasks=tasks,
-            secrets=[s for s in memory.list(Secret) if s.spec.name in secrets],
-            configs=[c for c in memory.list(Config) if c.spec.name in configs],
-            registry_auth=auths,
+            secrets=[b for b in blobs if isinstance(b, Secret)],
+            configs=[b for b in blobs if isinstance(b, Config)],
+            registry_auth=held.auths,
+        )
+        session.held = held  # before the send: a message sent later builds on this one
+        await session.send(message)
+
+    async def push_changes(
+        self,
+        session: _Session,
+        task_ids: Iterable[str],
+        *,
+        auths_changed: bool = False,
+        auth_of: dict[str, RegistryAuth | None] | None = None,
+    ) -> None:
+        """Tell the node what changed for it, if anything: of the tasks ``task_ids`` (those
+        events touched), those now assigned to it that it does not hold with their desired
+        state, and those it holds that are not assigned to it any more; its credentials if
+        they changed (``auths_changed``: some of its services' did). A node that holds
+        nothing yet gets its whole set instead."""
+        held = session.held
+        if held is None:
+            await self.push_assignments(session, auth_of)
+            return
+        memory = self.ctx.store.memory
+        node_id = session.node_id
+        tasks: list[Task] = []
+        removed: list[str] = []
+        fresh: list[_Blob] = []
+        for task_id in task_ids:
+            task = memory.get(Task, task_id)
+            if task is not None and (task.node_id != node_id or not assigned(task)):
+                task = None
+            told = held.tasks.get(task_id)
+            if task is None:
+                if told is not None:
+                    held.drop(task_id)
+                    removed.append(task_id)
+            elif told is None or told[0] != task.desired_state:
+                fresh.extend(held.put(task))
+                tasks.append(task)
+        secrets: list[Secret] = []
+        configs: list[Config] = []
+        for ref in fresh:
+            if ref not in held.refs:
+                continue  # used by a task made known and dropped again in this round
+            blob = _blob(memory, ref)
+            if blob is None:
+                continue
+            held.blobs[ref] = blob.id
+            if isinstance(blob, Secret):
+                secrets.append(blob)
+            else:
+                configs.append(blob)
+        registry_auth = None
+        if held.pulling_changed or auths_changed:
+            held.pulling_changed = False
+            auths = _auths(memory, held.pulling, {} if auth_of is None else auth_of)
+            if auths != held.auths:
+                held.auths = registry_auth = auths
+        if not tasks and not removed and registry_auth is None:
+            return
+        message = AssignmentChanges(
+            tasks=tasks,
+            removed=removed,
+            secrets=secrets,
+            configs=configs,
+            registry_auth=registry_auth,
         )
         await session.send(message)
-        session.last_assigned = key
 
     async def push_network(
         self, mesh_of: set[str], networks_of: set[str], index: NetworkIndex | None = None
@@ -364,9 +521,13 @@ class Dispatcher:
 
 
 class _Pusher(ReconcileLoop):
-    """The dispatcher's leader loop: nodes whose tasks changed get their assignments, and
-    nodes whose mesh or network state an event can change (``netstate.NetworkDirt``) get
-    those, computed together for all of them once per round."""
+    """The dispatcher's leader loop: nodes whose tasks changed get what changed of their
+    assignments (the tasks events touched, per node: work per changed task, not per task
+    of the node), and nodes whose mesh or network state an event can change
+    (``netstate.NetworkDirt``) get those, computed together for all of them once per round.
+    A node that holds no assignments yet, holds a secret or config an event touched, or
+    after a resync, has its whole set computed again and sent if it differs from what it
+    holds."""
 
     name = "dispatcher"
     kinds = ("task", "secret", "config", "node", "cluster", "service", "network")
@@ -375,44 +536,68 @@ class _Pusher(ReconcileLoop):
         super().__init__(dispatcher.ctx.store, dispatcher.ctx.clock)
         self.dispatcher = dispatcher
         self.stats = dispatcher.loop_stats
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, set[str]] = {}  # node id -> ids of tasks that changed there
+        self.recheck: set[str] = set()  # nodes to compute whole again
+        self.blobs: set[_Blob] = set()  # secrets and configs that changed (rare)
+        self.auths: set[str] = set()  # services whose credentials changed (rare)
         self.networks = NetworkDirt()
         self.next_check = 0.0
 
     def start(self) -> None:
         # Also a resync after a watch overflowed: what was missed may concern any node.
         self.networks.reset(self.memory)
-        self.dirty.update(self.dispatcher.sessions)
+        self.recheck.update(self.dispatcher.sessions)
 
     def changed(self, events: list[Event]) -> None:
         for event in events:
             for obj in (event.old, event.new):
-                if isinstance(obj, Task) and obj.node_id:
-                    self.dirty.add(obj.node_id)
+                if isinstance(obj, Task):
+                    if obj.node_id:
+                        self.dirty.setdefault(obj.node_id, set()).add(obj.id)
                 elif isinstance(obj, Secret | Config):
-                    self.dirty.update(self.dispatcher.sessions)  # rare: recompute for all
-            if (
-                isinstance(event.old, Service)
-                and isinstance(event.new, Service)
-                and event.old.registry_auth != event.new.registry_auth
-            ):
-                self.dirty.update(self.dispatcher.sessions)  # new credentials: rare too
+                    self.blobs.add((type(obj), obj.spec.name))
+            old, new = event.old, event.new
+            if isinstance(old, Service) or isinstance(new, Service):
+                before = old.registry_auth if isinstance(old, Service) else None
+                after = new.registry_auth if isinstance(new, Service) else None
+                if before != after:
+                    self.auths.add(event.object.id)
             self.networks.changed(event)
 
     async def reconcile(self) -> None:
         sessions = self.dispatcher.sessions
         # Sessions opened since the last round get their first assignments here too.
-        dirty = self.dirty | {n for n, s in sessions.items() if s.last_assigned is None}
-        self.dirty = set()
+        recheck = self.recheck | {n for n, s in sessions.items() if s.held is None}
+        dirty, blobs, auths = self.dirty, self.blobs, self.auths
+        self.recheck, self.dirty, self.blobs, self.auths = set(), {}, set(), set()
+        auth_nodes: set[str] = set()
+        for node_id, session in sessions.items() if blobs or auths else ():
+            held = session.held
+            if held is None:
+                continue
+            if any(ref in held.refs for ref in blobs):
+                recheck.add(node_id)  # rare (a secret removed, say): compute it whole
+            if not auths.isdisjoint(held.pulling):
+                auth_nodes.add(node_id)
         auth_of: dict[str, RegistryAuth | None] = {}  # as of the store at `index`
         index = self.memory.applied_index
-        for node_id in dirty:
-            session = sessions.get(node_id)
-            if session is not None:
-                if self.memory.applied_index != index:  # the store moved on while sending
-                    auth_of, index = {}, self.memory.applied_index
-                with contextlib.suppress(SwarmliteError):
-                    await self.dispatcher.push_assignments(session, auth_of)
+        for node_id in [*recheck, *(dirty.keys() | auth_nodes)]:
+            target = sessions.get(node_id)
+            if target is None:
+                continue
+            if self.memory.applied_index != index:  # the store moved on while sending
+                auth_of, index = {}, self.memory.applied_index
+            with contextlib.suppress(SwarmliteError):
+                if node_id in recheck:
+                    recheck.discard(node_id)  # once; its changes below find nothing new
+                    await self.dispatcher.push_assignments(target, auth_of)
+                else:
+                    await self.dispatcher.push_changes(
+                        target,
+                        dirty.get(node_id, ()),
+                        auths_changed=node_id in auth_nodes,
+                        auth_of=auth_of,
+                    )
         mesh, networks = self.networks.take(self.memory)
         fresh = {n for n, s in sessions.items() if s.last_networks is None}
         mesh_of = set(sessions) if mesh is None else (mesh & sessions.keys()) | fresh

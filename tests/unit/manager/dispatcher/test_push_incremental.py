@@ -32,6 +32,7 @@ from swarmlite.api import (
     TaskState,
 )
 from swarmlite.api.control import (
+    AssignmentChanges,
     Assignments,
     ManagerMessage,
     MeshState,
@@ -68,6 +69,17 @@ class Stream:
     def last(self, kind: type[Any]) -> Any:
         found = [m for m in self.sent if isinstance(m, kind)]
         return found[-1] if found else None
+
+    def held(self) -> Assignments | None:
+        """The whole set the node holds: its last Assignments, with the changes since."""
+        whole = None
+        for message in self.sent:
+            if isinstance(message, Assignments):
+                whole = message
+            elif isinstance(message, AssignmentChanges):
+                assert whole is not None, "changes before a whole set"
+                whole = message.applied_to(whole)
+        return whole
 
 
 class Cluster:
@@ -131,7 +143,7 @@ class Cluster:
                 continue
             where = f"SWARMLITE_SEED={seed} node={node_id}"
             tasks = [t for t in memory.list(Task) if t.node_id == node_id and assigned(t)]
-            got: Assignments = stream.last(Assignments)
+            got = stream.held()
             assert got is not None, where
             assert {(t.id, t.desired_state) for t in got.tasks} == {
                 (t.id, t.desired_state) for t in tasks
@@ -358,7 +370,8 @@ async def test_a_change_that_concerns_no_node_sends_nothing() -> None:
         tx.create(make_task(batch, slot=slot, node_id="n1", state=S.ASSIGNED))
     await _write(cluster, tx)
     await cluster.round()
-    got = cluster.streams["n1"].last(Assignments)
+    got = cluster.streams["n1"].held()
+    assert got is not None
     assert len(got.tasks) == 2  # n1 is told its tasks...
     before = cluster.frames()
     await cluster.round()
