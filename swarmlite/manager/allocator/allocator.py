@@ -11,8 +11,11 @@ what nodes are told (the dispatcher, through ``netstate``).
 Invariant: everything it knows is in the store, so a new leader's allocator starts with
 a pass over the whole state, writes only what is missing, and never hands out what an
 earlier leader gave (idempotent; a step that lost a race is recomputed by ``Store.update``).
-Problems (a refused subnet, a port conflict) are logged when they first appear and when
-they clear; tasks that wait because of one carry it in ``status.pending_reason``.
+Problems (a refused subnet, a port conflict, a full network) are logged when they first
+appear and when they clear; tasks that wait because of one carry it in
+``status.pending_reason``; a node without an ingress address has only the log. What a step
+reads of tasks, nodes and holders comes from indexes kept from the watch (``taskindex``,
+``holdings``), so a round costs what changed, not the cluster's size.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from swarmlite.api import Network, Node, Service, Task
 from swarmlite.clock import Clock
 from swarmlite.errors import SwarmliteError
 from swarmlite.log import kv
+from swarmlite.manager.allocator.holdings import Holdings
 from swarmlite.manager.allocator.ipam import Pools
-from swarmlite.manager.allocator.plan import Step, plan_step
+from swarmlite.manager.allocator.plan import Step, find_ingress, plan_step
 from swarmlite.manager.allocator.taskindex import TaskIndex
 from swarmlite.manager.loop import ReconcileLoop
 from swarmlite.store import Event, ReadTx, Store, Tx
@@ -76,10 +80,13 @@ class Allocator(ReconcileLoop):
         self._problems: dict[str, str] = {}  # object id -> problem last logged
         # The tasks as the last step saw them, kept true from the watch (see ``_tasks``).
         self._index: TaskIndex | None = None
+        # Who holds which address, and the nodes that need one, kept the same way.
+        self._holdings: Holdings | None = None
 
     def start(self) -> None:
         self._dirty = True
         self._index = None  # a new snapshot: built again on the next step
+        self._holdings = None
 
     def _tasks(self, read: ReadTx) -> TaskIndex:
         """The index of ``read``'s tasks. The store pushes to the watch as it applies and
@@ -88,6 +95,7 @@ class Allocator(ReconcileLoop):
         events = self.take_pending()
         if events is None or self._index is None:
             self._index = TaskIndex.build(read)
+            self._holdings = None  # built again with it, from the same ``read``
             return self._index
         self._index_events(events)
         return self._index
@@ -98,6 +106,8 @@ class Allocator(ReconcileLoop):
         index = self._index
         if index is None:
             return
+        if self._holdings is not None:
+            self._holdings.events(events)
         for event in events:
             old, new = event.old, event.new
             if isinstance(old, Task) or isinstance(new, Task):
@@ -145,7 +155,8 @@ class Allocator(ReconcileLoop):
 
         def step(read: ReadTx) -> Tx | None:
             nonlocal last
-            last = plan_step(read, self.pools, self.rng, self._tasks(read))
+            tasks = self._tasks(read)
+            last = plan_step(read, self.pools, self.rng, tasks, self._holdings_of(read))
             return last.tx or None
 
         for _ in range(MAX_STEPS):
@@ -157,6 +168,19 @@ class Allocator(ReconcileLoop):
             return
         log.warning("allocation did not finish in one round %s", kv(steps=MAX_STEPS))
         self._dirty = True
+
+    def _holdings_of(self, read: ReadTx) -> Holdings:
+        """The holdings of ``read``, once ``_tasks(read)`` brought the indexes to it; built
+        again when there are none, or when the ingress network is another one."""
+        ingress = find_ingress(read)
+        holdings = self._holdings
+        if (
+            holdings is None
+            or holdings.stale
+            or holdings.ingress_id != (ingress.id if ingress is not None else "")
+        ):
+            holdings = self._holdings = Holdings.build(read, ingress)
+        return holdings
 
     def _report(self, problems: dict[str, str]) -> None:
         for key, problem in sorted(problems.items()):

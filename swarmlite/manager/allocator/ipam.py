@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Collection, Mapping
+from collections import Counter
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -136,6 +137,75 @@ def free_address(subnet: IPv4Network, taken: Collection[IPv4Address]) -> IPv4Add
         if value not in held:
             return IPv4Address(value)
     return None
+
+
+def host_range(subnet: IPv4Network) -> tuple[int, int]:
+    """The first and last address of ``subnet`` a holder may get (as integers): never the
+    network or broadcast address, except in a /31 or /32, which have none."""
+    if subnet.prefixlen >= 31:
+        return int(subnet.network_address), int(subnet.broadcast_address)
+    return int(subnet.network_address) + 1, int(subnet.broadcast_address) - 1
+
+
+class AddressPool:
+    """The addresses of one subnet that something holds, with how many are free, in O(1).
+
+    Kept by the allocator across rounds (``holdings``): ``hold``/``release`` count holders
+    per address (a broken state may have two), ``free`` is the number of host addresses no
+    one holds, and ``lowest_free`` the lowest of them. ``subnet`` may be unknown (None)
+    while the network is not allocated: holds are counted, nothing is free.
+    """
+
+    def __init__(self, subnet: IPv4Network | None = None) -> None:
+        self.held: Counter[int] = Counter()
+        self.subnet: IPv4Network | None = None
+        self.first, self.last = 1, 0
+        self._inside = 0  # distinct held addresses within first..last
+        self._low = 1  # no address in first..low-1 is free
+        self.set_subnet(subnet)
+
+    def set_subnet(self, subnet: IPv4Network | None) -> None:
+        if subnet == self.subnet:
+            return
+        self.subnet = subnet
+        self.first, self.last = host_range(subnet) if subnet is not None else (1, 0)
+        self._inside = sum(1 for value in self.held if self.first <= value <= self.last)
+        self._low = self.first
+
+    @property
+    def free(self) -> int:
+        return max(0, self.last - self.first + 1 - self._inside)
+
+    def hold(self, value: int) -> None:
+        self.held[value] += 1
+        if self.held[value] == 1 and self.first <= value <= self.last:
+            self._inside += 1
+
+    def release(self, value: int) -> None:
+        count = self.held.get(value, 0)
+        if count > 1:
+            self.held[value] = count - 1
+            return
+        if count == 1:
+            del self.held[value]
+            if self.first <= value <= self.last:
+                self._inside -= 1
+                self._low = min(self._low, value)
+
+    def lowest_free(self, skip: Container[int] = (), start: int = 0) -> int | None:
+        """The lowest free address not in ``skip`` and not below ``start``; None when there
+        is none. Callers check ``free`` first: a full pool is never searched."""
+        held = self.held
+        value = max(self.first, self._low)
+        while value <= self.last and value in held:  # held from the start: never again
+            value += 1
+        self._low = value
+        value = max(value, start)
+        while value <= self.last:
+            if value not in held and value not in skip:
+                return value
+            value += 1
+        return None
 
 
 def free_number(first: int, last: int, taken: Collection[int]) -> int | None:

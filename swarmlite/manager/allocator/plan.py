@@ -11,7 +11,12 @@ nothing left to write, so a later phase always sees the earlier ones committed):
    subnet of a network that was removed while live tasks still hold addresses in it;
 3. nodes without a mesh address get the lowest free one of the mesh pool, stored with
    the pool's prefix ("100.96.0.3/16");
-   (then each node its own address on the ingress network);
+   (then each node its own address on the ingress network; the ingress network is a /24
+   by default, as Docker's is: up to 253 nodes get one (fewer when tasks that publish
+   ports hold some; nodes come first), the others wait, say so in the leader's
+   log, with one warning for the full network, and do not answer on ingress ports; they
+   get an address when one is freed. `node ls`/`node inspect` show nothing of it, as
+   Docker's do not; ``--default-addr-pool-mask-length`` at init makes networks larger);
    standalone containers on attachable networks (``status.attachments``) get an address,
    and those of a removed node are dropped;
 4. services get their endpoint: a VIP on each network they use (endpoint mode vip), and
@@ -22,7 +27,10 @@ nothing left to write, so a later phase always sees the earlier ones committed):
    task with any attachment has all of them: the scheduler relies on it); a task that cannot
    get them gets ``status.pending_reason`` saying why.
 
-Nothing is ever freed by a write: what is taken is recomputed from the store each time.
+Nothing is ever freed by a write: what is taken is read from the store (through
+``holdings``, kept by the loop from its watch, or built from the snapshot). A full network
+is known from its free count and never searched, so a round that frees nothing costs no
+search however many wait.
 A task's addresses are free once its status is terminal (Docker does the same; it keeps
 long-lived clusters from running out), or once it is deleted; a VIP or port once its
 service no longer has it; a standalone container's once its attachment is removed; a subnet
@@ -39,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -60,6 +67,7 @@ from swarmlite.api import (
     new_id,
 )
 from swarmlite.errors import InvalidArgument
+from swarmlite.manager.allocator.holdings import Holdings
 from swarmlite.manager.allocator.ipam import (
     PORT_FIRST,
     PORT_LAST,
@@ -67,12 +75,11 @@ from swarmlite.manager.allocator.ipam import (
     VNI_LAST,
     Pools,
     first_host,
-    free_address,
     free_number,
     free_subnet,
+    host_range,
     interface,
     parse_address,
-    parse_interface,
     parse_network,
 )
 from swarmlite.manager.allocator.taskindex import TaskIndex
@@ -131,6 +138,7 @@ class Planner:
         pools: Pools,
         rng: random.Random | None = None,
         tasks: TaskIndex | None = None,
+        holdings: Holdings | None = None,
     ) -> None:
         self.read = read
         self.pools = pools
@@ -141,10 +149,18 @@ class Planner:
         self.services = {s.id: s for s in read.list(Service)}
         # What the tasks hold and which wait: given (kept by the loop) or scanned now.
         self.tasks = tasks if tasks is not None else TaskIndex.build(read)
-        self.nodes = read.list(Node)
+        # Who holds which address, and the nodes that need one: given (kept) or built when
+        # first needed (``network_refusal`` never needs it).
+        self._holdings = holdings
         # Networks whose spec cannot be honoured: id -> why.
         self.refused: dict[str, str] = {}
         self.step = Step()
+
+    @property
+    def holdings(self) -> Holdings:
+        if self._holdings is None:
+            self._holdings = Holdings.build(self.read, self.ingress)
+        return self._holdings
 
     # ------------------------------------------------------------------ phases
 
@@ -184,6 +200,8 @@ class Planner:
 
     def plan_networks(self) -> None:
         self._begin("networks")
+        if all(is_allocated(n) for n in self.networks.values()):
+            return
         taken = self.taken_subnets()
         vnis = {n.status.vni for n in self.networks.values() if is_allocated(n)}
         # Networks that name their subnet first: a chosen one must not take it from them.
@@ -221,7 +239,7 @@ class Planner:
         for network_id, subnets in self.tasks.subnets.items():
             if network_id not in self.networks:
                 taken.extend((subnet, "a removed network still in use") for subnet in subnets)
-        for node in self.nodes:
+        for node in self.read.list(Node):
             for text in (node.status.addr, *node.status.addresses):
                 address = parse_address(text)
                 if address is not None:
@@ -259,20 +277,21 @@ class Planner:
 
     def plan_nodes(self) -> None:
         self._begin("nodes")
+        waiting = self.holdings.no_mesh
+        if not waiting:
+            return
         pool = self.pools.mesh_pool
-        taken: set[IPv4Address] = set()
-        for node in self.nodes:
-            iface = parse_interface(node.mesh_address)
-            if iface is not None:
-                taken.add(iface.ip)
-        for node in sorted(self.nodes, key=_by_age):
-            if node.mesh_address:
-                continue
-            address = free_address(pool, taken)
-            if address is None:
+        held = self.holdings.mesh
+        taken: set[int] = set()
+        value, last = host_range(pool)
+        for node in sorted(waiting.values(), key=_by_age):
+            while value <= last and (value in held or value in taken):
+                value += 1
+            if value > last:
                 self.step.problems[node.id] = f"no mesh address left in {pool}"
                 continue
-            taken.add(address)
+            taken.add(value)
+            address = IPv4Address(value)
             self.step.tx.update(replace(node, mesh_address=interface(address, pool)))
             if len(self.step.tx) >= MAX_TX_OBJECTS:
                 return
@@ -281,13 +300,22 @@ class Planner:
         """Every node gets its own address on the ingress network (for the routing mesh)."""
         self._begin("node ingress")
         ingress = self.ingress
-        if ingress is None or not is_allocated(ingress):
+        waiting = self.holdings.no_ingress
+        if ingress is None or not is_allocated(ingress) or not waiting:
             return
         used = self._used_addresses()
-        for node in sorted(self.nodes, key=_by_age):
-            iface = parse_interface(node.ingress_address)
-            if iface is not None and iface.network == parse_network(ingress.status.subnet):
-                continue
+        if not self._free(ingress, used):
+            # Full: no search, and no write. Each waiting node says why (as it always did),
+            # and the pool once, with what it means and what to do.
+            why = self._full(ingress)
+            self.step.problems.update(dict.fromkeys(waiting, why))
+            self.step.problems[ingress.id] = (
+                f"{why}: a node without an ingress address does not answer on ingress ports "
+                "(the routing mesh) until one is freed; `swarmlite init "
+                "--default-addr-pool-mask-length` under 24 makes a cluster's networks larger"
+            )
+            return
+        for node in sorted(waiting.values(), key=_by_age):
             address, why = self._allocate(ingress, used)
             if address is None:
                 self.step.problems[node.id] = why
@@ -300,13 +328,12 @@ class Planner:
         """Standalone containers on attachable networks get an address; those of a node
         that is gone are dropped (their addresses with them)."""
         self._begin("attachments")
-        nodes = {n.id for n in self.nodes}
-        used: dict[str, set[IPv4Address]] | None = None
+        used: dict[str, set[int]] | None = None
         for network in sorted(self.networks.values(), key=_by_age):
             attachments = network.status.attachments
             if not is_allocated(network) or not attachments:
                 continue
-            kept = [a for a in attachments if a.node_id in nodes]
+            kept = [a for a in attachments if self.read.get(Node, a.node_id) is not None]
             if all(a.address for a in kept) and len(kept) == len(attachments):
                 continue
             if used is None:
@@ -329,30 +356,21 @@ class Planner:
 
     # ------------------------------------------------------------------ addresses
 
-    def _used_addresses(self) -> dict[str, set[IPv4Address]]:
-        """network id -> addresses taken in it: gateway, task addresses, VIPs."""
-        used: dict[str, set[IPv4Address]] = {}
-        for network in self.networks.values():
-            if is_allocated(network):
-                gateway = parse_address(network.status.gateway)
-                used[network.id] = {gateway} if gateway is not None else set()
-        for network_id, taken in used.items():
-            taken.update(self.tasks.used.get(network_id, ()))
-        for service in self.services.values():
-            self._mark(used, ((v.network_id, v.address) for v in service.endpoint.vips))
-        for network in self.networks.values():
-            self._mark(used, ((network.id, a.address) for a in network.status.attachments))
-        if self.ingress is not None:
-            ingress_id = self.ingress.id
-            self._mark(used, ((ingress_id, n.ingress_address) for n in self.nodes))
-        return used
+    def _used_addresses(self) -> dict[str, set[int]]:
+        """network id -> addresses taken in it by this phase (not committed yet). What is
+        committed (gateways, tasks, VIPs, containers, nodes) is in ``holdings``' pools."""
+        return {}
+
+    def _free(self, network: Network, used: dict[str, set[int]]) -> int:
+        """How many addresses of ``network`` are free in this phase: O(1)."""
+        pool = self.holdings.pool(network.id)
+        pool.set_subnet(parse_network(network.status.subnet))
+        return pool.free - len(used.get(network.id, ()))
 
     @staticmethod
-    def _mark(used: dict[str, set[IPv4Address]], pairs: Iterable[tuple[str, str]]) -> None:
-        for network_id, address in pairs:
-            iface = parse_interface(address)
-            if iface is not None and network_id in used:
-                used[network_id].add(iface.ip)
+    def _full(network: Network) -> str:
+        subnet = parse_network(network.status.subnet)
+        return f"no free address left in network {network.spec.name} ({subnet})"
 
     def _resolve(self, target: str) -> tuple[Network | None, str]:
         """The allocated network named ``target``; else None with why ("" = not yet)."""
@@ -365,16 +383,18 @@ class Planner:
             return None, ""
         return network, ""
 
-    def _allocate(
-        self, network: Network, used: dict[str, set[IPv4Address]]
-    ) -> tuple[str | None, str]:
+    def _allocate(self, network: Network, used: dict[str, set[int]]) -> tuple[str | None, str]:
+        """The lowest free address of ``network``, taken for this phase; a full network is
+        not searched."""
+        if self._free(network, used) <= 0:
+            return None, self._full(network)
         subnet = parse_network(network.status.subnet)
         taken = used.setdefault(network.id, set())
-        address = free_address(subnet, taken)
-        if address is None:
-            return None, f"no free address left in network {network.spec.name} ({subnet})"
-        taken.add(address)
-        return interface(address, subnet), ""
+        value = self.holdings.pool(network.id).lowest_free(taken)
+        if value is None:  # not reached: the free count said there is one
+            return None, self._full(network)
+        taken.add(value)
+        return interface(IPv4Address(value), subnet), ""
 
     # ------------------------------------------------------------------ services
 
@@ -417,7 +437,7 @@ class Planner:
     def _endpoint_for(
         self,
         service: Service,
-        used: dict[str, set[IPv4Address]],
+        used: dict[str, set[int]],
         owners: dict[PortKey, str],
     ) -> tuple[EndpointStatus | None, str]:
         ports, why = self._ports_for(service, owners)
@@ -536,7 +556,7 @@ class Planner:
         return found
 
     def _attachments_for(
-        self, task: Task, service: Service, used: dict[str, set[IPv4Address]]
+        self, task: Task, service: Service, used: dict[str, set[int]]
     ) -> tuple[list[Attachment] | None, str]:
         wanted: dict[str, list[str]] = {}
         for net in task.spec.networks:
@@ -576,13 +596,18 @@ def _bad_gateway(network: Network, subnet: IPv4Network) -> str:
 
 
 def plan_step(
-    read: ReadTx, pools: Pools, rng: random.Random | None = None, tasks: TaskIndex | None = None
+    read: ReadTx,
+    pools: Pools,
+    rng: random.Random | None = None,
+    tasks: TaskIndex | None = None,
+    holdings: Holdings | None = None,
 ) -> Step:
     """The next batch of allocation writes for ``read`` (an empty Tx when all is done).
 
-    ``tasks``, when given, must be the index of exactly ``read``'s tasks (else one is built).
+    ``tasks`` and ``holdings``, when given, must be the indexes of exactly ``read`` (else
+    they are built); ``holdings`` must be built for ``read``'s ingress network.
     """
-    return Planner(read, cluster_pools(read, pools), rng, tasks).plan()
+    return Planner(read, cluster_pools(read, pools), rng, tasks, holdings).plan()
 
 
 def network_refusal(read: ReadTx, pools: Pools, network: Network) -> str:
