@@ -535,7 +535,7 @@ class Planner:
             if status.pending_reason:
                 message = "pending" if status.message == status.pending_reason else status.message
                 status = replace(status, pending_reason="", message=message)
-            self.step.tx.update(replace(task, networks=attachments, status=status))
+            self.step.tx.patch(task, replace(task, networks=attachments, status=status))
             if len(self.step.tx) >= MAX_TX_OBJECTS:
                 return
 
@@ -588,7 +588,7 @@ class Planner:
         if task.status.pending_reason == reason:
             return
         status = replace(task.status, pending_reason=reason, message=reason)
-        self.step.tx.update(replace(task, status=status))
+        self.step.tx.patch(task, replace(task, status=status))
 
 
 def _bad_gateway(network: Network, subnet: IPv4Network) -> str:

@@ -441,7 +441,7 @@ class Dispatcher:
                 task = read.get(Task, task_id)
                 if task is None or task.node_id != node_id or not advances(task.status, status):
                     continue
-                tx.update(msgspec.structs.replace(task, status=status))
+                tx.patch(task, msgspec.structs.replace(task, status=status))
             return tx if tx.ops else None
 
         with acting_as(f"agent@{node_id}"):  # the node reports its own tasks
