@@ -35,25 +35,7 @@ ports), so that a round costs what the nodes are sent, not nodes x cluster. They
 tasks on each network from a ``NetworkIndex`` (built from the store when none is given)
 and a node's own tasks from the store's ``tasks_on_node``.
 
-``NetworkDirt``, fed the store's events, says which nodes a change can give another mesh
-or network state, from what the states above are made of:
-
-- a task: only if its *footprint* changed (present or not, node, service, its networks'
-  ids and addresses, in rotation, RUNNING); then, for its old and new footprint while
-  present, every node that needs one of its networks (the nodes with tasks or standalone
-  containers on it; every node for ingress) and its own node if it has networks or its
-  service publishes a port in host mode. So a task without networks of a service without
-  host ports (an ingress port puts the task on ingress) concerns no node;
-- a node: every node's mesh state if it enters, leaves or changes as a peer (key, next
-  key, endpoint, mesh address), its own if its mesh address changed; every node's network
-  state if its VTEP (mesh address) or its ingress address changed and one was set, its
-  own if it joined or left. Heartbeats, status messages and resources concern no node;
-- a service: if its names, VIPs, networks (with aliases), endpoint mode or published
-  ports changed: the nodes that need its networks; every node if it publishes a port in
-  ingress mode; the nodes with its tasks if it publishes one in host mode;
-- a network: if its name, flags or status (VNI, subnet, gateway, standalone containers)
-  changed: the nodes that need it (and those its containers were or are on); every node
-  for an ingress network.
+Which nodes an event concerns is ``netdirt``'s business.
 
 Does not own allocation (the allocator) nor sending (the dispatcher); never writes.
 Invariant: deterministic: every list is sorted, so that two calls on equal states give
@@ -76,7 +58,7 @@ from swarmlite.api.control import (
     NetworkState,
     PublishedPort,
 )
-from swarmlite.store import Event, ReadTx
+from swarmlite.store import ReadTx
 
 
 def mac_of(address: str) -> str:
@@ -125,11 +107,11 @@ def short_name(service: Service) -> str:
     return name
 
 
-def _mesh_ip(node: Node) -> str:
+def mesh_ip(node: Node) -> str:
     return bare(node.mesh_address) if node.mesh_address else ""
 
 
-def _as_peer(node: Node | None) -> MeshPeer | None:
+def as_peer(node: Node | None) -> MeshPeer | None:
     """What the other nodes are told of ``node``; None while it cannot be a peer."""
     if (
         node is None
@@ -142,14 +124,14 @@ def _as_peer(node: Node | None) -> MeshPeer | None:
         node_id=node.id,
         public_key=node.status.mesh_public_key,
         endpoint=node.status.mesh_endpoint,
-        mesh_address=_mesh_ip(node),
+        mesh_address=mesh_ip(node),
         next_key=node.status.mesh_next_key,
     )
 
 
 def mesh_states(read: ReadTx, node_ids: Iterable[str]) -> dict[str, MeshState | None]:
     """``mesh_state`` of each of ``node_ids``, sharing one list of peers."""
-    peers = [p for p in map(_as_peer, sorted(read.list(Node), key=lambda n: n.id)) if p]
+    peers = [p for p in map(as_peer, sorted(read.list(Node), key=lambda n: n.id)) if p]
     found: dict[str, MeshState | None] = {}
     for node_id in node_ids:
         node = read.get(Node, node_id)
@@ -169,7 +151,7 @@ def mesh_state(read: ReadTx, node_id: str) -> MeshState | None:
     return mesh_states(read, [node_id])[node_id]
 
 
-def _network_ids(task: Task) -> set[str]:
+def network_ids(task: Task) -> set[str]:
     return {a.network_id for a in task.networks}
 
 
@@ -192,7 +174,7 @@ class NetworkIndex:
     def update(self, old: Task | None, new: Task | None) -> None:
         """One write of a task: ``old`` -> ``new`` (None: created, or deleted)."""
         if old is not None and is_present(old):
-            for network_id in _network_ids(old):
+            for network_id in network_ids(old):
                 tasks = self._tasks.get(network_id, {})
                 if tasks.pop(old.id, None) is None:
                     continue  # not indexed: nothing to take back
@@ -205,7 +187,7 @@ class NetworkIndex:
                     if not nodes:
                         del self._nodes[network_id]
         if new is not None and is_present(new):
-            for network_id in _network_ids(new):
+            for network_id in network_ids(new):
                 tasks = self._tasks.setdefault(network_id, {})
                 if new.id not in tasks:
                     nodes = self._nodes.setdefault(network_id, {})
@@ -310,7 +292,7 @@ class _Snapshot:
 
     def vtep(self, node_id: str) -> str:
         node = self.nodes.get(node_id)
-        return _mesh_ip(node) if node is not None else ""
+        return mesh_ip(node) if node is not None else ""
 
     def service_networks(self, service: Service) -> list[str]:
         """Ids of the (allocated) networks a service is attached to, ingress aside."""
@@ -523,186 +505,3 @@ def _state_of(snap: _Snapshot, node_id: str) -> NetworkState:
         endpoints=endpoints,
         ports=_ports(snap, local),
     )
-
-
-# ---------------------------------------------------------------------- what an event changes
-
-
-def _task_footprint(task: Task | None) -> tuple[object, ...] | None:
-    """All of a task that the states above read; None while it is not present."""
-    if task is None or not is_present(task):
-        return None
-    return (
-        task.node_id,
-        task.service_id,
-        tuple((a.network_id, a.address) for a in task.networks),
-        in_rotation(task),
-        task.status.state is TaskState.RUNNING,
-    )
-
-
-def _service_footprint(service: Service | None) -> tuple[object, ...] | None:
-    if service is None:
-        return None
-    return (
-        service.spec.name,
-        short_name(service),
-        service.endpoint.vips,
-        service.spec.task.networks,
-        service.spec.endpoint.mode,
-        service.endpoint.ports,
-    )
-
-
-def _network_footprint(network: Network | None) -> tuple[object, ...] | None:
-    if network is None:
-        return None
-    spec = network.spec
-    return (spec.name, spec.ingress, spec.internal, network.status, network.created_at)
-
-
-def _node_footprint(node: Node | None) -> tuple[str, str] | None:
-    """A node as the others' network states see it: its VTEP and its ingress address."""
-    return None if node is None else (_mesh_ip(node), node.ingress_address)
-
-
-def _host_ported(service: Service) -> bool:
-    return any(p.published and p.mode != "ingress" for p in service.endpoint.ports)
-
-
-def _ingress_ported(service: Service) -> bool:
-    return any(p.published and p.mode == "ingress" for p in service.endpoint.ports)
-
-
-class NetworkDirt:
-    """Which nodes a stream of store events can give another mesh or network state (the
-    rules are in the module docstring). Fed every event of the kinds task, node, service
-    and network in commit order (``changed``) after ``reset`` on the state the events
-    follow; ``take`` says which nodes to recompute and forgets them. Keeps, from the events
-    alone, the ``NetworkIndex`` that ``network_states`` reads and what its rules need."""
-
-    def __init__(self) -> None:
-        self.index = NetworkIndex()
-        self._ingress: set[str] = set()  # networks with spec.ingress: every node needs them
-        self._host_ported: set[str] = set()  # services publishing a port in host mode
-        self._placed: dict[str, dict[str, int]] = {}  # service -> node -> present tasks
-        # What is dirty: every node's mesh state, every node's network state, or these.
-        self._mesh_all = self._all = True
-        self._mesh: set[str] = set()
-        self._nodes: set[str] = set()
-        self._networks: set[str] = set()  # ids: the nodes that need them are dirty
-        self._names: set[str] = set()  # network names (services name theirs)
-
-    def reset(self, read: ReadTx) -> None:
-        """Start again from ``read`` (a watch's start, or a resync): everything is dirty."""
-        self.index = NetworkIndex()
-        self._placed = {}
-        self._host_ported = {s.id for s in read.list(Service) if _host_ported(s)}
-        self._ingress = {n.id for n in read.list(Network) if n.spec.ingress}
-        for task in read.list(Task):
-            self._task(None, task)
-        self._mesh, self._nodes, self._networks, self._names = set(), set(), set(), set()
-        self._mesh_all = self._all = True
-
-    def changed(self, event: Event) -> None:
-        old, new = event.old, event.new
-        obj = new if new is not None else old
-        if isinstance(obj, Task):
-            self._task(old, new)  # type: ignore[arg-type]
-        elif isinstance(obj, Node):
-            self._node(old, new)  # type: ignore[arg-type]
-        elif isinstance(obj, Service):
-            self._service(old, new)  # type: ignore[arg-type]
-        elif isinstance(obj, Network):
-            self._network(old, new)  # type: ignore[arg-type]
-
-    def take(self, read: ReadTx) -> tuple[set[str] | None, set[str] | None]:
-        """The nodes whose mesh state and whose network state may have changed since the
-        last call (None: every node); resolved against ``read``."""
-        mesh = None if self._mesh_all else self._mesh
-        nodes: set[str] | None = None
-        if not self._all:
-            networks = set(self._networks)
-            for name in self._names:
-                network = read.get_by_name(Network, name)
-                if network is not None:
-                    networks.add(network.id)
-            nodes = self._nodes
-            for network_id in networks:
-                if network_id in self._ingress:
-                    nodes = None
-                    break
-                nodes.update(self.index.nodes_on(network_id))
-                network = read.get(Network, network_id)
-                if network is not None:
-                    nodes.update(a.node_id for a in network.status.attachments)
-        self._mesh_all = self._all = False
-        self._mesh, self._nodes, self._networks, self._names = set(), set(), set(), set()
-        return mesh, nodes
-
-    def _task(self, old: Task | None, new: Task | None) -> None:
-        before, after = _task_footprint(old), _task_footprint(new)
-        if before == after:
-            if new is not None and after is not None:
-                self.index.update(old, new)  # the same footprint: keep the newest object
-            return
-        self.index.update(old, new)
-        for task, present in ((old, before), (new, after)):
-            if task is None or present is None:
-                continue
-            placed = self._placed.setdefault(task.service_id, {})
-            count = placed.get(task.node_id, 0) + (1 if task is new else -1)
-            if count > 0:
-                placed[task.node_id] = count
-            else:
-                placed.pop(task.node_id, None)
-                if not placed:
-                    del self._placed[task.service_id]
-            networks = _network_ids(task)
-            self._networks.update(networks)
-            if networks or task.service_id in self._host_ported:
-                self._nodes.add(task.node_id)
-
-    def _node(self, old: Node | None, new: Node | None) -> None:
-        node_id = (new or old).id  # type: ignore[union-attr]
-        if _as_peer(old) != _as_peer(new):
-            self._mesh_all = True
-        if (old and old.mesh_address) != (new and new.mesh_address):
-            self._mesh.add(node_id)
-        before, after = _node_footprint(old), _node_footprint(new)
-        if before != after:
-            self._nodes.add(node_id)
-            if any(any(f) for f in (before, after) if f is not None):
-                self._all = True
-
-    def _service(self, old: Service | None, new: Service | None) -> None:
-        if new is not None and _host_ported(new):
-            self._host_ported.add(new.id)
-        elif old is not None:
-            self._host_ported.discard(old.id)
-        if _service_footprint(old) == _service_footprint(new):
-            return
-        for service in (old, new):
-            if service is None:
-                continue
-            self._networks.update(v.network_id for v in service.endpoint.vips)
-            self._names.update(n.target.lower() for n in service.spec.task.networks)
-            if _ingress_ported(service):
-                self._all = True
-            if _host_ported(service):
-                self._nodes.update(self._placed.get(service.id, {}))
-
-    def _network(self, old: Network | None, new: Network | None) -> None:
-        if new is not None and new.spec.ingress:
-            self._ingress.add(new.id)
-        if _network_footprint(old) == _network_footprint(new):
-            return
-        for network in (old, new):
-            if network is None:
-                continue
-            if network.spec.ingress:
-                self._all = True
-            self._networks.add(network.id)
-            self._nodes.update(a.node_id for a in network.status.attachments)
-        if new is None and old is not None:
-            self._ingress.discard(old.id)

@@ -66,7 +66,8 @@ from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
-from swarmlite.manager.netstate import NetworkDirt, NetworkIndex, mesh_states, network_states
+from swarmlite.manager.netdirt import NetworkDirt
+from swarmlite.manager.netstate import NetworkIndex, mesh_states, network_states
 from swarmlite.manager.usage import Usage
 from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
@@ -524,7 +525,7 @@ class _Pusher(ReconcileLoop):
     """The dispatcher's leader loop: nodes whose tasks changed get what changed of their
     assignments (the tasks events touched, per node: work per changed task, not per task
     of the node), and nodes whose mesh or network state an event can change
-    (``netstate.NetworkDirt``) get those, computed together for all of them once per round.
+    (``netdirt.NetworkDirt``) get those, computed together for all of them once per round.
     A node that holds no assignments yet, holds a secret or config an event touched, or
     after a resync, has its whole set computed again and sent if it differs from what it
     holds."""
