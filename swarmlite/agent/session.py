@@ -4,6 +4,12 @@ and failover to another manager when the current one goes away.
 Owns the connection only: which manager to try next (the leader it was told of, then the
 managers it knows, in order), the heartbeat pace the manager asks for, and handing each
 SessionInfo to the node. Never touches the store.
+
+When a leader goes away, every node loses its session at the same moment. So a node whose
+session was up waits a random part of one heartbeat period before it tries again: the new
+leader gets the nodes' TLS handshakes spread over a period, not all at once, and their
+heartbeats keep spread phases. A new leader gives every node 3 periods before calling it
+DOWN, so the pause costs no node its READY state.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -55,6 +62,7 @@ class Session:
         *,
         on_refused: Callable[[PermissionDenied], Awaitable[None]] | None = None,
         on_message: Callable[[ManagerMessage], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.hello = hello
         self.managers = list(managers)
@@ -67,6 +75,12 @@ class Session:
         self.connected_to: str | None = None
         self.informed = False  # a manager has told this node about the cluster at least once
         self._period = 1.0
+        self._rng = rng or random.Random()
+
+    @property
+    def heartbeat_period(self) -> float:
+        """The pace of this node's heartbeats: the period the manager asked for last."""
+        return self._period
 
     def _candidates(self, hint: str | None) -> list[str]:
         ordered = [hint] if hint else []
@@ -81,6 +95,7 @@ class Session:
             for address in self._candidates(hint):
                 tried_any = True
                 hint = None
+                was_up = False
                 try:
                     await self._session(address)
                 except NotLeader as exc:
@@ -97,8 +112,13 @@ class Session:
                     log.info("session lost %s", kv(manager=address, error=exc.message))
                 finally:
                     if self.connected_to is not None:
+                        was_up = True
                         backoff = BACKOFF_MIN  # it was up: the next failure starts afresh
                     self.connected_to = None
+                if was_up:  # every node may have lost it just now: see the module's docstring
+                    pause = self._rng.uniform(0.0, self._period)
+                    if pause > 0:
+                        await self._clock.sleep(pause)
             if not tried_any or hint is None:
                 await self._clock.sleep(backoff)
                 backoff = min(BACKOFF_MAX, backoff * 2)

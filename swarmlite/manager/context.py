@@ -18,6 +18,7 @@ from swarmlite.api.control import ManagerStatus
 from swarmlite.api.routes import Rep, Req, Route
 from swarmlite.clock import Clock
 from swarmlite.errors import InvalidArgument, NotFound, NotLeader, Unavailable
+from swarmlite.manager.heartbeats import heartbeat_period
 from swarmlite.raft import RaftNode
 from swarmlite.rpc import RpcClient
 from swarmlite.store import ReadTx, Store
@@ -44,7 +45,10 @@ class ManagerContext:
         return found[0]
 
     def heartbeat_period(self) -> float:
-        return self.cluster().spec.settings.heartbeat_period
+        """The period nodes are told to beat at and are judged DOWN by (after 3 missed):
+        the configured one, longer in a large cluster (`heartbeats.heartbeat_period`)."""
+        configured = self.cluster().spec.settings.heartbeat_period
+        return heartbeat_period(configured, self.store.memory.count(Node))
 
     def manager_addrs(self) -> list[str]:
         """Advertise addresses of the managers, the leader first."""
