@@ -62,6 +62,7 @@ class _Stream:
     def __init__(self) -> None:
         self.frames = 0
         self.bytes = 0
+        self.closed_with: Exception | None = None
 
     async def send(self, frame: bytes) -> None:
         self.frames += 1
@@ -71,7 +72,7 @@ class _Stream:
         return None
 
     async def close_with_error(self, error: Exception) -> None:
-        return None
+        self.closed_with = error
 
 
 class _Activity:
@@ -150,6 +151,7 @@ class LeaderSim:
         self.loop_restarts = 0
         self.services: list[str] = []
         self.down: set[str] = set()
+        self.sessions: dict[str, _Session] = {}  # as first opened, by node
         ctx = ManagerContext(
             node_id="leader",
             cluster_id="sim",
@@ -176,7 +178,8 @@ class LeaderSim:
         if tx.ops:
             await self.store.propose(tx)
         for node_id in self.node_ids:
-            self.dispatcher.sessions[node_id] = _Session(node_id, self.activity)
+            self.sessions[node_id] = _Session(node_id, self.activity)
+            self.dispatcher.sessions[node_id] = self.sessions[node_id]
         self._runner = asyncio.create_task(self._supervise())
         self._beater = asyncio.create_task(self._beat())
         return self
@@ -213,12 +216,21 @@ class LeaderSim:
                 self.loop_restarts += 1
                 await asyncio.sleep(0.01)
 
+    def session_error(self, node_id: str) -> Exception | None:
+        """What the dispatcher closed ``node_id``'s session with (None: still open)."""
+        session = self.sessions[node_id]
+        return session.sink.closed_with
+
+    def beat(self) -> None:
+        """A heartbeat from every node not marked down, now."""
+        now = self.clock.monotonic()
+        for node_id in self.node_ids:
+            if node_id not in self.down:
+                self.dispatcher._last_seen[node_id] = now
+
     async def _beat(self) -> None:
         while True:
-            now = self.clock.monotonic()
-            for node_id in self.node_ids:
-                if node_id not in self.down:
-                    self.dispatcher._last_seen[node_id] = now
+            self.beat()
             await asyncio.sleep(0.2)
 
     # ------------------------------------------------------------------ what it does

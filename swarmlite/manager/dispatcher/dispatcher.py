@@ -491,7 +491,9 @@ class Dispatcher:
         self._leading = True
         now = self.ctx.clock.monotonic()
         for node in self.ctx.store.memory.list(Node):
-            self._last_seen.setdefault(node.id, now)  # a new leader gives everyone a grace period
+            # A new leader gives everyone a grace period: whatever an earlier term saw is
+            # stale (sessions of that term may still have written here as they ended).
+            self._last_seen[node.id] = now
         try:
             await _Pusher(self).run()
         finally:
@@ -515,6 +517,17 @@ class Dispatcher:
                     await self._mark(node.id, NodeState.DOWN, None)
                 except SwarmliteError as exc:
                     log.warning("could not mark node down %s", kv(node=node.id, error=exc.message))
+                    continue
+                # Its session, if one is still open (a leader too busy to read its beats),
+                # ends: the node opens a new one, and its hello makes it READY again.
+                session = self.sessions.get(node.id)
+                if session is not None:
+                    await session.stream.close_with_error(
+                        Unavailable(
+                            f"no heartbeat for {silent} s: this node was marked down",
+                            hint="open a new session",
+                        )
+                    )
         for session in list(self.sessions.values()):
             # A broken stream is seen and ended by the session's own task.
             with contextlib.suppress(SwarmliteError):

@@ -37,3 +37,24 @@ def test_the_sim_places_tells_scales_and_replaces_a_down_nodes_tasks() -> None:
             assert sim.loop_restarts == 0
 
     asyncio.run(run())
+
+
+def test_a_node_marked_down_while_its_session_stays_open_has_that_session_ended() -> None:
+    """A leader too busy to read a node's beats marks it DOWN; the session it still holds
+    is closed so that the node opens a new one (whose hello makes it READY again)."""
+
+    async def run() -> None:
+        async with LeaderSim(3) as sim:
+            quiet = sim.node_ids[0]
+            sim.down.add(quiet)  # the sim stops beating for it; its session stays
+            await asyncio.sleep(0.05)
+            sim.beat()  # the others have just beaten
+            await sim.dispatcher.check(period=0.01)
+            node = sim.memory.get(Node, quiet)
+            assert node is not None and node.status.state is NodeState.DOWN
+            closed = sim.session_error(quiet)
+            assert closed is not None and "marked down" in str(closed)
+            for other in sim.node_ids[1:]:  # the others beat on and keep theirs
+                assert sim.session_error(other) is None
+
+    asyncio.run(run())
