@@ -31,6 +31,7 @@ import msgspec
 
 from swarmlite.api import (
     Cluster,
+    ClusterSpec,
     Node,
     NodeState,
     Service,
@@ -41,6 +42,7 @@ from swarmlite.api import (
 from swarmlite.api.control import AssignmentChanges, Assignments, ManagerMessage
 from swarmlite.clock import SystemClock
 from swarmlite.manager.allocator import Allocator
+from swarmlite.manager.allocator.ipam import SIZE_LABEL
 from swarmlite.manager.context import ManagerContext
 from swarmlite.manager.dispatcher import dispatcher as dispatch
 from swarmlite.manager.heartbeats import Heartbeats
@@ -169,7 +171,11 @@ class LeaderSim:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> LeaderSim:
-        tx = Tx().create(Cluster(id="sim"))
+        # Networks sized for the cluster, as its operator would at init
+        # (--default-addr-pool-mask-length): the default /24 ingress holds 253 nodes.
+        size = 24 if len(self.node_ids) < 250 else 20
+        spec = ClusterSpec(labels={SIZE_LABEL: str(size)})
+        tx = Tx().create(Cluster(id="sim", spec=spec))
         for node_id in self.node_ids:
             tx.create(make_node(node_id, hostname=node_id, cpus=64, memory="256G"))
             if len(tx.ops) >= 500:
