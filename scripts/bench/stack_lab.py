@@ -43,8 +43,10 @@ last line one JSON object `{metric: {"swarmlite": s, "swarm": s, "docker_run": s
 (null: no counterpart, not measured, or failed with the reason on stderr; exit status 1 for
 a failure).
 
-Owns the runs, swarm mode on the lab hosts and the baseline's containers; the lab is
-`swarmlite lab`'s (`lab_up`). Needs root and what `scripts/setup` installs.
+Owns the observer of the lab hosts, swarm mode on them and the baseline's containers; the
+rows, their clock and the output are the measurement core's (`_stackbench.py`, shared with
+`stack.py`); the lab is `swarmlite lab`'s (`lab_up`). Needs root and what `scripts/setup`
+installs.
 
     python scripts/bench/stack_lab.py [--quick | --rounds N] [--only swarmlite|swarm]
                                       [--client docker|native] [--baseline overlay|bridge]
@@ -69,8 +71,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
 from urllib.parse import quote, urlencode
+
+from _stackbench import (
+    METRICS,
+    STACK_LABEL,
+    Commands,
+    DockerCli,
+    Observer,
+    Result,
+    Runner,
+    Seen,
+    SwarmliteCli,
+    finish,
+    measure_system,
+    note,
+    report,
+    summary,
+    until,
+)
 
 from swarmlite.lab import Host
 from swarmlite.testing.dockerd import engine_json, engine_request
@@ -78,22 +97,10 @@ from swarmlite.testing.labkit import Lab, lab_up
 
 _ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = _ROOT / "compose-samples" / "bench-overlay.yml"
-DOCKER = Path("/usr/local/bin/docker")  # docker CLI 28 (scripts/setup)
-STACK_LABEL = "com.docker.stack.namespace"
 SWARM_PORT = 2378  # swarmlite's daemons hold 2377 on the same addresses
 SWARM_DATA_PORT = 4790  # and swarmlite's VXLAN 4789
 BASELINE = 50
 BASELINE_NETWORK = "bench_attach"
-POLL = 0.05
-LIMIT = 300.0  # one measurement
-METRICS = (
-    "deploy_1_s",
-    "deploy_10_s",
-    "deploy_50_s",
-    "scale_10_to_50_s",
-    "rolling_update_10_s",
-    "kill_to_replacement_s",
-)
 ROWS = {
     "deploy_1_s": "deploy until all run, 1 replica",
     "deploy_10_s": "deploy until all run, 10 replicas",
@@ -105,97 +112,23 @@ ROWS = {
 SYSTEMS = ("swarmlite", "swarm", "docker_run")
 
 
-def _note(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMLITE_", "DOCKER_"))}
-    env.update(extra)
-    return env
-
-
-def _popen(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-
-
-def _finish(proc: subprocess.Popen[bytes], what: str) -> str:
-    """Wait for ``proc``; its stdout. RuntimeError with its output if it failed."""
-    try:
-        out, err = proc.communicate(timeout=LIMIT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise RuntimeError(f"{what} took over {LIMIT:g} s") from None
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} exited {proc.returncode}: {err.decode()} {out.decode()}")
-    return out.decode()
-
-
-def _until(what: str, check: Callable[[], bool], started: float) -> float:
-    """Seconds from ``started`` until ``check()`` holds (polled every POLL s)."""
-    while True:
-        if check():
-            return time.monotonic() - started
-        if time.monotonic() - started > LIMIT:
-            raise RuntimeError(f"timed out after {LIMIT:g} s waiting for {what}")
-        time.sleep(POLL)
-
-
-class DockerCli:
-    """The docker CLI on one Engine API socket (DOCKER_HOST), with an empty client config."""
-
-    def __init__(self, host: str, config: Path) -> None:
-        if not DOCKER.is_file():
-            raise RuntimeError(f"{DOCKER} (the docker CLI) is not installed; see scripts/setup")
-        config.mkdir(parents=True, exist_ok=True)
-        self._env = {"DOCKER_HOST": host, "DOCKER_CONFIG": str(config)}
-
-    def popen(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        return _popen([str(DOCKER), *args], _env(**self._env, **env))
-
-    def ok(self, *args: str) -> str:
-        return _finish(self.popen(*args), f"docker {' '.join(args)}")
-
-    def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]:
-        args = ("stack", "deploy", "--detach=true", "-c", str(COMPOSE), stack)
-        return self.popen(*args, REPLICAS=str(replicas), IMAGE=image)
-
-    def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]:
-        return self.popen("service", "scale", "--detach", f"{stack}_web={replicas}")
-
-    def rm(self, stack: str) -> None:
-        """`docker stack rm`, again while swarm refuses it because the stack's network is
-        still "in use by task" (the tasks on it are still stopping)."""
-        deadline = time.monotonic() + LIMIT
-        while True:
-            try:
-                self.ok("stack", "rm", stack)
-                return
-            except RuntimeError as exc:
-                if "in use" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-
-
 # --------------------------------------------------------------------------- the observer
 
 
-@dataclass(frozen=True)
-class Seen:
-    host: str
-    id: str
-    state: str
-    image_id: str
+class Hosts(Observer):
+    """Every lab host's dockerd, read through its own Engine API socket; a container's image
+    is its image id (``images``: each ref's). With ``api``, a stack has converged only once
+    the system's own task list there agrees."""
 
-
-class Observer:
-    """Every lab host's dockerd, read through its own Engine API socket."""
-
-    def __init__(self, hosts: list[Host]) -> None:
+    def __init__(self, hosts: list[Host], images: dict[str, str], api: Path | None = None) -> None:
         self.hosts = hosts
+        self._images = images
+        self._ids = {images[v]: images[f"{v}_id"] for v in ("v1", "v2")}
+        self._api = api
+
+    def of_system(self, api: Path) -> Hosts:
+        """The same hosts, also asking the task list of the system whose manager is ``api``."""
+        return Hosts(self.hosts, self._images, api)
 
     def containers(self, stack: str) -> list[Seen]:
         filters = quote(json.dumps({"label": [f"{STACK_LABEL}={stack}"]}))
@@ -206,17 +139,18 @@ class Observer:
                 found.append(Seen(host.name, c["Id"], c["State"], c["ImageID"]))
         return found
 
+    def image_key(self, image: str) -> str:
+        return self._ids[image]
+
+    def agrees(self, stack: str, replicas: int) -> bool:
+        return self._api is None or self.tasks_running(self._api, f"{stack}_web") == replicas
+
     def tasks_running(self, api: Path, service: str) -> int:
         """How many of ``service``'s tasks the system's own task list (GET /tasks on its
         Engine API, what `docker service ps` shows) has running, of those meant to run."""
         filters = quote(json.dumps({"service": [service], "desired-state": ["running"]}))
         tasks = engine_json(api, "GET", f"/tasks?filters={filters}") or []
         return sum(1 for t in tasks if t["Status"]["State"] == "running")
-
-    def running(self, stack: str, image_id: str) -> list[Seen]:
-        return [
-            c for c in self.containers(stack) if c.state == "running" and c.image_id == image_id
-        ]
 
     def socket_of(self, host: str) -> Path:
         return next(h.docker_socket for h in self.hosts if h.name == host)
@@ -236,69 +170,26 @@ def pull(host: Host, ref: str) -> str:
 # --------------------------------------------------------------------------- the systems
 
 
-class System(Protocol):
-    name: str
-    short: str  # its stacks are <short>1, <short>2, ...
-    api: Path  # the Engine API socket that answers /tasks for it
-
-    def start(self) -> None: ...
-    def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]: ...
-    def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]: ...
-    def rm(self, stack: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class Swarmlite:
-    """The lab's swarmlite cluster, through h1."""
-
-    name = "swarmlite"
-    short = "sl"
-
-    def __init__(self, lab: Lab, client: str, config: Path) -> None:
-        self._h1 = lab.state.host("h1")
-        self.api = Path(self._h1.dir) / "docker.sock"
-        self._docker: DockerCli | None = None
-        if client == "docker":
-            self._docker = DockerCli(f"unix://{self.api}", config)
-
-    def start(self) -> None:
-        pass  # the lab made the cluster
-
-    def _cli(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "swarmlite", "-H", self._h1.swarmlite_host, *args]
-        return _popen(argv, _env(**env))
-
-    def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]:
-        if self._docker is not None:
-            return self._docker.deploy(stack, replicas, image)
-        args = ("stack", "deploy", "-d", "-c", str(COMPOSE), stack)
-        return self._cli(*args, REPLICAS=str(replicas), IMAGE=image)
-
-    def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]:
-        if self._docker is not None:
-            return self._docker.scale(stack, replicas)
-        return self._cli("service", "scale", "-d", f"{stack}_web={replicas}")
-
-    def rm(self, stack: str) -> None:
-        if self._docker is not None:
-            self._docker.rm(stack)
-        else:
-            _finish(self._cli("stack", "rm", stack), f"swarmlite stack rm {stack}")
-
-    def close(self) -> None:
-        pass  # the lab goes down with its cluster
+def swarmlite_commands(lab: Lab, client: str, config: Path) -> tuple[Commands, Path]:
+    """What drives the lab's own swarmlite cluster (the lab made it), through h1: the docker
+    CLI on h1's swarmlite Docker API socket (``docker``) or the swarmlite CLI on its control
+    socket; and that Docker API socket, whose /tasks the observer reads."""
+    h1 = lab.state.host("h1")
+    api = Path(h1.dir) / "docker.sock"
+    if client == "docker":
+        return DockerCli(f"unix://{api}", config, COMPOSE), api
+    return SwarmliteCli(h1.swarmlite_host, COMPOSE), api
 
 
 class Swarm:
     """Docker swarm mode on the lab hosts' own dockerds: h1 the manager, the others workers."""
 
     name = "swarm"
-    short = "sm"
 
     def __init__(self, lab: Lab, config: Path) -> None:
         self.hosts = lab.state.hosts
         self.api = self.hosts[0].docker_socket
-        self._clis = {h.name: DockerCli(h.docker_host, config) for h in self.hosts}
+        self._clis = {h.name: DockerCli(h.docker_host, config, COMPOSE) for h in self.hosts}
         self.docker = self._clis[self.hosts[0].name]
         self._joined: list[str] = []
 
@@ -319,16 +210,7 @@ class Swarm:
             shown = self.docker.ok("node", "ls", "--format", "{{.Status}}").split()
             return shown == ["Ready"] * len(self.hosts)
 
-        _until(f"{len(self.hosts)} swarm nodes Ready", all_ready, time.monotonic())
-
-    def deploy(self, stack: str, replicas: int, image: str) -> subprocess.Popen[bytes]:
-        return self.docker.deploy(stack, replicas, image)
-
-    def scale(self, stack: str, replicas: int) -> subprocess.Popen[bytes]:
-        return self.docker.scale(stack, replicas)
-
-    def rm(self, stack: str) -> None:
-        self.docker.rm(stack)
+        until(f"{len(self.hosts)} swarm nodes Ready", all_ready, time.monotonic())
 
     def close(self) -> None:
         """`swarm leave --force` on every host that joined, workers first."""
@@ -336,124 +218,11 @@ class Swarm:
             try:
                 self._clis[name].ok("swarm", "leave", "--force")
             except Exception as exc:  # the lab's teardown still removes its dockerds
-                _note(f"swarm leave on {name}: {exc}")
+                note(f"swarm leave on {name}: {exc}")
         self._joined.clear()
 
 
-# --------------------------------------------------------------------------- measurements
-
-
-class Runner:
-    def __init__(self, system: System, observer: Observer, images: dict[str, str]) -> None:
-        self.system = system
-        self.observer = observer
-        self.v1, self.v2 = images["v1"], images["v2"]
-        self.v1_id, self.v2_id = images["v1_id"], images["v2_id"]
-        self._stacks = (f"{system.short}{i}" for i in range(1, 10_000))
-
-    @contextlib.contextmanager
-    def stack(self) -> Iterator[str]:
-        """A fresh stack name; the stack is removed, and its containers gone, afterwards."""
-        name = next(self._stacks)
-        try:
-            yield name
-        finally:
-            self.system.rm(name)
-            _until(
-                f"no container of {name}",
-                lambda: not self.observer.containers(name),
-                time.monotonic(),
-            )
-
-    def _running(self, stack: str, image_id: str) -> list[Seen]:
-        return self.observer.running(stack, image_id)
-
-    def _tasks_running(self, stack: str) -> int:
-        return self.observer.tasks_running(self.system.api, f"{stack}_web")
-
-    def _converged(self, stack: str, replicas: int, image_id: str) -> bool:
-        """``replicas`` containers run on the hosts' dockerds, all of ``image_id``, and the
-        system lists as many tasks running (asked only once the containers are there)."""
-        running = [c for c in self.observer.containers(stack) if c.state == "running"]
-        if len(running) != replicas or any(c.image_id != image_id for c in running):
-            return False
-        return self._tasks_running(stack) == replicas
-
-    def _deploy(self, stack: str, replicas: int) -> float:
-        started = time.monotonic()
-        proc = self.system.deploy(stack, replicas, self.v1)
-        took = _until(
-            f"{replicas} running",
-            lambda: self._converged(stack, replicas, self.v1_id),
-            started,
-        )
-        _finish(proc, f"{self.system.name} deploy {stack}")
-        return took
-
-    def deploy(self, replicas: int) -> float:
-        with self.stack() as stack:
-            return self._deploy(stack, replicas)
-
-    def scale(self, before: int, after: int) -> float:
-        with self.stack() as stack:
-            self._deploy(stack, before)
-            started = time.monotonic()
-            proc = self.system.scale(stack, after)
-            took = _until(
-                f"{after} running",
-                lambda: self._converged(stack, after, self.v1_id),
-                started,
-            )
-            _finish(proc, f"{self.system.name} scale {stack}")
-            return took
-
-    def rolling_update(self, replicas: int) -> float:
-        with self.stack() as stack:
-            self._deploy(stack, replicas)
-            started = time.monotonic()
-            proc = self.system.deploy(stack, replicas, self.v2)
-            took = _until(
-                f"{replicas} running web:2",
-                lambda: self._converged(stack, replicas, self.v2_id),
-                started,
-            )
-            _finish(proc, f"{self.system.name} update {stack}")
-            return took
-
-    def kill(self) -> float:
-        with self.stack() as stack:
-            self._deploy(stack, 1)
-            [victim] = self._running(stack, self.v1_id)
-            sock = self.observer.socket_of(victim.host)
-            started = time.monotonic()
-            status, body = engine_request(sock, "POST", f"/containers/{victim.id}/kill")
-            if status != 204:
-                raise RuntimeError(f"kill {victim.id} on {victim.host}: {status} {body!r}")
-
-            def replaced() -> bool:
-                others = [c for c in self._running(stack, self.v1_id) if c.id != victim.id]
-                return bool(others) and self._tasks_running(stack) == 1
-
-            return _until("a replacement running", replaced, started)
-
-
-def measure(runner: Runner, rounds: int) -> dict[str, float]:
-    name = runner.system.name
-    found: dict[str, list[float]] = {m: [] for m in METRICS}
-    steps: list[tuple[str, Callable[[], float]]] = [
-        ("deploy_1_s", lambda: runner.deploy(1)),
-        ("deploy_10_s", lambda: runner.deploy(10)),
-        ("deploy_50_s", lambda: runner.deploy(50)),
-        ("scale_10_to_50_s", lambda: runner.scale(10, 50)),
-        ("rolling_update_10_s", lambda: runner.rolling_update(10)),
-        ("kill_to_replacement_s", runner.kill),
-    ]
-    for index in range(rounds):
-        for metric, step in steps:
-            took = step()
-            found[metric].append(took)
-            _note(f"{name} round {index + 1}: {metric} = {took:.2f}")
-    return {m: statistics.median(v) for m, v in found.items()}
+# --------------------------------------------------------------------------- the baseline
 
 
 @contextlib.contextmanager
@@ -476,7 +245,7 @@ def baseline_network(kind: str, clis: dict[str, DockerCli]) -> Iterator[None]:
 
 
 def docker_run_baseline(
-    clis: dict[str, DockerCli], observer: Observer, images: dict[str, str], rounds: int
+    clis: dict[str, DockerCli], observer: Hosts, images: dict[str, str], rounds: int
 ) -> float:
     """50 `docker run -d` at once over the hosts' dockerds (in turn: 17/17/16 on three) on
     BASELINE_NETWORK, until all 50 run; the median over ``rounds``."""
@@ -488,12 +257,12 @@ def docker_run_baseline(
         finally:
             _remove_all(observer, label)
         times.append(took)
-        _note(f"docker_run round {index + 1}: deploy_50_s = {took:.2f}")
+        note(f"docker_run round {index + 1}: deploy_50_s = {took:.2f}")
     return statistics.median(times)
 
 
 def _docker_run_round(
-    clis: dict[str, DockerCli], observer: Observer, images: dict[str, str], label: str
+    clis: dict[str, DockerCli], observer: Hosts, images: dict[str, str], label: str
 ) -> float:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     labels = ("--label", f"{STACK_LABEL}={label}")
@@ -503,28 +272,25 @@ def _docker_run_round(
         host = hosts[n % len(hosts)]
         args = ("run", "-d", "--network", BASELINE_NETWORK, *labels, "--name", f"{label}_{n}")
         procs.append((host, clis[host].popen(*args, images["v1"])))
-    took = _until(
+    took = until(
         f"{BASELINE} docker run containers running",
-        lambda: len(observer.running(label, images["v1_id"])) == BASELINE,
+        lambda: len(observer.running(label, images["v1"])) == BASELINE,
         started,
     )
     for host, proc in procs:
-        _finish(proc, f"docker run on {host}")
+        finish(proc, f"docker run on {host}")
     return took
 
 
-def _remove_all(observer: Observer, label: str) -> None:
+def _remove_all(observer: Hosts, label: str) -> None:
     """`docker rm -f` of every container labelled ``label``, until none is listed."""
     for seen in observer.containers(label):
         sock = observer.socket_of(seen.host)
         engine_request(sock, "DELETE", f"/containers/{seen.id}?force=1")
-    _until(f"no container of {label}", lambda: not observer.containers(label), time.monotonic())
+    until(f"no container of {label}", lambda: not observer.containers(label), time.monotonic())
 
 
 # --------------------------------------------------------------------------- the run
-
-
-Result = dict[str, dict[str, float | None]]
 
 
 @dataclass(frozen=True)
@@ -548,35 +314,35 @@ def _images(lab: Lab) -> dict[str, str]:
     return {**refs, **ids}
 
 
-def _run_system(system: System, runner: Runner, rounds: int, result: Result) -> bool:
-    _note(f"{system.name}: starting")
-    try:
-        system.start()
-        found: dict[str, float | None] = dict(measure(runner, rounds))
-        ok = True
-    except Exception:  # report the system as failed, still measure the others
-        _note(f"{system.name} failed:\n{traceback.format_exc()}")
-        found = dict.fromkeys(METRICS)
-        ok = False
+def _run_system(name: str, start: Callable[[], Runner], rounds: int, result: Result) -> bool:
+    """The system's rows into ``result``; whether it was measured (else its rows are None)."""
+    found = measure_system(name, start, rounds)
     for metric in METRICS:
-        result[metric][system.name] = found[metric]
-    return ok
+        result[metric][name] = found[metric]
+    return all(v is not None for v in found.values())
 
 
 def run(lab: Lab, opts: Options, config: Path) -> Result:
     result: Result = {m: dict.fromkeys(SYSTEMS) for m in METRICS}
-    observer = Observer(lab.state.hosts)
-    _note("pulling the images on every host")
+    note("pulling the images on every host")
     images = _images(lab)
+    observer = Hosts(lab.state.hosts, images)
+    v1, v2 = images["v1"], images["v2"]
     if opts.only in (None, "swarmlite"):
-        swarmlite = Swarmlite(lab, opts.client, config)
-        _run_system(swarmlite, Runner(swarmlite, observer, images), opts.rounds, result)
-    clis = {h.name: DockerCli(h.docker_host, config) for h in lab.state.hosts}
+        commands, api = swarmlite_commands(lab, opts.client, config)
+        runner = Runner("swarmlite", commands, observer.of_system(api), v1, v2, prefix="sl")
+        _run_system("swarmlite", lambda: runner, opts.rounds, result)
+    clis = {h.name: DockerCli(h.docker_host, config, COMPOSE) for h in lab.state.hosts}
     swarm_up = False
     if opts.only in (None, "swarm"):
         swarm = Swarm(lab, config)
+
+        def start_swarm() -> Runner:
+            swarm.start()
+            return Runner(swarm.name, swarm.docker, observer.of_system(swarm.api), v1, v2, "sm")
+
         try:
-            swarm_up = _run_system(swarm, Runner(swarm, observer, images), opts.rounds, result)
+            swarm_up = _run_system(swarm.name, start_swarm, opts.rounds, result)
             if swarm_up and opts.baseline == "overlay":
                 _baseline(clis, observer, images, opts, result)
         finally:
@@ -584,24 +350,24 @@ def run(lab: Lab, opts: Options, config: Path) -> Result:
     if opts.baseline == "bridge":
         _baseline(clis, observer, images, opts, result)
     elif not swarm_up:
-        _note("docker run: not measured (its overlay is swarm's; try --baseline bridge)")
+        note("docker run: not measured (its overlay is swarm's; try --baseline bridge)")
     return result
 
 
 def _baseline(
     clis: dict[str, DockerCli],
-    observer: Observer,
+    observer: Hosts,
     images: dict[str, str],
     opts: Options,
     result: Result,
 ) -> None:
-    _note(f"docker run: starting (network: {opts.baseline})")
+    note(f"docker run: starting (network: {opts.baseline})")
     try:
         with baseline_network(opts.baseline, clis):
             found = docker_run_baseline(clis, observer, images, opts.rounds)
         result["deploy_50_s"]["docker_run"] = found
     except Exception:  # the systems' rows still count
-        _note(f"docker run failed:\n{traceback.format_exc()}")
+        note(f"docker run failed:\n{traceback.format_exc()}")
 
 
 def _keep_logs(lab: Lab, target: Path) -> None:
@@ -611,17 +377,7 @@ def _keep_logs(lab: Lab, target: Path) -> None:
         for path in (host.runtime_log, host.swarmlite_dir / "swarmlite.log"):
             with contextlib.suppress(OSError):
                 shutil.copy(path, target / f"{host.name}-{path.name}")
-    _note(f"logs kept in {target}")
-
-
-def _report(result: Result, names: list[str]) -> None:
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f} s"
-
-    print("| measurement | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for metric, values in result.items():
-        print(f"| {ROWS[metric]} | " + " | ".join(cell(values.get(n)) for n in names) + " |")
+    note(f"logs kept in {target}")
 
 
 _MAIN_PID = os.getpid()
@@ -672,21 +428,17 @@ def main() -> int:
             tempfile.TemporaryDirectory(prefix="swl-bench-cli-") as config,
             lab_up("--nodes", "3", prefix="swl-bsl-", kind=Lab) as lab,
         ):
-            _note(f"lab up in {lab.dir}")
+            note(f"lab up in {lab.dir}")
             try:
                 result = run(lab, opts, Path(config) / "docker-config")
             finally:
                 if opts.logs is not None:
                     _keep_logs(lab, opts.logs)
     except KeyboardInterrupt:
-        _note("interrupted; the lab is down")
+        note("interrupted; the lab is down")
         return 130
-    _report(result, list(SYSTEMS))
-    summary = {
-        m: {n: (None if v is None else round(v, 3)) for n, v in values.items()}
-        for m, values in result.items()
-    }
-    print(json.dumps(summary), flush=True)
+    report(result, list(SYSTEMS), rows=ROWS, missing="-")
+    summary(result)
     ran = [n for n in ("swarmlite", "swarm") if opts.only in (None, n)]
     missing = [m for m, values in result.items() for n in ran if values[n] is None]
     if ("swarm" in ran or opts.baseline == "bridge") and result["deploy_50_s"][
