@@ -542,7 +542,8 @@ class Planner:
     def _waiting(self, blocked: dict[str, str]) -> list[Task]:
         """Live tasks without attachments that this step may write: those of a service
         blocked for a reason (they say why), or that are on a network or publish on the
-        ingress network. The others would get no attachment at all: nothing to write."""
+        ingress network. The others would get no attachment at all: nothing to write, and
+        not looked at (they are most tasks of most clusters: a pass costs what waits)."""
         found: list[Task] = []
         for service_id, tasks in self.tasks.waiting.items():
             service = self.services.get(service_id)
@@ -552,7 +553,7 @@ class Planner:
                 if blocked.get(service_id, "x"):
                     found.extend(tasks.values())
             else:
-                found.extend(t for t in tasks.values() if t.spec.networks)
+                found.extend(self.tasks.networked.get(service_id, {}).values())
         return found
 
     def _attachments_for(

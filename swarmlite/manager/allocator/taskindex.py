@@ -3,7 +3,9 @@
 Owns two facts per task, and nothing else: the addresses it holds (for every network, the
 addresses taken there, and the subnets of the interfaces held, for networks that were
 removed while tasks still use them) and whether it waits for its attachments (live, none
-yet), grouped by service. Does not decide anything: ``plan`` reads it as it read the tasks.
+yet), grouped by service, with apart those of them whose spec names a network (a task on
+no network that publishes nothing waits for ever: a pass need not look at it). Does not
+decide anything: ``plan`` reads it as it read the tasks.
 
 Invariant: after ``build(read)`` and then ``update`` for every later write of a task, in
 commit order, it says exactly what a scan of the same store state would say. The
@@ -42,6 +44,8 @@ class TaskIndex:
         self.subnets: dict[str, Counter[IPv4Network]] = {}
         # service id -> task id -> live task without attachments
         self.waiting: dict[str, dict[str, Task]] = {}
+        # service id -> task id -> those of ``waiting`` whose spec names a network
+        self.networked: dict[str, dict[str, Task]] = {}
 
     @classmethod
     def build(cls, read: ReadTx) -> TaskIndex:
@@ -72,15 +76,18 @@ class TaskIndex:
                 self._held[task_id] = tuple(held)
         if not new.networks and is_live(new):
             self.waiting.setdefault(new.service_id, {})[task_id] = new
+            if new.spec.networks:
+                self.networked.setdefault(new.service_id, {})[task_id] = new
 
     def _forget(self, task_id: str, old: Task | None) -> None:
         for network_id, iface in self._held.pop(task_id, ()):
             _decrement(self.used, network_id, iface.ip)
             _decrement(self.subnets, network_id, iface.network)
         if old is not None:
-            bucket = self.waiting.get(old.service_id)
-            if bucket is not None and bucket.pop(task_id, None) is not None and not bucket:
-                del self.waiting[old.service_id]
+            for table in (self.waiting, self.networked):
+                bucket = table.get(old.service_id)
+                if bucket is not None and bucket.pop(task_id, None) is not None and not bucket:
+                    del table[old.service_id]
 
 
 def _decrement(

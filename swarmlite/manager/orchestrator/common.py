@@ -8,6 +8,13 @@ collects creations, desired-state changes and deletions into one ``Tx``. And
 dirty service in its own compare-and-set transaction, waking itself up when a plan asks to
 act later (a restart delay, an update's delay or monitor period).
 
+Partial planning: a service dirty only because some of its tasks changed (or the nodes
+they sit on) is dirty in those tasks' keys (slots, or nodes for global tasks), and a loop
+that can (``plan_keys``) plans only those keys: the same planning code, run on the tasks
+of those keys. Every other key is as its last plan left it, since anything that could
+change what it needs brings a task event of that key, a service event, or a wake-up,
+all of which plan the service whole (as do a resync, a cluster change and a retry).
+
 Invariant: a plan is a pure function of the store's state and the wall time it is given,
 so a new leader (or a retried transaction) plans the same thing from the same state.
 Times stored on objects are wall times (``Clock.wall``); wake-ups convert them to the
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, ValuesView
 from typing import Any
 
 import msgspec
@@ -57,7 +64,7 @@ EPSILON = 1e-6
 RETRY_SECONDS = 1.0
 
 Key = int | str  # a slot number (replicated, replicated jobs) or a node id (global modes)
-Nodes = dict[str, Node]
+Nodes = Mapping[str, Node]
 
 
 # -- classification -------------------------------------------------------------------
@@ -222,6 +229,11 @@ class Plan:
         return groups
 
     @property
+    def service_changed(self) -> bool:
+        """The plan writes the service (an update started, moved on or ended)."""
+        return self._service_changed
+
+    @property
     def created(self) -> list[Task]:
         return list(self._created.values())
 
@@ -282,11 +294,15 @@ class ServiceLoop(ReconcileLoop):
     # True when a plan reads a node only for the tasks placed on it (liveness, drain): a
     # node change then re-plans only the services with tasks there, not every service.
     node_scoped = False
+    # Plan a service dirty only in some keys through ``plan_keys``; False plans every dirty
+    # service whole (what partial planning must always end up equal to).
+    partial = True
 
     def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
         super().__init__(store, clock)
         self.rng = rng
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # services to plan whole
+        self._keys: dict[str, set[Key]] = {}  # services dirty only in these keys
         self._everything = False
         self._due: dict[str, float] = {}  # service id -> monotonic time to plan again
 
@@ -299,6 +315,13 @@ class ServiceLoop(ReconcileLoop):
     def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
         """The plan for one service, from ``rt`` only (it may run more than once)."""
         raise NotImplementedError
+
+    def plan_keys(
+        self, rt: ReadTx, service_id: str, keys: frozenset[Key], now: float
+    ) -> Plan | None:
+        """The plan for only the tasks of ``keys``, when every other key of the service is
+        as its last plan left it. By default (a loop that cannot tell), the whole plan."""
+        return self.plan_service(rt, service_id, now)
 
     def all_service_ids(self) -> set[str]:
         return {s.id for s in self.memory.list(Service) if self.handles(s)}
@@ -321,7 +344,9 @@ class ServiceLoop(ReconcileLoop):
             if isinstance(obj, Service):
                 self._dirty.add(obj.id)
             elif isinstance(obj, Task):
-                self._dirty.add(obj.service_id)
+                self._task_dirty(obj)
+                if isinstance(event.old, Task) and event.old is not obj:
+                    self._task_dirty(event.old)
             elif isinstance(obj, Node):
                 old = event.old if isinstance(event.old, Node) else None
                 new = event.new if isinstance(event.new, Node) else None
@@ -330,11 +355,18 @@ class ServiceLoop(ReconcileLoop):
                 if self.node_scoped:
                     # Tasks never move between nodes; one placed or removed since this
                     # event brought (or brings) its own task event.
-                    self._dirty.update(t.service_id for t in self.memory.tasks_on_node(obj.id))
+                    for task in self.memory.tasks_on_node(obj.id):
+                        self._task_dirty(task)
                 else:
                     self._everything = True
             else:
                 self._everything = True
+
+    def _task_dirty(self, task: Task) -> None:
+        if not self.partial:
+            self._dirty.add(task.service_id)
+        elif task.service_id not in self._dirty:
+            self._keys.setdefault(task.service_id, set()).add(task_key(task))
 
     async def reconcile(self) -> None:
         now_mono = self.clock.monotonic()
@@ -345,10 +377,11 @@ class ServiceLoop(ReconcileLoop):
         ids = self._dirty
         if self._everything:
             ids |= self.all_service_ids()
-        self._dirty, self._everything = set(), False
-        for service_id in sorted(ids):
+        keys = {s: frozenset(k) for s, k in self._keys.items() if s not in ids}
+        self._dirty, self._keys, self._everything = set(), {}, False
+        for service_id in sorted(ids | keys.keys()):
             try:
-                await self._plan_and_commit(service_id)
+                await self._plan_and_commit(service_id, keys.get(service_id))
             except SwarmliteError as exc:
                 log.warning(
                     "%s could not reconcile a service %s",
@@ -359,12 +392,16 @@ class ServiceLoop(ReconcileLoop):
         if self._due:
             self.wake_at(min(self._due.values()))
 
-    async def _plan_and_commit(self, service_id: str) -> None:
+    async def _plan_and_commit(self, service_id: str, keys: frozenset[Key] | None) -> None:
+        """Plan the service (only ``keys`` of it, when given) and commit the plan."""
         now = self.clock.wall()
         wake: list[float | None] = [None]
 
         def fn(rt: ReadTx) -> Tx | None:
-            plan = self.plan_service(rt, service_id, now)
+            if keys is None:
+                plan = self.plan_service(rt, service_id, now)
+            else:
+                plan = self.plan_keys(rt, service_id, keys, now)
             if plan is None:
                 wake[0] = None
                 return None
@@ -407,10 +444,43 @@ def _node_facts(node: Node) -> tuple[object, ...]:
     return (node.spec, status.state, status.hostname, status.os, status.arch)
 
 
+class NodeView(Mapping[str, Node]):
+    """The nodes of ``rt``, each read when asked for: a plan of a few tasks reads only the
+    nodes under them (listing them all only when it iterates)."""
+
+    def __init__(self, rt: ReadTx) -> None:
+        self._rt = rt
+        self._all: dict[str, Node] | None = None
+
+    def _every(self) -> dict[str, Node]:
+        if self._all is None:
+            self._all = {node.id: node for node in self._rt.list(Node)}
+        return self._all
+
+    def __getitem__(self, node_id: str) -> Node:
+        node = self._rt.get(Node, node_id) if node_id else None
+        if node is None:
+            raise KeyError(node_id)
+        return node
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def __len__(self) -> int:
+        return len(self._every())
+
+    def values(self) -> ValuesView[Node]:
+        return self._every().values()
+
+
 def nodes_of(rt: ReadTx) -> Nodes:
-    return {node.id: node for node in rt.list(Node)}
+    return NodeView(rt)
 
 
-def tasks_of(rt: ReadTx, service_id: str) -> list[Task]:
-    """The service's tasks, from the store's index (in store order: oldest write first)."""
-    return rt.tasks_of_service(service_id)
+def tasks_of(rt: ReadTx, service_id: str, keys: frozenset[Key] | None = None) -> list[Task]:
+    """The service's tasks, from the store's index (in store order: oldest write first);
+    only those of ``keys`` when given."""
+    tasks = rt.tasks_of_service(service_id)
+    if keys is None:
+        return tasks
+    return [t for t in tasks if (t.slot if t.slot else t.node_id) in keys]  # task_key, inlined

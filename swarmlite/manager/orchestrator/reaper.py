@@ -10,6 +10,9 @@ tasks still wanted are told to stop, and its finished ones are deleted. A task i
 finished when its status is terminal, its node is DOWN or gone, or it was told to stop
 before reaching a node; only tasks a manager no longer wants run (desired SHUTDOWN, or a
 completed job task) are deleted.
+
+History is trimmed slot by slot, so a service dirty only in some slots (or nodes) trims
+only those (``plan_keys``); a removed service's tasks are handled all at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import random
 from swarmlite.api import Cluster, ClusterSettings, Service, Task, TaskState
 from swarmlite.clock import Clock
 from swarmlite.manager.orchestrator.common import (
+    Key,
     Plan,
     ServiceLoop,
     is_finished,
@@ -66,11 +70,24 @@ class TaskReaper(ServiceLoop):
         return ids | self._gone
 
     def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
-        tasks = tasks_of(rt, service_id)
+        return self._plan(rt, service_id, now, None)
+
+    def plan_keys(
+        self, rt: ReadTx, service_id: str, keys: frozenset[Key], now: float
+    ) -> Plan | None:
+        """History is trimmed per key: only the keys in ``keys`` (a removed service's tasks
+        are all handled at once)."""
+        return self._plan(rt, service_id, now, keys)
+
+    def _plan(
+        self, rt: ReadTx, service_id: str, now: float, keys: frozenset[Key] | None
+    ) -> Plan | None:
+        service = rt.get(Service, service_id)
+        # A removed service's tasks are handled all at once, whatever ``keys`` says.
+        tasks = tasks_of(rt, service_id, None if service is None else keys)
         if not tasks:
             return None
         nodes = nodes_of(rt)
-        service = rt.get(Service, service_id)
         plan = Plan(None, tasks, now)
         if service is None:
             shut_down_live(plan, tasks, nodes)

@@ -7,6 +7,10 @@ driving rolling updates (``update``). Does not own placement (the scheduler pick
 for each PENDING task), deleting tasks (``reaper``), or what happens to tasks of a removed
 service (``reaper``). Invariant: outside a start-first update, a slot holds at most one
 live task, and the highest slots go first.
+
+A service dirty only in some slots (their tasks changed, or the nodes under them) plans
+only those slots (``plan_keys``), unless an update or rollback runs or would start: every
+rule above but the update's looks at one slot at a time.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from swarmlite.manager.orchestrator.common import (
     tasks_of,
 )
 from swarmlite.manager.orchestrator.restart import refill
-from swarmlite.manager.orchestrator.update import advance_update
+from swarmlite.manager.orchestrator.update import advance_update, update_in_progress
 from swarmlite.store import ReadTx
 
 
@@ -41,23 +45,44 @@ class ReplicatedOrchestrator(ServiceLoop):
         service = rt.get(Service, service_id)
         if service is None or not self.handles(service):
             return None
+        return self._plan(rt, service, now, None)
+
+    def plan_keys(
+        self, rt: ReadTx, service_id: str, keys: frozenset[Key], now: float
+    ) -> Plan | None:
+        """Only the slots in ``keys``: when no update runs and every key is a slot (a task
+        without one means a mode change). A plan that would start an update plans whole."""
+        service = rt.get(Service, service_id)
+        if service is None or not self.handles(service):
+            return None
+        if update_in_progress(service) or not all(isinstance(k, int) and k >= 1 for k in keys):
+            return self._plan(rt, service, now, None)
+        plan = self._plan(rt, service, now, keys)
+        if plan.service_changed:
+            return self._plan(rt, service, now, None)
+        return plan
+
+    def _plan(self, rt: ReadTx, service: Service, now: float, keys: frozenset[Key] | None) -> Plan:
         nodes = nodes_of(rt)
-        plan = Plan(service, tasks_of(rt, service_id), now)
+        plan = Plan(service, tasks_of(rt, service.id, keys), now)
         # Tasks without a slot do not belong to a replicated service (a mode change).
         shut_down_live(plan, [t for t in plan.tasks.values() if t.slot < 1], nodes)
         mark_ended(plan, nodes)
         replicas = max(0, service.spec.replicas)
+        slots = list(range(1, replicas + 1))
+        if keys is not None:  # the slots of ``keys`` only
+            slots = sorted(k for k in keys if isinstance(k, int) and 1 <= k <= replicas)
 
         def make(key: Key) -> Task:
             assert isinstance(key, int)
             return new_task(service, now=now, slot=key, rng=self.rng)
 
         groups = plan.by_key(lambda t: t.slot >= 1)
-        for slot in range(1, replicas + 1):
+        for slot in slots:
             tasks = groups.get(slot, [])
             keep_one_live(plan, tasks, nodes, same=lambda t: t.spec == service.spec.task)
             refill(plan, service, tasks, nodes, functools.partial(make, slot))
-        advance_update(plan, list(range(1, replicas + 1)), nodes, make)
+        advance_update(plan, list(slots), nodes, make)
         for key, tasks in groups.items():
             if isinstance(key, int) and key > replicas:
                 shut_down_live(plan, tasks, nodes)

@@ -64,6 +64,12 @@ _IN_PROGRESS = (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
 _PAUSED = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
 
 
+def update_in_progress(service: Service) -> bool:
+    """An update or rollback is running: each round looks at every key of the service."""
+    status = service.update_status
+    return status is not None and status.state in _IN_PROGRESS
+
+
 def counts_as_failure(task: Task) -> bool:
     if task.status.state in _FAILED_STATES:
         return True
