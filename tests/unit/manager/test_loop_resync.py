@@ -10,7 +10,6 @@ tasks (none lost, none doubled) and the same task indexes.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import Counter
 from collections.abc import Callable
 
@@ -22,8 +21,6 @@ from swarmlite.api import Network, Node, NodeState, Service, Task, TaskState
 from swarmlite.manager.allocator import Allocator
 from swarmlite.manager.allocator.taskindex import TaskIndex
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
-from swarmlite.manager.orchestrator import orchestrator_loops
-from swarmlite.manager.scheduler import Scheduler
 from swarmlite.metrics.cluster import LoopCollector
 from swarmlite.store import Event, LocalProposer, MemoryStore, ReadTx, Store, Tx
 from swarmlite.testing.clock import FakeClock
@@ -33,19 +30,10 @@ from swarmlite.testing.factories import (
     make_service,
     with_networks,
 )
+from swarmlite.testing.leaderloops import LoopLeader, Row
+from swarmlite.testing.store import settle
 
 replace = msgspec.structs.replace
-
-
-async def settle(memory: MemoryStore) -> None:
-    last, quiet = -1, 0
-    for _ in range(20_000):
-        await asyncio.sleep(0)
-        quiet = quiet + 1 if memory.applied_index == last else 0
-        last = memory.applied_index
-        if quiet >= 40:
-            return
-    raise AssertionError("the store kept changing")
 
 
 class Held(ReconcileLoop):
@@ -116,64 +104,9 @@ async def test_a_loop_that_overflows_its_watch_resyncs_and_keeps_serving() -> No
 # -- the real loops, with and without overflowing watches -------------------------------
 
 NODES = [f"node{i}" for i in range(5)]
-Row = tuple[str, int, str, str, str]  # service, slot, node, state, desired
 
 
-class Leader:
-    """The orchestrator's loops, the allocator and the scheduler over one store."""
-
-    def __init__(self, max_pending: int | None) -> None:
-        self.clock = FakeClock()
-        self.memory = MemoryStore()
-        self.store = Store(self.memory, LocalProposer(self.memory), clock=self.clock)
-        rng = random.Random(7)
-        self.loops: list[ReconcileLoop] = [
-            *orchestrator_loops(self.store, self.clock, rng=rng),
-            Allocator(self.store, self.clock, rng=rng),
-            Scheduler(self.store, self.clock),
-        ]
-        self.stats = LoopStats()
-        for loop in self.loops:
-            loop.stats = self.stats
-            if max_pending is not None:
-                loop.max_pending = max_pending
-        self._runs: list[asyncio.Task[None]] = []
-
-    async def __aenter__(self) -> Leader:
-        self._runs = [asyncio.create_task(loop.run()) for loop in self.loops]
-        await settle(self.memory)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for loop in self.loops:
-            loop.stop()
-        for run in self._runs:
-            run.cancel()
-        await asyncio.gather(*self._runs, return_exceptions=True)
-        for run in self._runs:
-            assert run.cancelled(), f"a loop ended on its own: {run!r}"
-
-    async def write(self, fn: Callable[[ReadTx], Tx | None]) -> None:
-        await self.store.update(fn)
-        await settle(self.memory)
-        for run in self._runs:
-            assert not run.done(), f"a loop stopped: {run!r}"
-
-    def rows(self) -> list[Row]:
-        names = {s.id: s.spec.name for s in self.memory.list(Service)}
-        return sorted(
-            (
-                names.get(t.service_id, t.service_id),
-                t.slot,
-                t.node_id,
-                t.status.state.value,
-                t.desired_state.value,
-            )
-            for t in self.memory.list(Task)
-        )
-
-
-async def drive(leader: Leader) -> None:
+async def drive(leader: LoopLeader) -> None:
     """The same writes, in the same order, for both runs."""
 
     def create(*objects: object) -> Callable[[ReadTx], Tx]:
@@ -220,8 +153,7 @@ async def drive(leader: Leader) -> None:
     await leader.write(edit_service("api", replicas=3))
     await leader.write(delete_service("agent"))
     await leader.write(create(make_service("batch", id="svc-batch", replicas=9)))
-    await leader.clock.run_for(30.0)  # restart delays pass: every slot is refilled
-    await settle(leader.memory)
+    await leader.advance(30.0)  # restart delays pass: every slot is refilled
 
 
 def check_one_task_per_slot(rows: list[Row]) -> None:
@@ -236,11 +168,11 @@ def check_one_task_per_slot(rows: list[Row]) -> None:
 
 
 async def test_loops_that_overflow_their_watches_end_as_loops_that_did_not() -> None:
-    async with Leader(max_pending=None) as calm:
+    async with LoopLeader() as calm:
         await drive(calm)
         expected = calm.rows()
         assert calm.stats.resyncs == {}
-    async with Leader(max_pending=2) as flooded:
+    async with LoopLeader(max_pending=2) as flooded:
         await drive(flooded)
         got = flooded.rows()
         resynced = flooded.stats.resyncs

@@ -11,7 +11,6 @@ A failure names the seed and the step.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -22,52 +21,28 @@ import pytest
 from swarmlite.api import Node, NodeAvailability, NodeState, Service, Task, TaskState
 from swarmlite.manager.allocator import Allocator
 from swarmlite.manager.allocator.taskindex import TaskIndex
-from swarmlite.manager.loop import ReconcileLoop
-from swarmlite.manager.orchestrator import orchestrator_loops
 from swarmlite.manager.orchestrator.common import Key, Plan, ServiceLoop
-from swarmlite.manager.scheduler import Scheduler
-from swarmlite.store import LocalProposer, MemoryStore, ReadTx, Store, Tx
-from swarmlite.testing.clock import FakeClock
+from swarmlite.store import ReadTx, Tx
 from swarmlite.testing.factories import make_network, make_node, make_service, with_networks
+from swarmlite.testing.leaderloops import LoopLeader
 
 replace = msgspec.structs.replace
 
 NODES = [f"node{i}" for i in range(6)]
 STARTED = (TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING)
-Row = tuple[str, int, str, str, str]  # service, slot, node, state, desired
 Write = Callable[[ReadTx, float], Tx | None]  # the state, the wall time
 
 
-async def settle(memory: MemoryStore) -> None:
-    last, quiet = -1, 0
-    for _ in range(20_000):
-        await asyncio.sleep(0)
-        quiet = quiet + 1 if memory.applied_index == last else 0
-        last = memory.applied_index
-        if quiet >= 40:
-            return
-    raise AssertionError("the store kept changing")
-
-
-class Leader:
-    """The orchestrator's loops, the allocator and the scheduler over one store."""
+class Leader(LoopLeader):
+    """The plain loops, with partial planning on or off, counting plans that stayed partial."""
 
     def __init__(self, *, partial: bool) -> None:
-        self.clock = FakeClock()
-        self.memory = MemoryStore()
-        self.store = Store(self.memory, LocalProposer(self.memory), clock=self.clock)
-        rng = random.Random(7)
-        self.loops: list[ReconcileLoop] = [
-            *orchestrator_loops(self.store, self.clock, rng=rng),
-            Allocator(self.store, self.clock, rng=rng),
-            Scheduler(self.store, self.clock),
-        ]
+        super().__init__()
         self.partial_plans = 0  # plans of only some keys that stayed partial
         for loop in self.loops:
             if isinstance(loop, ServiceLoop):
                 loop.partial = partial
                 self._count(loop)
-        self._runs: list[asyncio.Task[None]] = []
 
     def _count(self, loop: ServiceLoop) -> None:
         plan_keys = loop.plan_keys
@@ -88,42 +63,10 @@ class Leader:
         loop.plan_keys = counted  # type: ignore[method-assign]
         loop.plan_service = counted_whole  # type: ignore[method-assign]
 
-    async def start(self) -> None:
-        self._runs = [asyncio.create_task(loop.run()) for loop in self.loops]
-        await settle(self.memory)
-
-    async def stop(self) -> None:
-        for loop in self.loops:
-            loop.stop()
-        for run in self._runs:
-            run.cancel()
-        await asyncio.gather(*self._runs, return_exceptions=True)
-        for run in self._runs:
-            assert run.cancelled(), f"a loop ended on its own: {run!r}"
-
-    async def write(self, fn: Write) -> None:
+    async def write_at(self, fn: Write) -> None:
+        """Commit what ``fn`` makes of the state at the leader's wall time."""
         now = self.clock.wall()
-        await self.store.update(lambda rt: fn(rt, now))
-        await settle(self.memory)
-        for run in self._runs:
-            assert not run.done(), f"a loop stopped: {run!r}"
-
-    async def advance(self, seconds: float) -> None:
-        await self.clock.run_for(seconds)
-        await settle(self.memory)
-
-    def rows(self) -> list[Row]:
-        names = {s.id: s.spec.name for s in self.memory.list(Service)}
-        return sorted(
-            (
-                names.get(t.service_id, t.service_id),
-                t.slot,
-                t.node_id,
-                t.status.state.value,
-                t.desired_state.value,
-            )
-            for t in self.memory.list(Task)
-        )
+        await self.write(lambda rt: fn(rt, now))
 
 
 # -- the writes: each picks its objects from the state it is given, by what both runs share
@@ -295,8 +238,8 @@ async def test_partial_planning_ends_as_whole_service_planning(seed: int) -> Non
         nodes = [make_node(id=n, hostname=n) for n in NODES]
         first = [new_service(rng, i) for i in range(4)]
         for leader in leaders:
-            await leader.write(create(*nodes, make_network("back", id="net-back")))
-            await leader.write(create(*first))
+            await leader.write_at(create(*nodes, make_network("back", id="net-back")))
+            await leader.write_at(create(*first))
         assert partial.rows() == whole.rows()
         steps = []
         for number in range(4, 204):
@@ -306,7 +249,7 @@ async def test_partial_planning_ends_as_whole_service_planning(seed: int) -> Non
                 if isinstance(action, float):
                     await leader.advance(action)
                 else:
-                    await leader.write(action)
+                    await leader.write_at(action)
             assert partial.rows() == whole.rows(), (
                 f"seed {seed}: partial and whole planning differ after step {len(steps)} "
                 f"({what}); steps so far: {steps}"
