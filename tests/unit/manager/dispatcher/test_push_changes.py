@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
 
 import msgspec
 import pytest
@@ -23,11 +22,10 @@ from swarmlite.api import Config, ConfigSpec, FileRef, Node, Secret, SecretSpec,
 from swarmlite.api import TaskState as S
 from swarmlite.api.control import AssignmentChanges, Assignments, ManagerMessage
 from swarmlite.api.registryauth import RegistryAuth
-from swarmlite.manager.context import ManagerContext
-from swarmlite.manager.dispatcher.dispatcher import Dispatcher, _Pusher, _Session, assigned
-from swarmlite.store import LocalProposer, MemoryStore, Store, Tx, Watch
-from swarmlite.testing.clock import FakeClock
+from swarmlite.manager.dispatcher.dispatcher import assigned
+from swarmlite.store import Tx
 from swarmlite.testing.factories import make_node, make_service, make_task
+from swarmlite.testing.pusherrig import PusherRig
 
 replace = msgspec.structs.replace
 
@@ -57,55 +55,9 @@ class Stream:
             self.whole = message.applied_to(held)
 
 
-class Cluster:
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.memory = MemoryStore()
-        clock = FakeClock()
-        self.store = Store(self.memory, LocalProposer(self.memory), clock=clock)
-        raft: Any = None  # the pusher needs no raft member
-        ctx = ManagerContext(
-            node_id="m1",
-            cluster_id="c1",
-            addr="10.0.0.1:2377",
-            store=self.store,
-            raft=raft,
-            clock=clock,
-            client_ssl=lambda: pytest.fail("no call leaves this manager"),
-        )
-        self.dispatcher = Dispatcher(ctx, logs=None, heartbeats=None)  # type: ignore[arg-type]
-        self.pusher = _Pusher(self.dispatcher)
-        self.pusher.next_check = float("inf")  # node-down checks are not tested here
-        self.streams: dict[str, Stream] = {}
-        self.watch: Watch | None = None
-        self.held: list[Any] = []
-        self.counter = 0
-
-    def next(self) -> int:
-        self.counter += 1
-        return self.counter
-
-    def open(self, node_id: str) -> None:
-        self.streams[node_id] = Stream()
-        self.dispatcher.sessions[node_id] = _Session(node_id, self.streams[node_id])  # type: ignore[arg-type]
-
-    async def start(self) -> None:
-        """(Again:) a fresh watch and a start, as after a watch overflowed."""
-        if self.watch is not None:
-            self.watch.close()
-        self.held = []
-        self.watch = self.memory.watch(kinds=list(self.pusher.kinds))
-        self.pusher.start()
-        await self.pusher.reconcile()
-
-    async def round(self, *, lag: bool = False) -> None:
-        assert self.watch is not None
-        self.held.extend(self.watch.take_nowait())
-        cut = self.rng.randrange(len(self.held) + 1) if lag else len(self.held)
-        given, self.held = self.held[:cut], self.held[cut:]
-        if given:
-            self.pusher.changed(given)
-        await self.pusher.reconcile()
+class Cluster(PusherRig[Stream]):
+    def new_stream(self) -> Stream:
+        return Stream()
 
     def check(self, seed: int) -> None:
         """What each node holds is the whole set computed from scratch."""

@@ -40,11 +40,9 @@ from swarmlite.api.control import (
 )
 from swarmlite.api.registryauth import RegistryAuth
 from swarmlite.api.service import EndpointStatus, VirtualIP
-from swarmlite.manager.context import ManagerContext
-from swarmlite.manager.dispatcher.dispatcher import Dispatcher, _Pusher, _Session, assigned
+from swarmlite.manager.dispatcher.dispatcher import assigned
 from swarmlite.manager.netstate import mesh_state, network_state
-from swarmlite.store import LocalProposer, MemoryStore, Store, Tx, Watch
-from swarmlite.testing.clock import FakeClock
+from swarmlite.store import Tx
 from swarmlite.testing.factories import (
     make_network,
     make_node,
@@ -52,6 +50,7 @@ from swarmlite.testing.factories import (
     make_task,
     with_networks,
 )
+from swarmlite.testing.pusherrig import PusherRig
 
 replace = msgspec.structs.replace
 S = TaskState
@@ -82,55 +81,11 @@ class Stream:
         return whole
 
 
-class Cluster:
+class Cluster(PusherRig[Stream]):
     """A store, a dispatcher with fake sessions, and its pusher driven by hand."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.memory = MemoryStore()
-        clock = FakeClock()
-        self.store = Store(self.memory, LocalProposer(self.memory), clock=clock)
-        raft: Any = None  # the pusher needs no raft member
-        self.ctx = ManagerContext(
-            node_id="m1",
-            cluster_id="c1",
-            addr="10.0.0.1:2377",
-            store=self.store,
-            raft=raft,
-            clock=clock,
-            client_ssl=lambda: pytest.fail("no call leaves this manager"),
-        )
-        self.dispatcher = Dispatcher(self.ctx, logs=None, heartbeats=None)  # type: ignore[arg-type]
-        self.streams: dict[str, Stream] = {}
-        self.pusher = _Pusher(self.dispatcher)
-        self.pusher.next_check = float("inf")  # node-down checks are not tested here
-        self.watch: Watch | None = None
-        self.held: list[Any] = []  # events read from the watch, not yet given to the pusher
-        self.counter = 0
-
-    def next(self) -> int:
-        self.counter += 1
-        return self.counter
-
-    def open(self, node_id: str) -> None:
-        """A node opens a session (again: a new one replaces the old)."""
-        self.streams[node_id] = Stream()
-        self.dispatcher.sessions[node_id] = _Session(node_id, self.streams[node_id])  # type: ignore[arg-type]
-
-    async def start(self) -> None:
-        self.watch = self.memory.watch(kinds=list(self.pusher.kinds))
-        self.pusher.start()
-        await self.pusher.reconcile()
-
-    async def round(self, *, lag: bool = False) -> None:
-        """The pusher reads what was committed (all, or with ``lag`` only part) and acts."""
-        assert self.watch is not None
-        self.held.extend(self.watch.take_nowait())
-        cut = self.rng.randrange(len(self.held) + 1) if lag else len(self.held)
-        given, self.held = self.held[:cut], self.held[cut:]
-        if given:
-            self.pusher.changed(given)
-        await self.pusher.reconcile()
+    def new_stream(self) -> Stream:
+        return Stream()
 
     def frames(self) -> int:
         return sum(len(s.sent) for s in self.streams.values())
@@ -401,7 +356,5 @@ async def test_a_resync_from_a_fresh_start_gives_the_same_state() -> None:
         await _step(cluster)
     # Events were lost (a watch overflow): the loop starts again on what the store holds.
     assert cluster.watch is not None
-    cluster.watch.close()
-    cluster.held = []
     await cluster.start()
     cluster.check(7)
