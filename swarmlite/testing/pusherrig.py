@@ -4,13 +4,15 @@ Owns `PusherRig`: a store (LocalProposer, FakeClock), a dispatcher whose session
 streams the test makes (`open`), and its pusher loop, stepped by the test: `start` (a
 fresh watch and a start, also again as after an overflow) and `round` (the pusher reads
 what was committed, all of it or with ``lag`` only part, as the real loop can be behind
-the store, and acts). Node-down checks are off. Subclasses say what a stream is
-(`new_stream`) and what to check.
+the store, and acts), or `random_rounds` of both with a check after each round the pusher
+read whole. Node-down checks are off. Subclasses say what a stream is (`new_stream`) and
+what to check (`check`).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from swarmlite.manager.context import ManagerContext
@@ -52,6 +54,10 @@ class PusherRig(Generic[StreamT]):
     def new_stream(self) -> StreamT:
         raise NotImplementedError
 
+    def check(self, seed: int) -> None:
+        """Assert what every open session was sent (``seed`` names the run)."""
+        raise NotImplementedError
+
     def next(self) -> int:
         """A fresh number, for names."""
         self.counter += 1
@@ -81,3 +87,20 @@ class PusherRig(Generic[StreamT]):
         if given:
             self.pusher.changed(given)
         await self.pusher.reconcile()
+
+    async def random_rounds(
+        self, seed: int, rounds: int, step: Callable[[Any], Awaitable[None]], *, most: int
+    ) -> None:
+        """Start, then ``rounds`` rounds of 1 to ``most - 1`` random ``step``s each, the
+        pusher behind the store in about a third of them; ``check`` after the start, after
+        every round the pusher read whole, and after a last round that reads it all."""
+        await self.start()
+        self.check(seed)
+        for _ in range(rounds):
+            for _ in range(self.rng.randrange(1, most)):
+                await step(self)
+            await self.round(lag=self.rng.random() < 0.3)
+            if not self.held:
+                self.check(seed)
+        await self.round()
+        self.check(seed)

@@ -193,16 +193,7 @@ SEEDS = [int(os.environ["SWARMLITE_SEED"])] if "SWARMLITE_SEED" in os.environ el
 async def test_what_each_node_holds_is_its_whole_set_after_every_round(seed: int) -> None:
     cluster = Cluster(random.Random(seed))
     await _seed_world(cluster)
-    await cluster.start()
-    cluster.check(seed)
-    for _ in range(200):
-        for _ in range(cluster.rng.randrange(1, 5)):
-            await _step(cluster)
-        await cluster.round(lag=cluster.rng.random() < 0.3)
-        if not cluster.held:
-            cluster.check(seed)
-    await cluster.round()
-    cluster.check(seed)
+    await cluster.random_rounds(seed, 200, _step, most=5)
     assert sum(s.changes for s in cluster.streams.values()) > 0  # changes were exercised
 
 

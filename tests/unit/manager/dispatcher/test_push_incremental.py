@@ -300,16 +300,7 @@ SEEDS = [int(os.environ["SWARMLITE_SEED"])] if "SWARMLITE_SEED" in os.environ el
 async def test_what_each_node_last_got_is_what_the_store_says(seed: int) -> None:
     cluster = Cluster(random.Random(seed))
     await _seed_world(cluster)
-    await cluster.start()
-    cluster.check(seed)
-    for _ in range(150):
-        for _ in range(cluster.rng.randrange(1, 4)):
-            await _step(cluster)
-        await cluster.round(lag=cluster.rng.random() < 0.3)
-        if not cluster.held:
-            cluster.check(seed)
-    await cluster.round()
-    cluster.check(seed)
+    await cluster.random_rounds(seed, 150, _step, most=4)
 
 
 async def test_a_change_that_concerns_no_node_sends_nothing() -> None:
