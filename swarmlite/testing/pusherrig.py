@@ -11,6 +11,7 @@ what to check (`check`).
 
 from __future__ import annotations
 
+import abc
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -23,7 +24,7 @@ from swarmlite.testing.clock import FakeClock
 StreamT = TypeVar("StreamT")
 
 
-class PusherRig(Generic[StreamT]):
+class PusherRig(abc.ABC, Generic[StreamT]):
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.memory = MemoryStore()
@@ -51,12 +52,13 @@ class PusherRig(Generic[StreamT]):
         self.held: list[Event] = []  # read from the watch, not yet given to the pusher
         self.counter = 0
 
+    @abc.abstractmethod
     def new_stream(self) -> StreamT:
-        raise NotImplementedError
+        """The stream a newly opened session writes to."""
 
+    @abc.abstractmethod
     def check(self, seed: int) -> None:
         """Assert what every open session was sent (``seed`` names the run)."""
-        raise NotImplementedError
 
     def next(self) -> int:
         """A fresh number, for names."""
