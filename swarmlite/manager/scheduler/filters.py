@@ -12,8 +12,8 @@ A task placed on a node never turns a rejection there into an acceptance (placem
 take resources, ports and replica room), and a filter whose ``reads_occupancy`` is False
 reads nothing a placement changes, only the node's own state, labels and platform and the
 task's ``spec.placement``: ``place`` checks only the others again on a node that took a
-task of a batch, and sweeps the static ones once per placement in a plan. A filter without
-the attribute is taken to read occupancy.
+task of a batch, and sweeps the static ones once per placement until a node changes. A
+filter without the attribute is taken to read occupancy.
 """
 
 from __future__ import annotations

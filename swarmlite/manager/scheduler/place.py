@@ -13,7 +13,8 @@ best that passes the filters, which goes back with its new rank and is checked a
 (its resources, ports and replica room changed). A placement only ever makes a node less
 acceptable and ranks higher, so a popped node whose rank has grown goes back and the next
 is tried (a lazy heap). The filters that read nothing a placement changes (``filters``)
-run once per plan for each distinct placement, over every node. Without spread a node's
+run once for each distinct placement, over every node; their answers are kept across plans
+until a node joins, leaves or changes (``ClusterView.nodes_epoch``). Without spread a node's
 rank does not depend on the others, so the other filters run on a node only when it comes
 up; with spread the counts are over the nodes that pass, so every node is checked up front,
 and a node dropped from the run lowers the counts of its label groups, whose nodes go back
@@ -101,12 +102,23 @@ class Planner:
         # (they all come before the others), so that one sweep serves every run in a plan
         # whose tasks have the same placement.
         self.statics_first = self.filters == self.statics + self.rechecks
+        # The static sweeps by placement, kept across plans while the view and its nodes
+        # stay the same (a node's change bumps ``ClusterView.nodes_epoch``).
+        self._sweeps: dict[bytes, _Sweep] = {}
+        self._swept: tuple[ClusterView, int] | None = None
+
+    def sweeps_for(self, view: ClusterView) -> dict[bytes, _Sweep]:
+        """The static sweeps kept for ``view`` as it is now (emptied when it changed)."""
+        if self._swept is None or self._swept[0] is not view or self._swept[1] != view.nodes_epoch:
+            self._sweeps = {}
+            self._swept = (view, view.nodes_epoch)
+        return self._sweeps
 
     def plan(self, view: ClusterView, tasks: Iterable[Task]) -> list[Decision]:
         """A decision for every task, placements recorded in ``view`` as they are made."""
         decisions: list[Decision] = []
         ordered = sorted(tasks, key=_task_order)
-        sweeps: dict[bytes, _Sweep] = {}  # by placement: valid for this plan (same nodes)
+        sweeps = self.sweeps_for(view)
         start = 0
         while start < len(ordered):
             first, end = ordered[start], start + 1
@@ -365,7 +377,8 @@ class _RunHeap:
         self.paths: dict[str, list[Path]] = {}
         self.counts: list[collections.Counter[Path]] = [collections.Counter() for _ in used]
         self.groups: list[dict[Path, list[NodeInfo]]] = [{} for _ in used]
-        self.failures: dict[str, int] = {}  # fixed for the pass: its wall time is
+        # Nodes where the service is backed off (fixed for the pass: its wall time is).
+        self.failures: dict[str, int] = {}
         for info in eligible.values():
             if used:
                 node_labels = info.node.spec.labels
@@ -375,10 +388,29 @@ class _RunHeap:
                 for depth, path in enumerate(paths):
                     self.counts[depth][path] += info.by_service[service]
                     self.groups[depth].setdefault(path, []).append(info)
-            recent = info.recent_failures(service)
-            self.failures[info.id] = recent if recent >= FAILURE_THRESHOLD else 0
+            if service in info.failed:
+                recent = info.recent_failures(service)
+                if recent >= FAILURE_THRESHOLD:
+                    self.failures[info.id] = recent
         self.version = dict.fromkeys(eligible, 0)
-        self.heap = [(self.rank(info), 0, info.id) for info in eligible.values()]
+        if used:
+            self.heap = [(self.rank(info), 0, info.id) for info in eligible.values()]
+        else:  # ``rank`` inlined: one entry per node of the cluster
+            failures = self.failures
+            self.heap = [
+                (
+                    (
+                        (),
+                        failures.get(info.id, 0),
+                        info.by_service.get(service, 0),
+                        len(info.tasks),
+                        info.id,
+                    ),
+                    0,
+                    info.id,
+                )
+                for info in eligible.values()
+            ]
         heapq.heapify(self.heap)
 
     def rank(self, info: NodeInfo) -> Rank:
@@ -386,8 +418,8 @@ class _RunHeap:
         spread: tuple[int, ...] = ()
         if counts:
             spread = tuple(counts[depth][path] for depth, path in enumerate(self.paths[info.id]))
-        tasks = info.by_service[self.service]
-        return (spread, self.failures[info.id], tasks, len(info.tasks), info.id)
+        tasks = info.by_service.get(self.service, 0)
+        return (spread, self.failures.get(info.id, 0), tasks, len(info.tasks), info.id)
 
     def pop_best(self) -> NodeInfo | None:
         """Take the best eligible node out (tell ``placed`` what became of it), or None."""

@@ -234,6 +234,9 @@ class ClusterView:
         self._ports: dict[str, frozenset[HostPort]] = {}  # service id -> host_ports(service)
         self._occupants: dict[str, dict[str, str]] = {}  # service id -> task id -> node id
         self._away: dict[str, _Away] = {}  # node id (not in ``nodes``) -> its tasks
+        # Counts every change of a node (joined, left, changed): what the static filters
+        # answered for the view's nodes holds while it stays the same (``Planner``).
+        self.nodes_epoch = 0
         self.at(now)
 
     @classmethod
@@ -319,6 +322,7 @@ class ClusterView:
                 self._fail(new)
 
     def _node(self, old: Node | None, new: Node | None) -> None:
+        self.nodes_epoch += 1
         if new is None:
             assert old is not None
             info = self.nodes.pop(old.id, None)

@@ -29,7 +29,7 @@ from swarmlite.api import (
     TaskState,
 )
 from swarmlite.manager.scheduler import ClusterView, Decision, Planner
-from swarmlite.store import MemoryStore, Tx
+from swarmlite.store import Event, EventAction, MemoryStore, Tx
 from swarmlite.testing.clock import DEFAULT_WALL_START
 
 replace = msgspec.structs.replace
@@ -204,3 +204,45 @@ def test_a_long_run_with_spread_and_limits_matches(make: Any) -> None:
     # Each node holds what its memory allows, at most 3; two slots were already taken.
     assert sum(1 for d in batch if d.placed) == sum(min(2 * (1 + i % 3), 3) for i in range(9)) - 2
     assert batch[-1].reason.startswith("no suitable node (")
+
+
+def test_a_kept_planner_sees_a_node_change_between_plans(make: Any) -> None:
+    """The static sweep a planner keeps across plans is dropped when a node changes:
+    a node drained after the first plan takes nothing in the second."""
+    n1, n2 = make.node("n1"), make.node("n2")
+    svc = make.service("web", replicas=4)
+    view = view_of([n1, n2, svc])
+    planner = Planner()
+    first = planner.plan(view, make.tasks(svc, 2))
+    assert sorted(d.node_id for d in first) == ["n1", "n2"]
+    drained = replace(n1, spec=replace(n1.spec, availability=NodeAvailability.DRAIN))
+    view.apply(Event(EventAction.UPDATED, 2, n1, drained))
+    second = planner.plan(view, make.tasks(svc, 4)[2:])
+    assert [d.node_id for d in second] == ["n2", "n2"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_kept_planner_decides_as_a_fresh_one_over_node_changes(seed: int, make: Any) -> None:
+    """Plans in a row on one view, nodes changing between some of them: one planner kept
+    throughout decides as a new planner for each plan does."""
+    rng = random.Random(seed)
+    stored, pending = random_case(seed, make)
+    nodes = [obj for obj in stored if isinstance(obj, Node)]
+    kept_view, fresh_view = view_of(stored), view_of(stored)
+    kept = Planner()
+    for step, batch in enumerate(pending[i::3] for i in range(3)):
+        if nodes and rng.random() < 0.7:
+            old = rng.choice(nodes)
+            new = replace(
+                old,
+                spec=replace(old.spec, availability=rng.choice(list(NodeAvailability))),
+                status=replace(old.status, state=rng.choice([NodeState.READY, NodeState.DOWN])),
+            )
+            nodes[nodes.index(old)] = new
+            for view in (kept_view, fresh_view):
+                view.apply(Event(EventAction.UPDATED, 2 + step, old, new))
+        got = kept.plan(kept_view, batch)
+        want = Planner().plan(fresh_view, batch)
+        assert [(d.task.id, d.node_id, d.reason) for d in got] == [
+            (d.task.id, d.node_id, d.reason) for d in want
+        ], f"SWARMLITE_SEED={seed} step {step}"
