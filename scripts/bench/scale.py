@@ -16,7 +16,8 @@ scheduler and dispatcher, one in-memory session per node, and measures
     python scripts/bench/scale.py              # up to 1,000 nodes / 100,000 tasks
     python scripts/bench/scale.py --size 300x30000
 
-The children run on glibc's malloc, as the daemon does. Prints a table, then one JSON
+The children run on glibc's malloc and with the daemon's collector thresholds
+(`daemon.tune_gc`), as the daemon does. Prints a table, then one JSON
 line: {"sizes": [{"nodes": N, "tasks": T, "deploy_s": ..., ...}, ...]}.
 
 With `--agents N`, real agents against a real cluster instead: three `swarmlite daemon`
@@ -439,6 +440,9 @@ def main() -> None:
     parser.add_argument("--keep-dir", action="store_true", help="keep the daemons' dirs")
     args = parser.parse_args()
     if args.child is not None:
+        from swarmlite.daemon import tune_gc
+
+        tune_gc()  # the leader's process as the daemon sets it (its malloc: ``_child``)
         print(json.dumps(asyncio.run(_one(*args.child))))
         return
     if args.agents is not None:
