@@ -28,7 +28,7 @@ from typing import Any, overload
 
 import msgspec
 
-from swarmlite.api import KINDS, Meta, Object, ObjectT, Task, TaskTemplate, kind_type
+from swarmlite.api import KINDS, Meta, Object, ObjectT, Service, Task, TaskTemplate, kind_type
 from swarmlite.errors import (
     AlreadyExists,
     Conflict,
@@ -162,20 +162,49 @@ class ReadTx:
         """Every task whose ``node_id`` is ``node_id`` (in the order they joined the index)."""
         return builtins.list(self._tasks_by_node.get(node_id, {}).values()) if node_id else []
 
-    def _shared_spec(self, obj: Object) -> dict[str, Any]:
-        """For a task whose spec equals the last one seen for its service: that object, to
-        store instead of its own copy (tasks of a service mostly share one spec, and each
-        decoded copy costs memory: about half of a task's). Equal values, so the state
-        and its snapshots are the same either way."""
+    def _shared(self, obj: Object, seen: dict[Any, Any]) -> dict[str, Any]:
+        """For a task, the fields to store as objects the store holds already: its spec
+        when it equals the last one seen for its service (tasks of a service mostly share
+        one spec, and each decoded copy costs about half of a task's memory), and its
+        service's id, name and labels and its node's id as those objects' own (each decoded
+        string costs 50 bytes and more); and its status and times as those of a task
+        written before it in the same write (``seen``): a write of many tasks gives most
+        of them one status and one time. Equal values, so the state and its snapshots are
+        the same either way."""
         if not isinstance(obj, Task):
             return {}
-        shared = self._specs.get(obj.service_id)
-        if shared is obj.spec:
-            return {}
-        if shared is not None and shared == obj.spec:
-            return {"spec": shared}
-        self._specs[obj.service_id] = obj.spec
-        return {}
+        shared: dict[str, Any] = {}
+        spec = self._specs.get(obj.service_id)
+        if spec is None:
+            self._specs[obj.service_id] = obj.spec
+        elif spec is not obj.spec:
+            if spec == obj.spec:
+                shared["spec"] = spec
+            else:
+                self._specs[obj.service_id] = obj.spec
+        tables = self._tables
+        node = tables["node"].get(obj.node_id) if obj.node_id else None
+        if node is not None and node.id is not obj.node_id:
+            shared["node_id"] = node.id
+        service = tables["service"].get(obj.service_id)
+        if isinstance(service, Service):
+            if service.id is not obj.service_id:
+                shared["service_id"] = service.id
+            for name, held, own in (
+                ("service_name", service.spec.name, obj.service_name),
+                ("service_labels", service.spec.labels, obj.service_labels),
+            ):
+                if held is not own and held == own:
+                    shared[name] = held
+        for name, value in (
+            ("status", obj.status),
+            ("created_at", obj.created_at),
+            ("updated_at", obj.updated_at),
+        ):
+            first = seen.setdefault((name, value), value)
+            if first is not value:
+                shared[name] = first
+        return shared
 
     def _index_task(self, old: Task | None, new: Task | None) -> None:
         """Keep the task indexes true across one write of a task (``old`` -> ``new``)."""
@@ -359,9 +388,10 @@ class MemoryStore(ReadTx):
         written: builtins.list[Object] = []
         events: builtins.list[Event] = []
         renamed: builtins.list[tuple[Object | None, Object | None]] = []
+        seen: dict[Any, Any] = {}  # values of this write's tasks: see ``_shared``
         for op in ops:
             if isinstance(op, Create):
-                new = replace(op.obj, version=index, **self._shared_spec(op.obj))
+                new = replace(op.obj, version=index, **self._shared(op.obj, seen))
                 tables[new.KIND][new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.CREATED, index, None, new, actor))
@@ -372,9 +402,9 @@ class MemoryStore(ReadTx):
             elif isinstance(op, Update):
                 table = tables[op.obj.KIND]
                 old = table[op.obj.id]
-                new = replace(
-                    op.obj, version=index, created_at=old.created_at, **self._shared_spec(op.obj)
-                )
+                shared = self._shared(op.obj, seen)
+                shared["created_at"] = old.created_at
+                new = replace(op.obj, version=index, **shared)
                 table[new.id] = new
                 written.append(new)
                 events.append(Event(EventAction.UPDATED, index, old, new, actor))
@@ -437,8 +467,9 @@ class MemoryStore(ReadTx):
         self._tables, self._names, self._applied = tables, names, index
         self._tasks_by_service, self._tasks_by_node, self._specs = {}, {}, {}
         task_table = tables[Task.KIND]
+        seen: dict[Any, Any] = {}
         for id, task in task_table.items():
-            shared = self._shared_spec(task)
+            shared = self._shared(task, seen)
             if shared:
                 task = task_table[id] = msgspec.structs.replace(task, **shared)
             self._index_task(None, task)  # type: ignore[arg-type]

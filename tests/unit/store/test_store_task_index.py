@@ -6,9 +6,9 @@ import random
 import msgspec
 import pytest
 
-from swarmlite.api import Task
+from swarmlite.api import Node, Service, Task
 from swarmlite.store import MemoryStore, Tx
-from swarmlite.testing.factories import make_task
+from swarmlite.testing.factories import make_node, make_service, make_task
 
 replace = msgspec.structs.replace
 
@@ -92,3 +92,32 @@ def test_tasks_of_one_service_share_one_stored_spec_and_the_state_is_unchanged()
     assert restored.snapshot() == store.snapshot()
     r1, r2 = restored.get(Task, "t1"), restored.get(Task, "t2")
     assert r1 is not None and r2 is not None and r1.spec is r2.spec
+
+
+def test_tasks_hold_their_service_node_status_and_times_once() -> None:
+    """A task keeps its service's id, name and labels and its node's id as the objects the
+    store holds already, and the tasks of one write share one equal status and time; the
+    values, and so the snapshot, are what was written."""
+    store = MemoryStore()
+    svc = make_service("web", replicas=2, labels={"team": "a"})
+    node = make_node("n1")
+    commit(store, Tx().create(svc).create(node))
+    tx = Tx()
+    for slot in (1, 2):
+        tx.create(replace(make_task(svc, slot=slot), node_id="n1"))
+    commit(store, tx)
+    stored_svc, stored_node = store.get(Service, svc.id), store.get(Node, "n1")
+    assert stored_svc is not None and stored_node is not None
+    t1, t2 = sorted(store.list(Task), key=lambda t: t.slot)
+    assert t1.service_id is stored_svc.id and t1.node_id is stored_node.id
+    assert t1.service_name is stored_svc.spec.name and t1.service_labels is stored_svc.spec.labels
+    assert t1.status is t2.status and t1.created_at is t2.created_at
+    assert (t1.service_name, t1.service_labels, t1.node_id) == ("web", {"team": "a"}, "n1")
+    # A patch of the status in a later write: both share the patched one, still equal.
+    status = replace(t1.status, message="assigned")
+    commit(store, Tx().patch(t1, replace(t1, status=status)).patch(t2, replace(t2, status=status)))
+    p1, p2 = sorted(store.list(Task), key=lambda t: t.slot)
+    assert p1.status is p2.status and p1.status == status
+    restored = MemoryStore()
+    restored.restore(store.snapshot(), store.applied_index)
+    assert restored.snapshot() == store.snapshot()
