@@ -136,6 +136,35 @@ def is_ready(task: Task) -> bool:
     return task.status.state is TaskState.RUNNING and task.status.health in ("", "healthy")
 
 
+def _plan_facts(task: Task) -> tuple[object, ...]:
+    status = task.status
+    return (
+        task.desired_state,
+        status.state,
+        status.timestamp,
+        status.health,
+        status.exit_code,
+        status.err,
+        task.node_id,
+        task.slot,
+        task.service_id,
+        task.spec_version,
+        task.job_iteration,
+        task.created_at,
+    )
+
+
+def plan_reads_change(old: Task, new: Task) -> bool:
+    """Whether an update of a task changed anything an orchestrator's plan reads: not its
+    networks (the allocator's), nor the scheduler's words on why it waits, nor the time of
+    the write while it is meant to run (``ended_at`` reads that only once it is not)."""
+    if _plan_facts(old) != _plan_facts(new):
+        return True
+    if old.spec is not new.spec and old.spec != new.spec:
+        return True
+    return old.desired_state > TaskState.RUNNING and old.updated_at != new.updated_at
+
+
 def task_order(task: Task) -> tuple[float, str]:
     """Oldest first: tasks of one slot are created one after another."""
     return (task.created_at, task.id)
@@ -297,6 +326,9 @@ class ServiceLoop(ReconcileLoop):
     # Plan a service dirty only in some keys through ``plan_keys``; False plans every dirty
     # service whole (what partial planning must always end up equal to).
     partial = True
+    # Let an update of a task that changes nothing a plan reads (``plan_reads_change``)
+    # dirty nothing; False makes every task event dirty its key (the reference).
+    skip_unread = True
 
     def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
         super().__init__(store, clock)
@@ -344,9 +376,16 @@ class ServiceLoop(ReconcileLoop):
             if isinstance(obj, Service):
                 self._dirty.add(obj.id)
             elif isinstance(obj, Task):
+                old_task = event.old if isinstance(event.old, Task) else None
+                if (
+                    old_task is not None
+                    and event.new is obj
+                    and not plan_reads_change(old_task, obj)
+                ):
+                    continue  # e.g. the allocator gave it its networks
                 self._task_dirty(obj)
-                if isinstance(event.old, Task) and event.old is not obj:
-                    self._task_dirty(event.old)
+                if old_task is not None and old_task is not obj:
+                    self._task_dirty(old_task)
             elif isinstance(obj, Node):
                 old = event.old if isinstance(event.old, Node) else None
                 new = event.new if isinstance(event.new, Node) else None

@@ -4,9 +4,10 @@ The real orchestrator loops, allocator and scheduler run twice, side by side, ov
 random sequence of writes (nodes down, up, drained; tasks running, failing, completing,
 stopping; scale, spec updates that start rolling updates, services created and removed;
 time passing for restart delays and update delays): once with partial planning (a service
-dirty in some slots or nodes plans only those), once with every dirty service planned
-whole. After every step both hold the same tasks by (service, slot, node, state, desired).
-A failure names the seed and the step.
+dirty in some slots or nodes plans only those) and task changes no plan reads skipped, once
+with every dirty service planned whole, again for every change of its tasks. After every
+step both hold the same tasks by (service, slot, node, state, desired). A failure names the
+seed and the step.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ Write = Callable[[ReadTx, float], Tx | None]  # the state, the wall time
 
 
 class Leader(LoopLeader):
-    """The plain loops, with partial planning on or off, counting plans that stayed partial."""
+    """The plain loops, with partial planning on or off, counting plans that stayed partial.
+    Off, every task event also dirties its key, even one that changes nothing a plan reads
+    (``skip_unread``): the reference both shortcuts must end equal to."""
 
     def __init__(self, *, partial: bool) -> None:
         super().__init__()
@@ -42,6 +45,7 @@ class Leader(LoopLeader):
         for loop in self.loops:
             if isinstance(loop, ServiceLoop):
                 loop.partial = partial
+                loop.skip_unread = partial
                 self._count(loop)
 
     def _count(self, loop: ServiceLoop) -> None:
