@@ -51,6 +51,7 @@ from swarmlite.api.control import (
     Assignments,
     LogsQuery,
     ManagerMessage,
+    MeshChanges,
     MeshState,
     NetworkState,
 )
@@ -122,6 +123,16 @@ class Worker:
             self.reporter.wake()
         elif isinstance(message, LogsQuery):
             self.logs.handle(message)
+        elif isinstance(message, MeshChanges) and self._network is not None:
+            base = self._newest.get(MeshState)
+            if not isinstance(base, MeshState):
+                # The manager starts every session's mesh with a whole state.
+                log.error(
+                    "mesh changes before any mesh state; ignored %s",
+                    kv(peers=len(message.peers), removed=len(message.removed)),
+                )
+                return
+            await self.on_message(message.applied_to(base))  # whole again
         elif isinstance(message, MeshState | NetworkState) and self._network is not None:
             # Applied in order, one at a time, without holding up the session; before
             # `run` started, only the latest of each kind is kept for it.

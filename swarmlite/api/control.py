@@ -563,6 +563,26 @@ class MeshState(msgspec.Struct, frozen=True, kw_only=True, tag="mesh"):
     peers: list[MeshPeer]
 
 
+class MeshChanges(msgspec.Struct, frozen=True, kw_only=True, tag="mesh_changes"):
+    """From the manager: what changed among this node's peers since its last mesh message,
+    which `applied_to` the node's last whole `MeshState` gives the one it would have been
+    sent instead (its address unchanged). A session's first mesh message is whole.
+
+    ``peers``: peers new to the node or changed (they replace those of the same node id);
+    ``removed``: node ids no longer peers."""
+
+    peers: list[MeshPeer] = []
+    removed: list[str] = []
+
+    def applied_to(self, whole: MeshState) -> MeshState:
+        """``whole`` with these changes, peers in node id order (as a whole one has them)."""
+        peers = {peer.node_id: peer for peer in whole.peers}
+        for node_id in self.removed:
+            peers.pop(node_id, None)
+        peers.update((peer.node_id, peer) for peer in self.peers)
+        return MeshState(address=whole.address, peers=[peers[k] for k in sorted(peers)])
+
+
 class FdbEntry(msgspec.Struct, frozen=True, kw_only=True):
     mac: str
     vtep: str  # the mesh address of the node where that MAC lives
@@ -613,5 +633,11 @@ class NetworkState(msgspec.Struct, frozen=True, kw_only=True, tag="networks"):
 
 AgentMessage = SessionHello | Heartbeat | StatusReport | LogChunk | UsageReport
 ManagerMessage = (
-    SessionInfo | Assignments | AssignmentChanges | LogsQuery | MeshState | NetworkState
+    SessionInfo
+    | Assignments
+    | AssignmentChanges
+    | LogsQuery
+    | MeshState
+    | MeshChanges
+    | NetworkState
 )

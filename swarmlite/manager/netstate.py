@@ -29,8 +29,11 @@ Words: a task is *present* on its node from ASSIGNED until its status is termina
 container exists or will: it needs its networks even while being stopped); it is *in
 rotation* when it is RUNNING, not told to stop, and healthy or without a health check.
 
-For many nodes at once, ``mesh_states`` and ``network_states`` share one pass over the
-state between them (the peers, each network's endpoints and VTEP/FDB entries, the ingress
+A ``MeshBook`` keeps the peers from one read to the next, numbered, with what changed in
+the last: the dispatcher tells a node that holds the previous generation only the changes.
+
+For many nodes at once, a ``MeshBook`` reads the peers once and ``network_states`` shares
+one pass over the state (each network's endpoints and VTEP/FDB entries, the ingress
 ports), so that a round costs what the nodes are sent, not nodes x cluster. They read the
 tasks on each network from a ``NetworkIndex`` (built from the store when none is given)
 and a node's own tasks from the store's ``tasks_on_node``.
@@ -52,6 +55,7 @@ from swarmlite.api import Network, Node, PortConfig, Service, Task, TaskState
 from swarmlite.api.control import (
     EndpointInfo,
     FdbEntry,
+    MeshChanges,
     MeshPeer,
     MeshState,
     NetworkInfo,
@@ -129,26 +133,60 @@ def as_peer(node: Node | None) -> MeshPeer | None:
     )
 
 
-def mesh_states(read: ReadTx, node_ids: Iterable[str]) -> dict[str, MeshState | None]:
-    """``mesh_state`` of each of ``node_ids``, sharing one list of peers."""
-    peers = [p for p in map(as_peer, sorted(read.list(Node), key=lambda n: n.id)) if p]
-    found: dict[str, MeshState | None] = {}
-    for node_id in node_ids:
+class MeshBook:
+    """The cluster's mesh peers as last read (``read``), numbered: each read that found
+    them changed starts a new generation and keeps what changed since the one before, so
+    that a node told the previous generation can be told only that (``MeshChanges``): a
+    node joining costs each other node one peer, not the whole list again."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.peers: dict[str, MeshPeer] = {}  # node id -> peer, in node id order
+        self.changed: list[MeshPeer] = []  # new or changed in this generation
+        self.removed: list[str] = []  # gone in this generation
+
+    def read(self, read: ReadTx) -> None:
+        """Take the peers of the nodes in ``read``; a new generation if they changed."""
+        nodes = sorted(read.list(Node), key=lambda n: n.id)
+        peers = {peer.node_id: peer for peer in map(as_peer, nodes) if peer is not None}
+        if peers == self.peers:
+            return
+        old = self.peers
+        self.changed = [peer for node_id, peer in peers.items() if old.get(node_id) != peer]
+        self.removed = [node_id for node_id in old if node_id not in peers]
+        self.peers = peers
+        self.generation += 1
+
+    @staticmethod
+    def address(read: ReadTx, node_id: str) -> str | None:
+        """The mesh address ``node_id`` is told (with its prefix); None while it has none."""
         node = read.get(Node, node_id)
         if node is None or not node.mesh_address:
-            found[node_id] = None
-            continue
+            return None
         address = node.mesh_address
-        if "/" not in address:
-            address = f"{address}/32"
-        others = [p for p in peers if p.node_id != node_id]
-        found[node_id] = MeshState(address=address, peers=others)
-    return found
+        return address if "/" in address else f"{address}/32"
+
+    def whole(self, node_id: str, address: str) -> MeshState:
+        """``mesh_state`` of ``node_id`` at ``address``, from the peers last read."""
+        others = [peer for peer in self.peers.values() if peer.node_id != node_id]
+        return MeshState(address=address, peers=others)
+
+    def changes(self, node_id: str) -> MeshChanges:
+        """What changed for ``node_id`` in this generation (nothing of its own entry)."""
+        return MeshChanges(
+            peers=[peer for peer in self.changed if peer.node_id != node_id],
+            removed=[gone for gone in self.removed if gone != node_id],
+        )
 
 
 def mesh_state(read: ReadTx, node_id: str) -> MeshState | None:
     """This node's mesh address and its peers; None while it has no mesh address."""
-    return mesh_states(read, [node_id])[node_id]
+    book = MeshBook()
+    address = book.address(read, node_id)
+    if address is None:
+        return None
+    book.read(read)
+    return book.whole(node_id, address)
 
 
 def network_ids(task: Task) -> set[str]:

@@ -45,6 +45,7 @@ from swarmlite.api.control import (
     Assignments,
     LogChunk,
     ManagerMessage,
+    MeshChanges,
     MeshState,
     NetworkState,
     SessionHello,
@@ -67,7 +68,7 @@ from swarmlite.manager.heartbeats import Heartbeats
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
 from swarmlite.manager.netdirt import NetworkDirt
-from swarmlite.manager.netstate import NetworkIndex, mesh_states, network_states
+from swarmlite.manager.netstate import MeshBook, NetworkIndex, network_states
 from swarmlite.manager.usage import Usage
 from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
@@ -181,7 +182,9 @@ class _Session:
         self.stream = stream
         self.last_info: SessionInfo | None = None
         self.held: _Held | None = None  # None: send it a whole Assignments first
-        self.last_mesh: MeshState | None = None
+        # The mesh it was told: the MeshBook generation and its own address (-1: none yet).
+        self.mesh_generation = -1
+        self.mesh_address = ""
         self.last_networks: NetworkState | None = None
         self.lock = asyncio.Lock()  # one writer at a time on the stream
 
@@ -221,6 +224,7 @@ class Dispatcher:
         self.heartbeats = heartbeats
         self.usage = usage  # where the agents' usage reports go (the autoscaler reads it)
         self.sessions: dict[str, _Session] = {}
+        self.mesh_book = MeshBook()  # the mesh peers as last told (see ``push_network``)
         self._last_seen: dict[str, float] = {}
         self._leading = False
         self.loop_stats: LoopStats | None = None  # given to its leader loop (metrics)
@@ -417,7 +421,10 @@ class Dispatcher:
         networks' state, each when it changed; ``index``: see ``network_states``."""
         memory = self.ctx.store.memory
         # All computed before the first send (a send may let the store move on).
-        meshes = mesh_states(memory, sorted(mesh_of))
+        book = self.mesh_book
+        if mesh_of:
+            book.read(memory)
+        meshes = {node_id: self._mesh_message(memory, node_id) for node_id in sorted(mesh_of)}
         states = network_states(memory, sorted(networks_of), index)
         for node_id in sorted(mesh_of | networks_of):
             session = self.sessions.get(node_id)
@@ -425,13 +432,34 @@ class Dispatcher:
                 continue
             with contextlib.suppress(SwarmliteError):  # its own task sees a broken stream
                 mesh = meshes.get(node_id)
-                if mesh is not None and mesh != session.last_mesh:
-                    await session.send(mesh)
-                    session.last_mesh = mesh
+                if mesh is not None:
+                    message, address = mesh
+                    if message is not None:
+                        await session.send(message)
+                    session.mesh_generation, session.mesh_address = book.generation, address
                 networks = states.get(node_id)
                 if networks is not None and networks != session.last_networks:
                     await session.send(networks)
                     session.last_networks = networks
+
+    def _mesh_message(
+        self, memory: ReadTx, node_id: str
+    ) -> tuple[MeshState | MeshChanges | None, str] | None:
+        """What to tell ``node_id`` of its mesh (None: nothing new), with its address; None
+        while it has no mesh address or no session. A node that holds the book's previous
+        generation at the same address gets only the changes."""
+        session = self.sessions.get(node_id)
+        book = self.mesh_book
+        address = book.address(memory, node_id) if session is not None else None
+        if session is None or address is None:
+            return None
+        known = session.mesh_generation
+        if session.mesh_address == address and known == book.generation:
+            return None, address
+        if session.mesh_address == address and known == book.generation - 1 and known >= 0:
+            changes = book.changes(node_id)
+            return (changes if changes.peers or changes.removed else None), address
+        return book.whole(node_id, address), address
 
     async def _take_report(self, node_id: str, report: StatusReport) -> None:
         updates = {u.task_id: u.status for u in report.updates}

@@ -11,7 +11,7 @@ import msgspec
 from swarmlite.agent.executor import Executor
 from swarmlite.agent.worker import Worker
 from swarmlite.api import Attachment, TaskState
-from swarmlite.api.control import MeshState, NetworkInfo, NetworkState
+from swarmlite.api.control import MeshChanges, MeshPeer, MeshState, NetworkInfo, NetworkState
 from swarmlite.api.task import Task
 from swarmlite.errors import NetworkSetupFailure
 
@@ -166,3 +166,48 @@ async def test_a_failed_network_state_gives_way_to_a_newer_one(driver, clock) ->
 
 async def _nothing(message: object) -> None:
     return None
+
+
+class PeerRecordingNetwork(RecordingNetwork):
+    """Records the whole mesh states it is asked to apply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meshes: list[MeshState] = []
+
+    async def apply_mesh(self, state: MeshState) -> None:
+        self.meshes.append(state)
+
+
+def _peer(n: int) -> MeshPeer:
+    return MeshPeer(
+        node_id=f"n{n}",
+        public_key=f"key{n}",
+        endpoint=f"198.18.0.{n}:51820",
+        mesh_address=f"198.18.128.{n}",
+    )
+
+
+async def test_the_worker_applies_mesh_changes_merged_into_its_whole_mesh(driver, clock) -> None:
+    network = PeerRecordingNetwork()
+
+    async def send(message: object) -> None:
+        return None
+
+    worker = Worker("n1", "cl1", driver, clock, send, network=network)
+    running = asyncio.create_task(worker.run())
+    # Changes before any whole state have nothing to merge into: ignored.
+    await worker.on_message(MeshChanges(peers=[_peer(9)]))
+    await worker.on_message(MeshState(address="198.18.128.1/20", peers=[_peer(2), _peer(4)]))
+    for _ in range(20):
+        await asyncio.sleep(0)  # applied before the changes come
+    changed = msgspec.structs.replace(_peer(4), endpoint="198.18.0.44:51820")
+    await worker.on_message(MeshChanges(peers=[_peer(3), changed], removed=["n2"]))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    worker.stop()
+    await running
+    assert network.meshes == [
+        MeshState(address="198.18.128.1/20", peers=[_peer(2), _peer(4)]),
+        MeshState(address="198.18.128.1/20", peers=[_peer(3), changed]),
+    ]

@@ -35,6 +35,7 @@ from swarmlite.api.control import (
     AssignmentChanges,
     Assignments,
     ManagerMessage,
+    MeshChanges,
     MeshState,
     NetworkState,
 )
@@ -69,14 +70,24 @@ class Stream:
         found = [m for m in self.sent if isinstance(m, kind)]
         return found[-1] if found else None
 
+    def mesh(self) -> MeshState | None:
+        """The mesh the node holds: its last MeshState, with the changes since."""
+        held: MeshState | None = self._merged(MeshState, MeshChanges)
+        return held
+
     def held(self) -> Assignments | None:
         """The whole set the node holds: its last Assignments, with the changes since."""
+        held: Assignments | None = self._merged(Assignments, AssignmentChanges)
+        return held
+
+    def _merged(self, whole_kind: type[Any], changes_kind: type[Any]) -> Any:
+        """The last whole message of its kind, with the changes sent after it applied."""
         whole = None
         for message in self.sent:
-            if isinstance(message, Assignments):
+            if isinstance(message, whole_kind):
                 whole = message
-            elif isinstance(message, AssignmentChanges):
-                assert whole is not None, "changes before a whole set"
+            elif isinstance(message, changes_kind):
+                assert whole is not None, f"{changes_kind.__name__} before a whole state"
                 whole = message.applied_to(whole)
         return whole
 
@@ -114,7 +125,7 @@ class Cluster(PusherRig[Stream]):
             assert sorted(s.spec.name for s in got.secrets) == sorted(wanted), where
             mesh = mesh_state(memory, node_id)
             if mesh is not None:
-                assert stream.last(MeshState) == mesh, where
+                assert stream.mesh() == mesh, where
             assert stream.last(NetworkState) == network_state(memory, node_id), where
 
 
@@ -349,3 +360,26 @@ async def test_a_resync_from_a_fresh_start_gives_the_same_state() -> None:
     assert cluster.watch is not None
     await cluster.start()
     cluster.check(7)
+
+
+async def test_a_node_joining_costs_the_others_one_peer() -> None:
+    """Nodes that hold the whole mesh are told only the peer that joined (MeshChanges),
+    and a session opened afterwards gets its mesh whole."""
+    cluster = Cluster(random.Random(1))
+    await _seed_world(cluster)
+    await cluster.start()
+    await cluster.round()
+    sent_before = {node_id: len(stream.sent) for node_id, stream in cluster.streams.items()}
+    node = make_node("n9")
+    status = replace(node.status, mesh_public_key="key-n9", mesh_endpoint="n9:51820")
+    await _write(cluster, Tx().create(replace(node, status=status, mesh_address="10.99.0.9/16")))
+    await cluster.round()
+    for node_id, stream in cluster.streams.items():
+        meshes = [m for m in stream.sent[sent_before[node_id] :] if isinstance(m, MeshChanges)]
+        assert [[p.node_id for p in m.peers] for m in meshes] == [["n9"]], node_id
+        assert not any(isinstance(m, MeshState) for m in stream.sent[sent_before[node_id] :])
+    cluster.open("n9")
+    await cluster.round()
+    joined = cluster.streams["n9"].sent
+    assert [type(m) for m in joined if isinstance(m, MeshState | MeshChanges)] == [MeshState]
+    cluster.check(1)
