@@ -94,7 +94,7 @@ class _Held:
         self.refs: dict[_Blob, int] = {}  # -> held tasks that use it
         self.blobs: dict[_Blob, str] = {}  # -> id of the one sent (none if none existed)
         self.auths: dict[str, RegistryAuth] = {}
-        self.pulling_changed = False  # a service gained its first or lost its last
+        self.pull_changed: set[str] = set()  # services that gained their first or lost their last
 
     def put(self, task: Task) -> list[_Blob]:
         """Hold ``task`` (new, or with a new desired state); the blobs it makes used."""
@@ -133,7 +133,7 @@ class _Held:
         else:
             del self.pulling[service_id]
         if count == 0 or (count == 1 and delta > 0):
-            self.pulling_changed = True
+            self.pull_changed.add(service_id)
 
     def same(self, other: _Held) -> bool:
         """Whether a node holding ``other`` holds what it would be sent as this."""
@@ -338,7 +338,7 @@ class Dispatcher:
         held.auths = _auths(memory, held.pulling, {} if auth_of is None else auth_of)
         blobs = [b for b in map(functools.partial(_blob, memory), held.refs) if b is not None]
         held.blobs = {(type(b), b.spec.name): b.id for b in blobs}
-        held.pulling_changed = False
+        held.pull_changed = set()
         if session.held is not None and session.held.same(held):
             return
         message = Assignments(
@@ -398,9 +398,16 @@ class Dispatcher:
             else:
                 configs.append(blob)
         registry_auth = None
-        if held.pulling_changed or auths_changed:
-            held.pulling_changed = False
-            auths = _auths(memory, held.pulling, {} if auth_of is None else auth_of)
+        if held.pull_changed or auths_changed:
+            # Only the services that started or stopped pulling here, unless some service's
+            # credentials changed (rare): then every one.
+            looked = set(held.pulling) if auths_changed else held.pull_changed
+            auths = {} if auths_changed else dict(held.auths)
+            for service_id in looked:
+                auths.pop(service_id, None)
+            pulling = [service_id for service_id in looked if service_id in held.pulling]
+            auths.update(_auths(memory, pulling, {} if auth_of is None else auth_of))
+            held.pull_changed = set()
             if auths != held.auths:
                 held.auths = registry_auth = auths
         if not tasks and not removed and registry_auth is None:
