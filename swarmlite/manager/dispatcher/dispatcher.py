@@ -11,8 +11,8 @@ the services of those it should run (a session's first message is the whole set,
 `Assignments`; later ones only what changed for that node since, `AssignmentChanges`), and
 writes the statuses it reports into the store, ignoring stale or backward ones; it hands
 the agents' usage reports (what tasks of autoscaled services use) to the leader's ``Usage``
-table. Only the
-leader serves sessions (a follower answers NotLeader with the leader's address); a new
+table. Only the leader serves sessions (a follower answers NotLeader with the leader's
+address, and so does a leader whose term ended before the session's hello came); a new
 leader gives every node a full grace period before calling it DOWN. Writes node state to
 the store only when it changes.
 """
@@ -227,6 +227,7 @@ class Dispatcher:
         self.mesh_book = MeshBook()  # the mesh peers as last told (see ``push_network``)
         self._last_seen: dict[str, float] = {}
         self._leading = False
+        self._term = 0  # counts the times this manager started leading
         self.loop_stats: LoopStats | None = None  # given to its leader loop (metrics)
 
     def register(self, server: RpcServer) -> None:
@@ -238,11 +239,8 @@ class Dispatcher:
         identity = peer.identity
         if identity is None:
             raise PermissionDenied("a session needs the node's certificate")
-        if not self._leading:
-            raise NotLeader(
-                "sessions are served by the leader",
-                details={"leader": self.ctx.raft.leader_address()},
-            )
+        self._check_leading(None)
+        term = self._term
         hello = await self._recv(stream)
         if not isinstance(hello, SessionHello) or hello.node_id != identity.node_id:
             raise PermissionDenied(f"session of {identity.node_id} must start with its own hello")
@@ -252,6 +250,9 @@ class Dispatcher:
         old = self.sessions.pop(node_id, None)
         if old is not None:
             await old.stream.close()
+        # Still leading in the same term: a session kept after its term ended (no one
+        # closes it then) would hold its node away from the new leader.
+        self._check_leading(term)
         session = _Session(node_id, stream)
         self.sessions[node_id] = session
         self._last_seen[node_id] = self.ctx.clock.monotonic()
@@ -286,6 +287,14 @@ class Dispatcher:
             if self.sessions.get(node_id) is session:
                 del self.sessions[node_id]
             log.info("session closed %s", kv(node=node_id))
+
+    def _check_leading(self, term: int | None) -> None:
+        """Raise NotLeader unless this manager leads (in ``term``, when given)."""
+        if not self._leading or (term is not None and term != self._term):
+            raise NotLeader(
+                "sessions are served by the leader",
+                details={"leader": self.ctx.raft.leader_address()},
+            )
 
     async def _recv(self, stream: ServerStream) -> AgentMessage | None:
         frame = await stream.recv()
@@ -524,6 +533,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Leader only: mark silent nodes DOWN, push assignments and info to nodes."""
         self._leading = True
+        self._term += 1
         now = self.ctx.clock.monotonic()
         for node in self.ctx.store.memory.list(Node):
             # A new leader gives everyone a grace period: whatever an earlier term saw is
