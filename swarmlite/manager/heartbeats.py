@@ -7,7 +7,8 @@ the leader only: a heartbeat is never written to the store (it would cost a raft
 node per period), so a new leader starts empty and fills it within one period.
 
 Also owns the period itself (`heartbeat_period`): the configured one, made longer as the
-cluster grows, so that the leader's cost of hearing from every node stays bounded.
+cluster grows, so that the leader's cost of hearing from every node stays bounded; and the
+raft election timeout's growth with it (`election_scale`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ def heartbeat_period(configured: float, nodes: int) -> float:
     if needed <= configured:
         return configured
     return max(configured, float(math.ceil(needed)))
+
+
+def election_scale(configured: float, nodes: int) -> float:
+    """How many times the configured raft election timeout the managers wait: as many as
+    the heartbeat period grew (`heartbeat_period`). A leader's work grows with the nodes it
+    serves (their joins, sessions and pushes), and on a busy leader a short timeout turns
+    a slow moment into an election, which costs every node its session: 1,000 nodes wait
+    2.4-4.8 s instead of 0.4-0.8 s."""
+    return heartbeat_period(configured, nodes) / configured if configured > 0 else 1.0
 
 
 class Heartbeats:

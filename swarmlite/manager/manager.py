@@ -4,8 +4,9 @@ Owns wiring only: it builds the raft member (storage, transport), the store, the
 and join APIs and the dispatcher, registers their routes, asks into the raft membership
 when it is new (membership.py), and starts the leader-only loops whenever this node
 becomes leader (and stops them when it no longer is). None of those loops knows the
-others; they meet in the store. It also answers the daemon's questions about this
-manager: is it ready, may a peer's certificate call it, may its node leave.
+others; they meet in the store. Every manager makes its raft election timeout follow the
+cluster's size (`heartbeats.election_scale`). It also answers the daemon's questions about
+this manager: is it ready, may a peer's certificate call it, may its node leave.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from swarmlite.api import Cluster, Config, Secret
+from swarmlite.api import Cluster, Config, Node, Secret
 from swarmlite.api.routes import EVENTS
 from swarmlite.ca import Identity
 from swarmlite.clock import Clock
@@ -37,7 +38,7 @@ from swarmlite.manager.controlapi.services import ServiceAPI
 from swarmlite.manager.controlapi.swarm import SwarmAPI
 from swarmlite.manager.dispatcher.dispatcher import Dispatcher
 from swarmlite.manager.events import EventLog
-from swarmlite.manager.heartbeats import Heartbeats
+from swarmlite.manager.heartbeats import Heartbeats, election_scale
 from swarmlite.manager.logbroker import LogBroker
 from swarmlite.manager.loop import LoopStats, ReconcileLoop
 from swarmlite.manager.membership import join_raft, leave_raft
@@ -167,11 +168,13 @@ class Manager:
                 tasks.create_task(self._supervise())
                 following = tasks.create_task(self.events.run())
                 sealing = tasks.create_task(self._follow_autolock())
+                sizing = tasks.create_task(self._follow_size())
                 if not self.has_raft_state:
                     self._joining = tasks.create_task(join_raft(self.ctx, self._managers))
                 await self.raft.run()
                 following.cancel()  # the event log follows the store for ever
                 sealing.cancel()
+                sizing.cancel()
                 if self._joining is not None:
                     self._joining.cancel()
                 self._became_leader.set()  # wake the supervisor so that it ends
@@ -196,6 +199,31 @@ class Manager:
                 while True:
                     for cluster in self.memory.list(Cluster):
                         self._reseal(cluster)
+                    await watch.next_batch()
+            except Unavailable:
+                continue  # the store was replaced by a snapshot: look again
+            finally:
+                watch.close()
+
+    async def _follow_size(self) -> None:
+        """Every manager: wait longer before a raft election as the cluster grows
+        (`heartbeats.election_scale`)."""
+        scale = 1.0
+        while True:
+            watch = self.memory.watch(kinds=["node", "cluster"])
+            try:
+                while True:
+                    clusters = self.memory.list(Cluster)
+                    if clusters:
+                        configured = clusters[0].spec.settings.heartbeat_period
+                        wanted = election_scale(configured, self.memory.count(Node))
+                        if wanted != scale:
+                            scale = wanted
+                            self.raft.scale_election_timeout(scale)
+                            log.info(
+                                "raft election timeout follows the cluster's size %s",
+                                kv(nodes=self.memory.count(Node), scale=scale),
+                            )
                     await watch.next_batch()
             except Unavailable:
                 continue  # the store was replaced by a snapshot: look again

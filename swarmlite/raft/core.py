@@ -19,6 +19,7 @@ Invariants kept here (and checked by the simulator after every step):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
 from collections import deque
@@ -444,6 +445,12 @@ class RaftCore:
             self._need_flush = True
 
     # ------------------------------------------------------------------ roles
+
+    def set_election_ticks(self, ticks: int) -> None:
+        """Campaign (and, leading, check the quorum) after ``ticks`` silent ticks from now
+        on (a random 1x-2x of them: drawn again now)."""
+        self.cfg = dataclasses.replace(self.cfg, election_ticks=max(1, ticks))
+        self._timeout = self._random_timeout()
 
     def _random_timeout(self) -> int:
         n = self.cfg.election_ticks

@@ -313,6 +313,18 @@ class RaftNode:
         self._actions.append(lambda: self._core.report_unreachable(peer))
         self._wake.set()
 
+    def scale_election_timeout(self, factor: float) -> None:
+        """Wait ``factor`` times the configured election timeout (at least 1x) before
+        campaigning, and before a leader steps down for not hearing from a quorum."""
+        ticks = max(self.cfg.election_ticks, round(self.cfg.election_ticks * factor))
+        self._actions.append(lambda: self._core.set_election_ticks(ticks))
+        self._wake.set()
+
+    @property
+    def election_ticks(self) -> int:
+        """The election timeout in ticks now (a random 1x-2x of it is waited)."""
+        return self._core.cfg.election_ticks
+
     # ------------------------------------------------------------------ the API
 
     @property

@@ -2,12 +2,15 @@
 
 Checked: a small cluster beats at the configured period; a large one at a longer period,
 in whole seconds, so that the leader hears at most MAX_BEATS_PER_S heartbeats a second; a
-configured period longer than that is kept; and the manager's `heartbeat_period()` (what
-the dispatcher tells the nodes and judges them DOWN by) follows the nodes in the store.
+configured period longer than that is kept; the manager's `heartbeat_period()` (what
+the dispatcher tells the nodes and judges them DOWN by) follows the nodes in the store;
+and the raft election timeout grows as the period does, a follower waiting the timeout it
+was set before it campaigns.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import msgspec
@@ -15,7 +18,9 @@ import pytest
 
 from swarmlite.api import Cluster, ClusterSettings, ClusterSpec
 from swarmlite.manager.context import ManagerContext
-from swarmlite.manager.heartbeats import MAX_BEATS_PER_S, heartbeat_period
+from swarmlite.manager.heartbeats import MAX_BEATS_PER_S, election_scale, heartbeat_period
+from swarmlite.raft.core import CoreConfig, RaftCore, Role
+from swarmlite.raft.entries import Member
 from swarmlite.store import LocalProposer, MemoryStore, Store, Tx
 from swarmlite.testing.clock import FakeClock
 from swarmlite.testing.factories import make_node
@@ -86,3 +91,39 @@ async def test_the_managers_period_follows_the_nodes_in_the_store() -> None:
     spec = msgspec.structs.replace(cluster.spec, settings=longer)
     await ctx.store.propose(Tx().update(msgspec.structs.replace(cluster, spec=spec)))
     assert ctx.heartbeat_period() == 10.0
+
+
+def test_the_election_timeout_grows_as_the_heartbeat_period_does() -> None:
+    assert election_scale(1.0, 3) == 1.0
+    assert election_scale(1.0, 1_000) == 5.0
+    assert election_scale(1.0, 1_003) == 6.0
+    assert election_scale(10.0, 1_000) == 1.0  # the period did not grow
+
+
+def _ticks_until_it_campaigns(ticks: int | None) -> int:
+    """A follower of three that hears nothing: its silent ticks before it campaigns, its
+    election timeout set to ``ticks`` first (None: left as configured, 8)."""
+    members = [Member(i, f"sim:{i}", True) for i in ("n1", "n2", "n3")]
+    hard_state, entries = RaftCore.bootstrap(members)
+    core = RaftCore(
+        CoreConfig(node_id="n1", election_ticks=8),
+        hard_state=hard_state,
+        entries=list(entries),
+        rng=random.Random(ticks),
+    )
+    if ticks is not None:
+        core.set_election_ticks(ticks)
+    for tick in range(1, 1_000):
+        core.tick()
+        if core.role is not Role.FOLLOWER:
+            return tick
+    raise AssertionError("it never campaigned")
+
+
+@pytest.mark.parametrize("ticks", [None, 48])
+def test_a_follower_waits_its_election_timeout_as_set_before_it_campaigns(
+    ticks: int | None,
+) -> None:
+    timeout = 8 if ticks is None else ticks
+    waited = _ticks_until_it_campaigns(ticks)
+    assert timeout <= waited < 2 * timeout
