@@ -105,15 +105,15 @@ class _Session(dispatch._Session):  # the dispatcher's own session, with a memor
         self.sink = _Stream()
         super().__init__(node_id, self.sink)  # type: ignore[arg-type]
         self.activity = activity
-        self.assigned: frozenset[str] = frozenset()
+        self.assigned: set[str] = set()  # what the node holds, kept in place
 
     async def send(self, message: ManagerMessage) -> None:
         await self.sink.send(_encoder.encode(message))
         if isinstance(message, Assignments):
-            self.assigned = frozenset(task.id for task in message.tasks)
+            self.assigned = {task.id for task in message.tasks}
         elif isinstance(message, AssignmentChanges):
-            removed = self.assigned.difference(message.removed)
-            self.assigned = removed.union(task.id for task in message.tasks)
+            self.assigned.difference_update(message.removed)
+            self.assigned.update(task.id for task in message.tasks)
         self.activity.mark()
 
 
@@ -303,7 +303,7 @@ class LeaderSim:
             here = [t.id for t in memory.tasks_on_node(node_id) if _should_run(t)]
             placed += len(here)
             session = sessions.get(node_id)
-            told = session.assigned if isinstance(session, _Session) else frozenset()
+            told = session.assigned if isinstance(session, _Session) else set()
             if not told.issuperset(here):
                 behind += 1
         return Placed(tasks=want, placed=placed, nodes_behind=behind)
