@@ -326,8 +326,9 @@ class ServiceLoop(ReconcileLoop):
     # Plan a service dirty only in some keys through ``plan_keys``; False plans every dirty
     # service whole (what partial planning must always end up equal to).
     partial = True
-    # Let an update of a task that changes nothing a plan reads (``plan_reads_change``)
-    # dirty nothing; False makes every task event dirty its key (the reference).
+    # Let an update of a task that changes nothing a plan reads (``plan_reads_change``),
+    # and the creation of a task by this loop's own plan, dirty nothing; False makes every
+    # task event dirty its key (the reference).
     skip_unread = True
 
     def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
@@ -337,6 +338,9 @@ class ServiceLoop(ReconcileLoop):
         self._keys: dict[str, set[Key]] = {}  # services dirty only in these keys
         self._everything = False
         self._due: dict[str, float] = {}  # service id -> monotonic time to plan again
+        # Tasks this loop created, as stored, until their create event is read: the plan
+        # that made one already counted it (see ``skip_unread``).
+        self._echo: dict[str, Task] = {}
 
     # -- to override
 
@@ -369,6 +373,7 @@ class ServiceLoop(ReconcileLoop):
 
     def start(self) -> None:
         self._everything = True
+        self._echo.clear()
 
     def changed(self, events: list[Event]) -> None:
         for event in events:
@@ -377,12 +382,15 @@ class ServiceLoop(ReconcileLoop):
                 self._dirty.add(obj.id)
             elif isinstance(obj, Task):
                 old_task = event.old if isinstance(event.old, Task) else None
-                if (
-                    old_task is not None
-                    and event.new is obj
-                    and not plan_reads_change(old_task, obj)
-                ):
-                    continue  # e.g. the allocator gave it its networks
+                if self.skip_unread:
+                    if old_task is None and self._echo.pop(obj.id, None) is obj:
+                        continue  # made by this loop's plan, as it wrote it
+                    if (
+                        old_task is not None
+                        and event.new is obj
+                        and not plan_reads_change(old_task, obj)
+                    ):
+                        continue  # e.g. the allocator gave it its networks
                 self._task_dirty(obj)
                 if old_task is not None and old_task is not obj:
                     self._task_dirty(old_task)
@@ -435,8 +443,10 @@ class ServiceLoop(ReconcileLoop):
         """Plan the service (only ``keys`` of it, when given) and commit the plan."""
         now = self.clock.wall()
         wake: list[float | None] = [None]
+        created: set[str] = set()  # ids of the tasks the committed plan creates
 
         def fn(rt: ReadTx) -> Tx | None:
+            created.clear()
             if keys is None:
                 plan = self.plan_service(rt, service_id, now)
             else:
@@ -445,9 +455,14 @@ class ServiceLoop(ReconcileLoop):
                 wake[0] = None
                 return None
             wake[0] = plan.wake
+            created.update(task.id for task in plan.created)
             return plan.tx()
 
-        await self.store.update(fn)
+        result = await self.store.update(fn)
+        if created and self.skip_unread:
+            for obj in result.objects:
+                if isinstance(obj, Task) and obj.id in created:
+                    self._echo[obj.id] = obj
         if wake[0] is not None:
             delay = max(0.0, wake[0] - now)
             self._schedule_mono(service_id, self.clock.monotonic() + delay)
