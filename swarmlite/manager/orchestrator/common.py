@@ -359,6 +359,11 @@ class ServiceLoop(ReconcileLoop):
         as its last plan left it. By default (a loop that cannot tell), the whole plan."""
         return self.plan_service(rt, service_id, now)
 
+    def keys_changed(self, old: Service, new: Service) -> set[Key] | None:
+        """The only keys an update of a service can change the plan of (planned then with
+        ``plan_keys``), or None: plan it whole. By default (a loop that cannot tell), None."""
+        return None
+
     def all_service_ids(self) -> set[str]:
         return {s.id for s in self.memory.list(Service) if self.handles(s)}
 
@@ -379,7 +384,16 @@ class ServiceLoop(ReconcileLoop):
         for event in events:
             obj = event.object
             if isinstance(obj, Service):
-                self._dirty.add(obj.id)
+                old_service = event.old if isinstance(event.old, Service) else None
+                keys = (
+                    self.keys_changed(old_service, obj)
+                    if self.partial and old_service is not None and event.new is obj
+                    else None
+                )
+                if keys is None:
+                    self._dirty.add(obj.id)
+                elif obj.id not in self._dirty:
+                    self._keys.setdefault(obj.id, set()).update(keys)
             elif isinstance(obj, Task):
                 old_task = event.old if isinstance(event.old, Task) else None
                 if self.skip_unread:

@@ -8,14 +8,17 @@ for each PENDING task), deleting tasks (``reaper``), or what happens to tasks of
 service (``reaper``). Invariant: outside a start-first update, a slot holds at most one
 live task, and the highest slots go first.
 
-A service dirty only in some slots (their tasks changed, or the nodes under them) plans
-only those slots (``plan_keys``), unless an update or rollback runs or would start: every
-rule above but the update's looks at one slot at a time.
+A service dirty only in some slots (their tasks changed, or the nodes under them, or a
+scale changed only the slots between the old and the new count) plans only those slots
+(``plan_keys``), unless an update or rollback runs or would start: every rule above but
+the update's looks at one slot at a time.
 """
 
 from __future__ import annotations
 
 import functools
+
+import msgspec
 
 from swarmlite.api import Service, ServiceMode, Task
 from swarmlite.manager.orchestrator.common import (
@@ -61,6 +64,25 @@ class ReplicatedOrchestrator(ServiceLoop):
         if plan.service_changed:
             return self._plan(rt, service, now, None)
         return plan
+
+    def keys_changed(self, old: Service, new: Service) -> set[Key] | None:
+        """A scale and nothing else, with no update to resume: only the slots between the
+        old and the new count (created on a scale up, shut down on a scale down)."""
+        if old.update_status is not None or new.update_status is not None:
+            return None
+        if old.spec.replicas == new.spec.replicas:
+            return None
+        same = msgspec.structs.replace(
+            old,
+            spec=msgspec.structs.replace(old.spec, replicas=new.spec.replicas),
+            previous_spec=new.previous_spec,
+            version=new.version,
+            updated_at=new.updated_at,
+        )
+        if same != new:
+            return None
+        low, high = sorted((max(0, old.spec.replicas), max(0, new.spec.replicas)))
+        return set(range(low + 1, high + 1))
 
     def _plan(self, rt: ReadTx, service: Service, now: float, keys: frozenset[Key] | None) -> Plan:
         nodes = nodes_of(rt)

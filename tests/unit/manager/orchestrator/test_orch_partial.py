@@ -159,7 +159,8 @@ def service_change(pick: int, what: str, value: object) -> Write:
         changed = replace(
             service,
             spec=spec,
-            spec_version=service.spec_version + 1,
+            # As the control API does: a scale is not a new version of the tasks' spec.
+            spec_version=service.spec_version + (what != "replicas"),
             previous_spec=service.spec,
             update_status=None,
         )
