@@ -42,7 +42,6 @@ busybox-static (`scripts/setup`).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -55,8 +54,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NoReturn
+
+from _harness import STACKS, load
 
 from swarmlite.agent.usage import DEFAULT_INTERVAL
 from swarmlite.api import Service, Task, TaskState
@@ -64,7 +64,6 @@ from swarmlite.api.control import NameRef, TaskFilter
 from swarmlite.api.routes import SERVICE_INSPECT, TASK_LS
 from swarmlite.manager.orchestrator.autoscaler import PERIOD
 
-_STACKS = Path(__file__).resolve().parents[2] / "tests" / "integration" / "stacks" / "conftest.py"
 STACK = "auto"
 SERVICE = f"{STACK}_burner"
 COOLDOWN_UP, COOLDOWN_DOWN = 2.0, 8.0
@@ -98,18 +97,6 @@ services:
         cooldown_up: {COOLDOWN_UP:g}s
         cooldown_down: {COOLDOWN_DOWN:g}s
 """
-
-
-def _load_stacks() -> ModuleType:
-    name = "swarmlite_stack_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _STACKS)
-    assert spec is not None and spec.loader is not None, _STACKS
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
 
 
 def _note(message: str) -> None:
@@ -212,7 +199,7 @@ class Bench:
 
 
 def measure(root: Path, runs: int, workers: int) -> list[Run]:
-    stacks = _load_stacks()
+    stacks = load(STACKS)
     made = stacks.StackCluster(stacks.harness.Cluster(root / "cluster"))
     ctl = root / "ctl"
     ctl.mkdir()

@@ -26,7 +26,6 @@ drive daemons the same way; every daemon is SIGKILLed by pid before this script 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -36,23 +35,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-_HARNESS = Path(__file__).resolve().parents[2] / "tests" / "integration" / "conftest.py"
+from _harness import CLUSTER, load
 
 WORKER_DETECTION_TARGET_S = 3.5
 WORKER_RSS_TARGET_MB = 60.0
 MANAGER_RSS_TARGET_MB = 80.0
-
-
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("swarmlite_cluster_harness", _HARNESS)
-    assert spec is not None and spec.loader is not None, _HARNESS
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -170,7 +159,7 @@ def _idle_rss(cluster: Any, idle_s: float) -> dict[str, float]:
 
 
 def run(params: Params, root: Path) -> dict[str, Any]:
-    harness = _load_harness()
+    harness = load(CLUSTER)
     cluster = harness.Cluster(root)
     try:
         _note("building 3 managers + 2 workers")

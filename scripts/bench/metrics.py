@@ -27,7 +27,6 @@ docker.io and busybox-static (`scripts/setup`).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -36,21 +35,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-_STACKS = Path(__file__).resolve().parents[2] / "tests" / "integration" / "stacks" / "conftest.py"
+from _harness import STACKS, load
+
 VARIANTS = ("off", "on", "scraped")
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _load_stacks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("swarmlite_stack_harness", _STACKS)
-    assert spec is not None and spec.loader is not None, _STACKS
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
 
 
 def _note(message: str) -> None:
@@ -99,7 +89,7 @@ def _scrape(addr: str) -> tuple[float, int]:
 
 
 def run(root: Path, seconds: float, tasks: int, settle: float, every: float) -> dict[str, Any]:
-    stacks = _load_stacks()
+    stacks = load(STACKS)
     compose = _compose(root, tasks)
     nodes: dict[str, Any] = {}
     addrs: dict[str, str] = {}

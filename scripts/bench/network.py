@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import re
 import shutil
@@ -41,25 +40,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from _harness import NETWORK, load
+
 _ROOT = Path(__file__).resolve().parents[2]
-_HELPERS = _ROOT / "tests" / "integration" / "network" / "conftest.py"
 IPERF_PORT = 5201
 
 
-def load_helpers() -> ModuleType:
-    name = "swarmlite_network_helpers"
-    spec = importlib.util.spec_from_file_location(name, _HELPERS)
-    assert spec is not None and spec.loader is not None, _HELPERS
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = load_helpers()
+helpers = load(NETWORK)
 
 
 # --------------------------------------------------------------------------- iperf3

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import resource
@@ -59,8 +58,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from _harness import CLUSTER, load
 
 QUICK = [(10, 1_000), (30, 3_000), (100, 10_000)]
 FULL = [*QUICK, (300, 30_000), (1_000, 100_000)]
@@ -127,7 +127,6 @@ def _size(text: str) -> tuple[int, int]:
 # ---------------------------------------------------------------------- --agents N
 
 _HERE = Path(__file__).resolve().parent
-_HARNESS = _HERE.parents[1] / "tests" / "integration" / "conftest.py"
 _AGENT_PROCESS = _HERE / "_agents.py"
 AGENT_PREFIX = "agent-"
 READY_TIMEOUT_S = 600.0  # give up waiting for READY (the goal is 60 s)
@@ -137,15 +136,6 @@ SETTLE_S = 5.0  # after the last READY (or the deploy), before the idle window
 
 def _note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("swarmlite_cluster_harness", _HARNESS)
-    assert spec is not None and spec.loader is not None, _HARNESS
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cpu_s(pid: int) -> float:
@@ -303,7 +293,7 @@ def _agents_run(
     n: int, procs: int, idle_s: float, replicas: int, root: Path, result: dict[str, Any]
 ) -> None:
     """Fills `result` as it goes, so that a failed run still shows what it measured."""
-    harness = _load_harness()
+    harness = load(CLUSTER)
     cluster = harness.Cluster(root)
     agents = _AgentProcs()
     result.update(n=n, procs=procs)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -54,10 +53,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from _harness import STACKS, load
 from _stackbench import (
     METRICS,
     STACK_LABEL,
@@ -78,20 +77,8 @@ from swarmlite.testing.dockerd import Dockerd, engine_json
 from swarmlite.testing.images import ensure_test_images
 
 _ROOT = Path(__file__).resolve().parents[2]
-_STACK_HARNESS = _ROOT / "tests" / "integration" / "stacks" / "conftest.py"
 COMPOSE = _ROOT / "compose-samples" / "bench.yml"
 V1, V2 = "swl/web:1", "swl/web:2"
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --------------------------------------------------------------------------- the observer
@@ -141,7 +128,7 @@ class Swarmlite:
         return daemon
 
     def start(self, root: Path) -> Commands:
-        harness = _load(_STACK_HARNESS, "swarmlite_stack_harness")
+        harness = load(STACKS)
         self._made = harness.StackCluster(harness.harness.Cluster(root))
         node = self._made.init("m1")
         self._made.cluster.heal()
@@ -175,7 +162,7 @@ class Swarm:
         self._docker = DockerCli(self.dockerd.url, root / "docker-config", COMPOSE)
         self.dockerd.start()
         ensure_test_images(self.dockerd.socket)
-        port = _load(_STACK_HARNESS, "swarmlite_stack_harness").harness.free_port()
+        port = load(STACKS).harness.free_port()
         listen = f"127.0.0.1:{port}"
         self.docker.ok("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", listen)
         return self.docker
