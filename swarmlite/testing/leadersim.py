@@ -229,10 +229,9 @@ class LeaderSim:
 
     def beat(self) -> None:
         """A heartbeat from every node not marked down, now."""
-        now = self.clock.monotonic()
         for node_id in self.node_ids:
             if node_id not in self.down:
-                self.dispatcher._last_seen[node_id] = now
+                self.dispatcher.beat(node_id)
 
     async def _beat(self) -> None:
         while True:

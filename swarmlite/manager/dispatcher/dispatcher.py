@@ -255,8 +255,7 @@ class Dispatcher:
         self._check_leading(term)
         session = _Session(node_id, stream)
         self.sessions[node_id] = session
-        self._last_seen[node_id] = self.ctx.clock.monotonic()
-        self.heartbeats.beat(node_id)
+        self.beat(node_id)
         log.info("session opened %s", kv(node=node_id, peer=peer.address))
         self.logs.attach(node_id, session.send)
         try:
@@ -267,8 +266,7 @@ class Dispatcher:
                 message = await self._recv(stream)
                 if message is None:
                     return
-                self._last_seen[node_id] = self.ctx.clock.monotonic()
-                self.heartbeats.beat(node_id)
+                self.beat(node_id)
                 if isinstance(message, StatusReport):
                     await self._take_report(node_id, message)
                 elif isinstance(message, LogChunk):
@@ -287,6 +285,11 @@ class Dispatcher:
             if self.sessions.get(node_id) is session:
                 del self.sessions[node_id]
             log.info("session closed %s", kv(node=node_id))
+
+    def beat(self, node_id: str) -> None:
+        """``node_id`` was heard from now (any message of its session counts)."""
+        self._last_seen[node_id] = self.ctx.clock.monotonic()
+        self.heartbeats.beat(node_id)
 
     def _check_leading(self, term: int | None) -> None:
         """Raise NotLeader unless this manager leads (in ``term``, when given)."""
