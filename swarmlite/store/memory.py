@@ -3,7 +3,8 @@
 Owns the object tables, the unique-name indexes (service, network, secret and config names,
 compared case-insensitively), the task indexes (tasks by service and by node, so that a
 control loop reads the tasks it is about without scanning them all), one stored copy of
-a spec that many tasks of a service hold equal (memory), version assignment,
+what many tasks hold equal (memory: a service's spec, its id, name and labels, the node's
+id, and the status and times of the tasks of one write), version assignment,
 snapshots, fan-out of changes to watches, and the count of transactions applied and
 rejected here (for metrics; not part of the state, so not in snapshots). Does not own how
 entries get committed (``proposer``) nor their wire shape (``tx``).
