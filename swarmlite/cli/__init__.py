@@ -2,9 +2,7 @@
 
 Reaches a daemon through the control API (``cli.client``, over ``rpc``) and starts one
 through ``swarmlite.daemon``; never touches the store, raft or the manager. Only this
-package prints. ``main`` is the console script; ``cli`` the click group (for tests).
+package prints. ``cli.main.main`` is the console script; ``cli.main.cli`` the click group
+(for tests). This file imports nothing, so that one command's module (the daemon's, which
+``python -m swarmlite daemon`` runs on every node) can be loaded without the whole CLI.
 """
-
-from swarmlite.cli.main import cli, main
-
-__all__ = ["cli", "main"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from swarmlite.cli.commands.swarm import data_dir_option
+from swarmlite.cli.commands.nodeflags import data_dir_option
 
 
 @click.command("dashboard")

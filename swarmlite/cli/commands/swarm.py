@@ -28,10 +28,17 @@ from swarmlite.api.control import (
 from swarmlite.api.resources import parse_node_resources
 from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE, UNLOCK, UNLOCK_KEY
 from swarmlite.cli import render
-from swarmlite.cli.client import DEFAULT_SOCKET, SOCKET_ENV, Client
+from swarmlite.cli.client import Client
 from swarmlite.cli.commands import Duration, client, settings
 from swarmlite.cli.commands.backup import backup, load_backup, passphrase_file_option, summary
 from swarmlite.cli.commands.ca import ca
+from swarmlite.cli.commands.nodeflags import (
+    dashboard_addr_option,
+    data_dir_option,
+    metrics_addr_option,
+    socket_for,
+    socket_option,
+)
 from swarmlite.errors import InvalidArgument, UsageError
 from swarmlite.rpc.control import DEFAULT_PORT
 
@@ -39,58 +46,6 @@ if TYPE_CHECKING:
     from swarmlite.daemon import NodeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-DATA_DIR_ENV = "SWARMLITE_DATA_DIR"
-DEFAULT_DATA_DIR = "/var/lib/swarmlite"  # daemon.DEFAULT_DATA_DIR (a test keeps them equal)
-SOCKET_NAME = "swarmlite.sock"
-
-
-def data_dir_option() -> Callable[[F], F]:
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
-        default=DEFAULT_DATA_DIR,
-        envvar=DATA_DIR_ENV,
-        show_default=True,
-        help=f"Where the node keeps its state (env {DATA_DIR_ENV}).",
-    )
-
-
-def socket_option() -> Callable[[F], F]:
-    return click.option(
-        "--socket",
-        type=click.Path(dir_okay=False, resolve_path=True, path_type=Path),
-        envvar=SOCKET_ENV,
-        help=f"The local API socket [default: {DEFAULT_SOCKET}, or DATA_DIR/{SOCKET_NAME} "
-        f"with another --data-dir] (env {SOCKET_ENV}).",
-    )
-
-
-def socket_for(data_dir: Path, socket: Path | None) -> Path:
-    """The daemon's socket: the one given, else the default one for ``data_dir``."""
-    if socket is not None:
-        return socket
-    if data_dir == Path(DEFAULT_DATA_DIR):
-        return Path(DEFAULT_SOCKET)
-    return data_dir / SOCKET_NAME
-
-
-def metrics_addr_option(default: str = "off") -> Callable[[F], F]:
-    return click.option(
-        "--metrics-addr",
-        metavar="ADDR:PORT",
-        help="Serve Prometheus metrics on http://ADDR:PORT/metrics (as dockerd's flag) "
-        f"[default: {default}].",
-    )
-
-
-def dashboard_addr_option(default: str = "off") -> Callable[[F], F]:
-    return click.option(
-        "--dashboard-addr",
-        metavar="ADDR:PORT",
-        help="Serve the read-only web dashboard on http://ADDR:PORT (managers only; "
-        f"`swarmlite dashboard` prints its URL with the token) [default: {default}].",
-    )
 
 
 def _node_flags(func: F) -> F:

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from swarmlite.api import Node, NodeAvailability, NodeRole, NodeSpec, NodeState, NodeStatus
 from swarmlite.api.control import ManagerStatus, NodeView
 from swarmlite.api.routes import ROUTES, Route
-from swarmlite.cli import cli
+from swarmlite.cli.main import cli
 from swarmlite.errors import FailedPrecondition
 from swarmlite.rpc import Peer, RpcServer
 

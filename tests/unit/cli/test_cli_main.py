@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from swarmlite.api.control import ListRequest, NodeList
 from swarmlite.api.routes import NODE_INSPECT, NODE_LS
 from swarmlite.ca import RootCA, issue_node_cert, server_context, write_credentials
-from swarmlite.cli import cli, listing, render
+from swarmlite.cli import listing, render
+from swarmlite.cli.main import cli
 from swarmlite.errors import NotFound
 from swarmlite.rpc import Peer, RpcServer
 

@@ -22,7 +22,7 @@ from swarmlite.api.control import (
 )
 from swarmlite.api.routes import JOIN_TOKEN, LEAVE, SWARM_UPDATE
 from swarmlite.cli import client as cli_client
-from swarmlite.cli.commands import parse_duration, swarm
+from swarmlite.cli.commands import nodeflags, parse_duration
 from swarmlite.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from swarmlite.rpc import control
 
@@ -96,7 +96,7 @@ def tokens(request: JoinTokenRequest) -> JoinTokenReply:
 def test_the_cli_defaults_are_the_daemons() -> None:
     assert cli_client.DEFAULT_SOCKET == node_daemon.DEFAULT_SOCKET
     assert control.DEFAULT_PORT == node_daemon.DEFAULT_PORT
-    assert swarm.DEFAULT_DATA_DIR == node_daemon.DEFAULT_DATA_DIR
+    assert nodeflags.DEFAULT_DATA_DIR == node_daemon.DEFAULT_DATA_DIR
 
 
 def test_init_starts_a_detached_daemon_and_prints_the_join_command(

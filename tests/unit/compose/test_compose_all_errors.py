@@ -8,7 +8,7 @@ from textwrap import dedent
 import pytest
 from click.testing import CliRunner
 
-from swarmlite.cli import cli
+from swarmlite.cli.main import cli
 from swarmlite.compose import load_stack
 from swarmlite.errors import ComposeError, ComposeErrors, InvalidArgument, from_code
 

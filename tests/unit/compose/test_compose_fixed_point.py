@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from swarmlite.cli import cli
+from swarmlite.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[3]
 ROOTS = [REPO / ".." / "shared" / "compose-corpus", REPO / "compose-samples"]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from swarmlite.cli import cli
+from swarmlite.cli.main import cli
 from swarmlite.compose import load_stack
 from swarmlite.compose.loader import (
     MAX_ALIAS_NODES,
