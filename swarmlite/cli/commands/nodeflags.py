@@ -51,18 +51,21 @@ def socket_for(data_dir: Path, socket: Path | None) -> Path:
 
 
 def metrics_addr_option(default: str = "off") -> Callable[[F], F]:
-    return click.option(
+    return _addr_option(
         "--metrics-addr",
-        metavar="ADDR:PORT",
-        help="Serve Prometheus metrics on http://ADDR:PORT/metrics (as dockerd's flag) "
-        f"[default: {default}].",
+        "Serve Prometheus metrics on http://ADDR:PORT/metrics (as dockerd's flag)",
+        default,
     )
 
 
 def dashboard_addr_option(default: str = "off") -> Callable[[F], F]:
-    return click.option(
+    return _addr_option(
         "--dashboard-addr",
-        metavar="ADDR:PORT",
-        help="Serve the read-only web dashboard on http://ADDR:PORT (managers only; "
-        f"`swarmlite dashboard` prints its URL with the token) [default: {default}].",
+        "Serve the read-only web dashboard on http://ADDR:PORT (managers only; "
+        "`swarmlite dashboard` prints its URL with the token)",
+        default,
     )
+
+
+def _addr_option(flag: str, what: str, default: str) -> Callable[[F], F]:
+    return click.option(flag, metavar="ADDR:PORT", help=f"{what} [default: {default}].")
