@@ -193,37 +193,42 @@ class Manager:
         """Every manager: keep its raft keys sealed as the cluster says. With autolock on,
         under the unlock key (a restart then needs `swarm unlock`); off, under a key file of
         its own. Each change also starts a new data key for what is written next."""
-        while True:
-            watch = self.memory.watch(kinds=["cluster"])
-            try:
-                while True:
-                    for cluster in self.memory.list(Cluster):
-                        self._reseal(cluster)
-                    await watch.next_batch()
-            except Unavailable:
-                continue  # the store was replaced by a snapshot: look again
-            finally:
-                watch.close()
+
+        def reseal() -> None:
+            for cluster in self.memory.list(Cluster):
+                self._reseal(cluster)
+
+        await self._follow(["cluster"], reseal)
 
     async def _follow_size(self) -> None:
         """Every manager: wait longer before a raft election as the cluster grows
         (`heartbeats.election_scale`)."""
         scale = 1.0
+
+        def rescale() -> None:
+            nonlocal scale
+            clusters = self.memory.list(Cluster)
+            if not clusters:
+                return
+            nodes = self.memory.count(Node)
+            wanted = election_scale(clusters[0].spec.settings.heartbeat_period, nodes)
+            if wanted != scale:
+                scale = wanted
+                self.raft.scale_election_timeout(scale)
+                log.info(
+                    "raft election timeout follows the cluster's size %s",
+                    kv(nodes=nodes, scale=scale),
+                )
+
+        await self._follow(["node", "cluster"], rescale)
+
+    async def _follow(self, kinds: list[str], act: Callable[[], None]) -> None:
+        """Run ``act`` now and after every batch of changes of ``kinds``, for ever."""
         while True:
-            watch = self.memory.watch(kinds=["node", "cluster"])
+            watch = self.memory.watch(kinds=kinds)
             try:
                 while True:
-                    clusters = self.memory.list(Cluster)
-                    if clusters:
-                        configured = clusters[0].spec.settings.heartbeat_period
-                        wanted = election_scale(configured, self.memory.count(Node))
-                        if wanted != scale:
-                            scale = wanted
-                            self.raft.scale_election_timeout(scale)
-                            log.info(
-                                "raft election timeout follows the cluster's size %s",
-                                kv(nodes=self.memory.count(Node), scale=scale),
-                            )
+                    act()
                     await watch.next_batch()
             except Unavailable:
                 continue  # the store was replaced by a snapshot: look again

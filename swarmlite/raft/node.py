@@ -320,11 +320,6 @@ class RaftNode:
         self._actions.append(lambda: self._core.set_election_ticks(ticks))
         self._wake.set()
 
-    @property
-    def election_ticks(self) -> int:
-        """The election timeout in ticks now (a random 1x-2x of it is waited)."""
-        return self._core.cfg.election_ticks
-
     # ------------------------------------------------------------------ the API
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from swarmlite.api import Service, Task
 from swarmlite.manager.allocator import Allocator
@@ -52,11 +52,7 @@ class LoopLeader:
         await settle(self.memory, quiet_turns=40)
 
     async def stop(self) -> None:
-        for loop in self.loops:
-            loop.stop()
-        for run in self._runs:
-            run.cancel()
-        await asyncio.gather(*self._runs, return_exceptions=True)
+        await stop_loops(self.loops, self._runs)
         for run in self._runs:
             assert run.cancelled(), f"a loop ended on its own: {run!r}"
 
@@ -94,3 +90,13 @@ class LoopLeader:
             )
             for t in self.memory.list(Task)
         )
+
+
+async def stop_loops(loops: Sequence[ReconcileLoop], runs: Sequence[asyncio.Task[None]]) -> None:
+    """Stop each loop and cancel its run; return once every run has ended (how it ended is
+    the caller's to check)."""
+    for loop in loops:
+        loop.stop()
+    for run in runs:
+        run.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)

@@ -473,11 +473,12 @@ class Dispatcher:
         if session is None or address is None:
             return None
         known = session.mesh_generation
-        if session.mesh_address == address and known == book.generation:
-            return None, address
-        if session.mesh_address == address and known == book.generation - 1 and known >= 0:
-            changes = book.changes(node_id)
-            return (changes if changes.peers or changes.removed else None), address
+        if session.mesh_address == address:
+            if known == book.generation:
+                return None, address
+            if known == book.generation - 1 and known >= 0:
+                changes = book.changes(node_id)
+                return (changes if changes.peers or changes.removed else None), address
         return book.whole(node_id, address), address
 
     async def _take_report(self, node_id: str, report: StatusReport) -> None:

@@ -31,6 +31,7 @@ from swarmlite.manager.orchestrator import orchestrator_loops
 from swarmlite.store import LocalProposer, MemoryStore, ReadTx, Store, Tx
 from swarmlite.testing.clock import FakeClock
 from swarmlite.testing.factories import make_node, make_service
+from swarmlite.testing.leaderloops import stop_loops
 
 replace = msgspec.structs.replace
 
@@ -55,11 +56,7 @@ class Sim:
         await self.settle()
 
     async def stop_loops(self) -> None:
-        for loop in self.loops:
-            loop.stop()
-        for run in self._runs:
-            run.cancel()
-        await asyncio.gather(*self._runs, return_exceptions=True)
+        await stop_loops(self.loops, self._runs)
         for run in self._runs:
             if not run.cancelled() and run.exception() is not None:
                 raise AssertionError(f"a loop crashed: {run.exception()!r}")
