@@ -208,7 +208,7 @@ class Plan:
     """The working copy of one service's tasks; ``tx()`` holds what changed."""
 
     def __init__(self, service: Service | None, tasks: Iterable[Task], now: float) -> None:
-        self.service = service
+        self.service = self._service_read = service
         self.now = now
         self.tasks: dict[str, Task] = {t.id: t for t in tasks}
         self._read = dict(self.tasks)  # as the store holds them: what an update patches
@@ -246,8 +246,10 @@ class Plan:
         self._deleted[task.id] = current
 
     def set_service(self, service: Service) -> None:
+        """Write ``service`` with the plan, unless it is the service as read: a write that
+        changes nothing would still be an event, and its plan the same write again."""
         self.service = service
-        self._service_changed = True
+        self._service_changed = service != self._service_read
 
     def by_key(self, keep: Callable[[Task], bool] | None = None) -> dict[Key, list[Task]]:
         """Current tasks grouped by slot (or node for global ones), oldest first."""

@@ -232,7 +232,9 @@ def next_step(rng: random.Random, number: int) -> tuple[str, Write | float]:
     return "time passes", rng.choice([0.5, 1.0, 3.0, 10.0])
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+# 19: an update that started and ended in one plan wrote its service unchanged, which
+# planned it again, forever ("the store kept changing").
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 19])
 async def test_partial_planning_ends_as_whole_service_planning(seed: int) -> None:
     rng = random.Random(seed)
     partial, whole = Leader(partial=True), Leader(partial=False)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from swarmlite.api import ServiceSpec, TaskState, UpdateConfig, UpdateState
+from swarmlite.manager.orchestrator.common import Plan
+from swarmlite.testing.factories import make_service
 
 Sim = Any  # conftest.Sim, reached through the `sim` fixture
 
@@ -192,3 +196,16 @@ async def test_restarted_leader_carries_on_without_duplicates(sim: Sim) -> None:
     assert images(sim, svc.id) == ["app:2"] * 4
     assert len(sim.tasks(svc.id)) == 8
     assert sim.service(svc.id).update_status.state is UpdateState.COMPLETED
+
+
+def test_a_plan_that_sets_its_service_as_read_writes_nothing() -> None:
+    # An update that starts and ends in one plan, at the time the last one ended, left the
+    # service as it was: writing it anyway was an event, whose plan wrote it again, forever.
+    service = make_service("web", replicas=1)
+    plan = Plan(service, [], now=0.0)
+    plan.set_service(msgspec.structs.replace(service, update_status=None))
+    assert not plan.service_changed
+    assert plan.tx() is None
+    plan.set_service(msgspec.structs.replace(service, spec_version=service.spec_version + 1))
+    assert plan.service_changed
+    assert plan.tx() is not None
