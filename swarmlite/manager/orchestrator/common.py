@@ -165,6 +165,27 @@ def plan_reads_change(old: Task, new: Task) -> bool:
     return old.desired_state > TaskState.RUNNING and old.updated_at != new.updated_at
 
 
+def placed_only(old: Task, new: Task, nodes: Nodes) -> bool:
+    """The scheduler's write and nothing more: a wanted pending task put on a node that is
+    up and not drained. It stays live as it was, so no slot's plan changes (a node that
+    goes down or is drained later brings its own event)."""
+    if old.node_id or not new.node_id or new.desired_state not in ACTIVE_DESIRED:
+        return False
+    before, after = old.status, new.status
+    if before.state is not TaskState.PENDING or after.state is not TaskState.ASSIGNED:
+        return False
+    if node_gone(new, nodes) or on_drained_node(new, nodes):
+        return False
+    return (
+        old.desired_state is new.desired_state
+        and (before.health, before.exit_code, before.err)
+        == (after.health, after.exit_code, after.err)
+        and (old.slot, old.service_id, old.spec_version, old.job_iteration, old.created_at)
+        == (new.slot, new.service_id, new.spec_version, new.job_iteration, new.created_at)
+        and (old.spec is new.spec or old.spec == new.spec)
+    )
+
+
 def task_order(task: Task) -> tuple[float, str]:
     """Oldest first: tasks of one slot are created one after another."""
     return (task.created_at, task.id)
@@ -343,6 +364,7 @@ class ServiceLoop(ReconcileLoop):
         # Tasks this loop created, as stored, until their create event is read: the plan
         # that made one already counted it (see ``skip_unread``).
         self._echo: dict[str, Task] = {}
+        self._handled: dict[str, bool] = {}  # service id -> handles(it): see handles_id
 
     # -- to override
 
@@ -366,6 +388,26 @@ class ServiceLoop(ReconcileLoop):
         ``plan_keys``), or None: plan it whole. By default (a loop that cannot tell), None."""
         return None
 
+    def reads_task(self, old: Task | None, new: Task | None) -> bool:
+        """Whether a task's event (``old`` None: created; ``new`` None: deleted) can change
+        this loop's plan; asked only when ``skip_unread``. By default, unless the task's
+        service is gone or of a mode this loop does not handle, as the store holds it now:
+        a plan of such a service is empty, and a later mode change brings its own event."""
+        task = new if new is not None else old
+        assert task is not None
+        return self.handles_id(task.service_id)
+
+    def handles_id(self, service_id: str) -> bool:
+        """``handles`` for the service as the store holds it (False: gone), remembered
+        until the service's next event."""
+        handled = self._handled.get(service_id)
+        if handled is None:
+            service = self.memory.get(Service, service_id)
+            if service is None:
+                return False  # not remembered: nothing would ever forget it
+            handled = self._handled[service_id] = self.handles(service)
+        return handled
+
     def all_service_ids(self) -> set[str]:
         return {s.id for s in self.memory.list(Service) if self.handles(s)}
 
@@ -381,11 +423,30 @@ class ServiceLoop(ReconcileLoop):
     def start(self) -> None:
         self._everything = True
         self._echo.clear()
+        self._handled.clear()
 
     def changed(self, events: list[Event]) -> None:
         for event in events:
             obj = event.object
-            if isinstance(obj, Service):
+            if isinstance(obj, Task):  # most events, by far
+                old_task = event.old if isinstance(event.old, Task) else None
+                if self.skip_unread:
+                    if old_task is None and self._echo.pop(obj.id, None) is obj:
+                        continue  # made by this loop's plan, as it wrote it
+                    new_task = obj if event.new is obj else None
+                    if (
+                        old_task is not None
+                        and new_task is not None
+                        and not plan_reads_change(old_task, obj)
+                    ):
+                        continue  # e.g. the allocator gave it its networks
+                    if not self.reads_task(old_task, new_task):
+                        continue
+                self._task_dirty(obj)
+                if old_task is not None and old_task is not obj:
+                    self._task_dirty(old_task)
+            elif isinstance(obj, Service):
+                self._handled.pop(obj.id, None)
                 old_service = event.old if isinstance(event.old, Service) else None
                 keys = (
                     self.keys_changed(old_service, obj)
@@ -396,20 +457,6 @@ class ServiceLoop(ReconcileLoop):
                     self._dirty.add(obj.id)
                 elif obj.id not in self._dirty:
                     self._keys.setdefault(obj.id, set()).update(keys)
-            elif isinstance(obj, Task):
-                old_task = event.old if isinstance(event.old, Task) else None
-                if self.skip_unread:
-                    if old_task is None and self._echo.pop(obj.id, None) is obj:
-                        continue  # made by this loop's plan, as it wrote it
-                    if (
-                        old_task is not None
-                        and event.new is obj
-                        and not plan_reads_change(old_task, obj)
-                    ):
-                        continue  # e.g. the allocator gave it its networks
-                self._task_dirty(obj)
-                if old_task is not None and old_task is not obj:
-                    self._task_dirty(old_task)
             elif isinstance(obj, Node):
                 old = event.old if isinstance(event.old, Node) else None
                 new = event.new if isinstance(event.new, Node) else None

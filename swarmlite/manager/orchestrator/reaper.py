@@ -64,6 +64,21 @@ class TaskReaper(ServiceLoop):
             if isinstance(event.old, Service) and event.new is None:
                 self._gone.add(event.old.id)
 
+    def reads_task(self, old: Task | None, new: Task | None) -> bool:
+        """A task event can let this loop delete something only when the task's service is
+        gone, or the task is now one a slot may drop (finished and no longer wanted), or a
+        task is created while no history is kept (its slot's newest, always kept until
+        then, may go). A deletion, or a change that leaves the task wanted, drops nothing."""
+        task = new if new is not None else old
+        assert task is not None
+        if self.memory.get(Service, task.service_id) is None:
+            return True
+        if new is None:
+            return False
+        if old is None:
+            return history_limit(self.memory) == 0
+        return _droppable(new) and is_finished(new, nodes_of(self.memory))
+
     def all_service_ids(self) -> set[str]:
         ids = {s.id for s in self.memory.list(Service)}
         self._gone = {g for g in self._gone if g not in ids and self.memory.tasks_of_service(g)}
@@ -108,15 +123,17 @@ class TaskReaper(ServiceLoop):
             reapable = [
                 t
                 for t in finished
-                if t.desired_state is TaskState.SHUTDOWN
-                or (
-                    t.desired_state is TaskState.COMPLETE
-                    and t.status.state is TaskState.COMPLETE
-                    and not (job and t.job_iteration == service.job_iteration)
-                )
+                if _droppable(t) and not (job and t.job_iteration == service.job_iteration)
             ]
             reapable.sort(key=task_order, reverse=True)
             for task in reapable[keep:]:
                 if task is not newest:
                     plan.delete(task)
         return plan
+
+
+def _droppable(task: Task) -> bool:
+    """No manager wants it run any more: told to stop, or a completed job task."""
+    return task.desired_state is TaskState.SHUTDOWN or (
+        task.desired_state is TaskState.COMPLETE and task.status.state is TaskState.COMPLETE
+    )

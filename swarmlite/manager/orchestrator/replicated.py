@@ -29,6 +29,7 @@ from swarmlite.manager.orchestrator.common import (
     mark_ended,
     new_task,
     nodes_of,
+    placed_only,
     shut_down_live,
     tasks_of,
 )
@@ -43,6 +44,12 @@ class ReplicatedOrchestrator(ServiceLoop):
 
     def handles(self, service: Service) -> bool:
         return service.spec.mode is ServiceMode.REPLICATED
+
+    def reads_task(self, old: Task | None, new: Task | None) -> bool:
+        """Not the scheduler placing a task (``placed_only``): the slot stays as planned."""
+        if not super().reads_task(old, new):
+            return False
+        return old is None or new is None or not placed_only(old, new, nodes_of(self.memory))
 
     def plan_service(self, rt: ReadTx, service_id: str, now: float) -> Plan | None:
         service = rt.get(Service, service_id)

@@ -276,3 +276,38 @@ async def test_partial_planning_ends_as_whole_service_planning(seed: int) -> Non
     assert whole.partial_plans == 0
     states = Counter(state for *_, state, _ in rows)
     assert states[TaskState.RUNNING.value] > 0 and states[TaskState.FAILED.value] > 0, states
+
+
+async def test_a_deploy_is_planned_once_and_reaped_never() -> None:
+    """The scheduler putting tasks on up nodes changes no plan, and tasks that are wanted
+    drop nothing from history: a fresh service is planned once, by its own orchestrator."""
+    leader = Leader(partial=True)
+    plans: Counter[str] = Counter()
+    for loop in leader.loops:
+        if isinstance(loop, ServiceLoop):
+            loop.plan_keys = _counted(loop.plan_keys, plans, loop.name)  # type: ignore[method-assign]
+            loop.plan_service = _counted(loop.plan_service, plans, loop.name)  # type: ignore[method-assign]
+    async with leader:
+        nodes = [make_node(id=n, hostname=n) for n in NODES]
+        await leader.write_at(create(*nodes))
+        await leader.write_at(create(make_service("web", id="id-web", replicas=12)))
+        rows = leader.rows()
+        assert len(rows) == 12 and {row[3] for row in rows} == {"assigned"}
+        assert plans == {"orchestrator.replicated": 1}
+        # Running is what a rolling update waits for: the orchestrator reads it.
+        await leader.write_at(agents_act())
+        assert plans == {"orchestrator.replicated": 2}
+        # A task fails: its slot is planned (told to stop, replaced), and planned again for
+        # the stop it wrote; the reaper plans once, for the task it may now drop.
+        await leader.write_at(task_ends(0, TaskState.FAILED))
+        assert plans == {"orchestrator.replicated": 4, "orchestrator.reaper": 1}
+
+
+def _counted(plan: Callable[..., object], plans: Counter[str], name: str) -> Callable[..., object]:
+    def counted(*args: object) -> object:
+        result = plan(*args)
+        if result is not None:
+            plans[name] += 1
+        return result
+
+    return counted
