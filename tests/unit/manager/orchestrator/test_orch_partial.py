@@ -285,8 +285,8 @@ async def test_a_deploy_is_planned_once_and_reaped_never() -> None:
     plans: Counter[str] = Counter()
     for loop in leader.loops:
         if isinstance(loop, ServiceLoop):
-            loop.plan_keys = _counted(loop.plan_keys, plans, loop.name)  # type: ignore[method-assign]
-            loop.plan_service = _counted(loop.plan_service, plans, loop.name)  # type: ignore[method-assign]
+            loop.plan_keys = _counted(loop.plan_keys, plans, loop.name)  # type: ignore[method-assign,assignment]
+            loop.plan_service = _counted(loop.plan_service, plans, loop.name)  # type: ignore[method-assign,assignment]
     async with leader:
         nodes = [make_node(id=n, hostname=n) for n in NODES]
         await leader.write_at(create(*nodes))

@@ -202,10 +202,8 @@ def test_a_plan_that_sets_its_service_as_read_writes_nothing() -> None:
     # An update that starts and ends in one plan, at the time the last one ended, left the
     # service as it was: writing it anyway was an event, whose plan wrote it again, forever.
     service = make_service("web", replicas=1)
-    plan = Plan(service, [], now=0.0)
-    plan.set_service(msgspec.structs.replace(service, update_status=None))
-    assert not plan.service_changed
-    assert plan.tx() is None
-    plan.set_service(msgspec.structs.replace(service, spec_version=service.spec_version + 1))
-    assert plan.service_changed
-    assert plan.tx() is not None
+    same, bumped = Plan(service, [], now=0.0), Plan(service, [], now=0.0)
+    same.set_service(msgspec.structs.replace(service, update_status=None))
+    bumped.set_service(msgspec.structs.replace(service, spec_version=service.spec_version + 1))
+    assert (same.service_changed, same.tx()) == (False, None)
+    assert bumped.service_changed and bumped.tx() is not None
