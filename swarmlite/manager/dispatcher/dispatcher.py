@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Iterable
 
 import msgspec
@@ -74,6 +75,12 @@ from swarmlite.rpc import Peer, RpcServer, ServerStream
 from swarmlite.store import Event, ReadTx, Tx
 
 log = logging.getLogger(__name__)
+
+# A push round that took at least MIN_PACED_ROUND_S is followed by a pause PACE_FACTOR times
+# as long, at most MAX_PACE_S: see ``_Pusher.reconcile``.
+MIN_PACED_ROUND_S = 0.002
+MAX_PACE_S = 0.1
+PACE_FACTOR = 4
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AgentMessage)
@@ -628,6 +635,18 @@ class _Pusher(ReconcileLoop):
             self.networks.changed(event)
 
     async def reconcile(self) -> None:
+        started = time.perf_counter()
+        await self._push()
+        # Under a burst of changes (a deploy of 100,000 tasks), rounds came one per write of
+        # the scheduler and each message carried about one task: a round that took a while
+        # is now followed by a pause (4 times as long, at most 0.1 s), and the changes made
+        # meanwhile go out together in the next round. A quiet cluster's round is short, so
+        # a single change is still pushed at once.
+        took = time.perf_counter() - started
+        if took >= MIN_PACED_ROUND_S:
+            await asyncio.sleep(min(PACE_FACTOR * took, MAX_PACE_S))
+
+    async def _push(self) -> None:
         sessions = self.dispatcher.sessions
         # Sessions opened since the last round get their first assignments here too.
         recheck = self.recheck | {n for n, s in sessions.items() if s.held is None}
