@@ -19,8 +19,9 @@ import collections
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
+
+import msgspec
 
 from swarmlite.api import Object
 from swarmlite.errors import InternalError, SwarmliteError, Unavailable
@@ -39,9 +40,12 @@ class EventAction(enum.Enum):
     DELETED = "deleted"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One committed change: ``old`` is None for CREATED, ``new`` is None for DELETED."""
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """One committed change: ``old`` is None for CREATED, ``new`` is None for DELETED.
+
+    A struct, not a dataclass: the store makes one per object written (200,000 in a deploy
+    of 100,000 tasks), and a frozen dataclass takes 20 times as long to make. Untracked by
+    the cycle collector: an event refers only to objects that never refer back to it."""
 
     action: EventAction
     index: int
