@@ -188,6 +188,9 @@ class LeaderSim:
             self.dispatcher.sessions[node_id] = self.sessions[node_id]
         self._runner = asyncio.create_task(self._supervise())
         self._beater = asyncio.create_task(self._beat())
+        # A cluster that is up: every node has its addresses and has been told its (empty)
+        # assignments and its networks, before anything is measured on it.
+        await self.settled(quiet=0.2)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
