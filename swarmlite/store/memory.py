@@ -225,6 +225,9 @@ class ReadTx:
                 index.setdefault(key(new), {})[new.id] = new
 
 
+_MISSING = object()
+
+
 def _not_found(kind: str, id: str) -> NotFound:
     return NotFound(f"{kind} {id} not found", details={"kind": kind, "id": id})
 
@@ -272,7 +275,8 @@ class MemoryStore(ReadTx):
         self._advance(index)
         try:
             txn = decode_transaction(data)
-            ops = [self._expand(op) if isinstance(op, Patch) else op for op in txn.ops]
+            decoded: dict[tuple[str, str, bytes], Any] = {}  # see ``_expand``
+            ops = [self._expand(op, decoded) if isinstance(op, Patch) else op for op in txn.ops]
             self._check(ops)
         except (InvalidArgument, NotFound, AlreadyExists, Conflict) as exc:
             log.debug("transaction rejected %s", kv(index=index, error=exc.code))
@@ -293,8 +297,12 @@ class MemoryStore(ReadTx):
             )
         self._applied = index
 
-    def _expand(self, patch: Patch) -> Update:
-        """The update a patch stands for: the stored object with the patch's fields."""
+    def _expand(self, patch: Patch, decoded: dict[tuple[str, str, bytes], Any]) -> Update:
+        """The update a patch stands for: the stored object with the patch's fields.
+
+        A value that is the same bytes as one already decoded in this transaction (the
+        scheduler gives a write's 200 tasks one status) is decoded once, and shared when it
+        cannot be changed in place (not a list or dict)."""
         table = self._table(patch.kind)
         current = table.get(patch.id)
         if current is None:
@@ -307,12 +315,18 @@ class MemoryStore(ReadTx):
             field_type = types.get(name)
             if field_type is None or name in UNPATCHABLE:
                 raise InvalidArgument(f"a patch of {patch.kind} {patch.id} sets field {name!r}")
-            try:
-                values[name] = _field_decoder(patch.kind, name, field_type).decode(raw)
-            except msgspec.DecodeError as exc:
-                raise InvalidArgument(
-                    f"a patch of {patch.kind} {patch.id} has a bad {name!r}: {exc}"
-                ) from exc
+            key = (patch.kind, name, bytes(raw))
+            value = decoded.get(key, _MISSING)
+            if value is _MISSING:
+                try:
+                    value = _field_decoder(patch.kind, name, field_type).decode(raw)
+                except msgspec.DecodeError as exc:
+                    raise InvalidArgument(
+                        f"a patch of {patch.kind} {patch.id} has a bad {name!r}: {exc}"
+                    ) from exc
+                if not isinstance(value, list | dict):
+                    decoded[key] = value
+            values[name] = value
         return Update(msgspec.structs.replace(current, **values))
 
     def _check(self, ops: builtins.list[Whole]) -> None:

@@ -67,7 +67,9 @@ class Holdings:
         """One write of any object (``old`` -> ``new``; None for a creation or deletion)."""
         either = new if new is not None else old
         if isinstance(either, Task):
-            self._hold(f"task/{either.id}", _task_pairs(new))
+            pairs = _task_pairs(new)
+            if pairs or _task_pairs(old):  # else it held nothing and holds nothing (most)
+                self._hold(f"task/{either.id}", pairs)
         elif isinstance(either, Service):
             pairs = [] if new is None else [(v.network_id, v.address) for v in new.endpoint.vips]
             self._hold(f"service/{either.id}", pairs)

@@ -49,16 +49,21 @@ class TaskReaper(ServiceLoop):
         # Removed services that may still have tasks: found by one scan in ``start``, then
         # from delete events, so that a full pass need not scan every task.
         self._gone: set[str] = set()
+        self._limit: int | None = None  # the history limit, until the cluster changes
 
     def handles(self, service: Service) -> bool:
         return True
 
     def start(self) -> None:
         super().start()
+        self._limit = None
         services = {s.id for s in self.memory.list(Service)}
         self._gone = {t.service_id for t in self.memory.list(Task)} - services
 
     def changed(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event.object, Cluster):
+                self._limit = None  # read again (in ``reads_task``) from the store
         super().changed(events)
         for event in events:
             if isinstance(event.old, Service) and event.new is None:
@@ -71,13 +76,18 @@ class TaskReaper(ServiceLoop):
         then, may go). A deletion, or a change that leaves the task wanted, drops nothing."""
         task = new if new is not None else old
         assert task is not None
-        if self.memory.get(Service, task.service_id) is None:
+        if not self.handles_id(task.service_id):  # the service is gone
             return True
         if new is None:
             return False
         if old is None:
-            return history_limit(self.memory) == 0
+            return self._history_limit() == 0
         return _droppable(new) and is_finished(new, nodes_of(self.memory))
+
+    def _history_limit(self) -> int:
+        if self._limit is None:
+            self._limit = history_limit(self.memory)
+        return self._limit
 
     def all_service_ids(self) -> set[str]:
         ids = {s.id for s in self.memory.list(Service)}
