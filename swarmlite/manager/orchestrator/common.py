@@ -136,29 +136,27 @@ def is_ready(task: Task) -> bool:
     return task.status.state is TaskState.RUNNING and task.status.health in ("", "healthy")
 
 
-def _plan_facts(task: Task) -> tuple[object, ...]:
-    status = task.status
-    return (
-        task.desired_state,
-        status.state,
-        status.timestamp,
-        status.health,
-        status.exit_code,
-        status.err,
-        task.node_id,
-        task.slot,
-        task.service_id,
-        task.spec_version,
-        task.job_iteration,
-        task.created_at,
-    )
+def _status_facts(status: TaskStatus) -> tuple[object, ...]:
+    return (status.state, status.timestamp, status.health, status.exit_code, status.err)
 
 
 def plan_reads_change(old: Task, new: Task) -> bool:
     """Whether an update of a task changed anything an orchestrator's plan reads: not its
     networks (the allocator's), nor the scheduler's words on why it waits, nor the time of
     the write while it is meant to run (``ended_at`` reads that only once it is not)."""
-    if _plan_facts(old) != _plan_facts(new):
+    # Field by field, not by comparing two tuples of them: this runs for every task event
+    # in every orchestrator loop, and most events differ in the first fields looked at.
+    before, after = old.status, new.status
+    if not (
+        old.desired_state is new.desired_state
+        and old.node_id == new.node_id
+        and (before is after or _status_facts(before) == _status_facts(after))
+        and old.slot == new.slot
+        and old.service_id == new.service_id
+        and old.spec_version == new.spec_version
+        and old.job_iteration == new.job_iteration
+        and old.created_at == new.created_at
+    ):
         return True
     if old.spec is not new.spec and old.spec != new.spec:
         return True
