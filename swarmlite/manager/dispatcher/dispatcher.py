@@ -637,12 +637,18 @@ class _Pusher(ReconcileLoop):
     async def reconcile(self) -> None:
         started = time.perf_counter()
         await self._push()
+        took = time.perf_counter() - started  # the pushes only: not the heartbeat check
+        now = self.clock.monotonic()
+        if now >= self.next_check:
+            period = self.dispatcher.ctx.heartbeat_period()
+            self.next_check = now + period / 4
+            await self.dispatcher.check(period)
+        self.wake_at(self.next_check)
         # Under a burst of changes (a deploy of 100,000 tasks), rounds came one per write of
         # the scheduler and each message carried about one task: a round that took a while
         # is now followed by a pause (4 times as long, at most 0.1 s), and the changes made
         # meanwhile go out together in the next round. A quiet cluster's round is short, so
         # a single change is still pushed at once.
-        took = time.perf_counter() - started
         if took >= MIN_PACED_ROUND_S:
             await asyncio.sleep(min(PACE_FACTOR * took, MAX_PACE_S))
 
@@ -686,9 +692,3 @@ class _Pusher(ReconcileLoop):
         networks_of = set(sessions) if networks is None else (networks & sessions.keys()) | fresh
         if mesh_of or networks_of:
             await self.dispatcher.push_network(mesh_of, networks_of, self.networks.index)
-        now = self.clock.monotonic()
-        if now >= self.next_check:
-            period = self.dispatcher.ctx.heartbeat_period()
-            self.next_check = now + period / 4
-            await self.dispatcher.check(period)
-        self.wake_at(self.next_check)
