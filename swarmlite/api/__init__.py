@@ -2,7 +2,9 @@
 
 Owns what objects look like; owns no behaviour beyond encoding. Every struct is frozen,
 keyword-only and gives every field but ``id`` a default, so later fields can be added
-without breaking old data or callers.
+without breaking old data or callers. Every struct is also left out of the cycle collector
+(``gc=False``): objects are data that never refer back to themselves, and a leader holding
+100,000 tasks spent a tenth of a deploy walking them in collections (and 16 bytes each).
 """
 
 from swarmlite.api.cluster import (

@@ -33,26 +33,26 @@ SESSION = "/dispatcher/v1/session"
 # --------------------------------------------------------------------------- control
 
 
-class Empty(msgspec.Struct, frozen=True, kw_only=True):
+class Empty(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     pass
 
 
 Filters = dict[str, list[str]]  # Docker's list filters: key -> values (api/filters.py)
 
 
-class ListRequest(msgspec.Struct, frozen=True, kw_only=True):
+class ListRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A listing (`node ls`, `network ls`, `secret ls`, ...) with Docker's filters."""
 
     filters: Filters = {}
 
 
-class ManagerStatus(msgspec.Struct, frozen=True, kw_only=True):
+class ManagerStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     addr: str
     leader: bool = False
     reachability: str = "unknown"  # reachable | unreachable | unknown
 
 
-class NodeView(msgspec.Struct, frozen=True, kw_only=True):
+class NodeView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A node as `node ls`/`inspect` show it: the stored object plus live manager status."""
 
     node: Node
@@ -61,26 +61,26 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     last_heartbeat: float = 0.0  # wall time the leader last heard from the node; 0: not yet
 
 
-class NodeList(msgspec.Struct, frozen=True, kw_only=True):
+class NodeList(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     nodes: list[NodeView]
 
 
-class NodeRef(msgspec.Struct, frozen=True, kw_only=True):
+class NodeRef(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     ref: str  # id, unique id prefix, or hostname
 
 
-class TaskList(msgspec.Struct, frozen=True, kw_only=True):
+class TaskList(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     tasks: list[Task] = []
 
 
-class NodeTasks(msgspec.Struct, frozen=True, kw_only=True):
+class NodeTasks(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`node ps`: the tasks on these nodes ([] = the node answering the CLI)."""
 
     refs: list[str] = []
     filters: Filters = {}
 
 
-class NodeUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class NodeUpdate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     ref: str
     availability: NodeAvailability | None = None
     role: NodeRole | None = None
@@ -89,12 +89,12 @@ class NodeUpdate(msgspec.Struct, frozen=True, kw_only=True):
     force: bool = False  # allow a demotion that loses quorum
 
 
-class NodeRemove(msgspec.Struct, frozen=True, kw_only=True):
+class NodeRemove(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     ref: str
     force: bool = False
 
 
-class StackDeploy(msgspec.Struct, frozen=True, kw_only=True):
+class StackDeploy(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A whole stack, applied in one store transaction: all of it, or nothing."""
 
     name: str
@@ -108,7 +108,7 @@ class StackDeploy(msgspec.Struct, frozen=True, kw_only=True):
     registry_auth: dict[str, RegistryAuth] = {}
 
 
-class StackDeployReply(msgspec.Struct, frozen=True, kw_only=True):
+class StackDeployReply(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     created: list[str] = []  # service names
     updated: list[str] = []
     unchanged: list[str] = []
@@ -116,35 +116,35 @@ class StackDeployReply(msgspec.Struct, frozen=True, kw_only=True):
     kept: list[str] = []  # stack rm: "network <name>: in use by <service>, ..."
 
 
-class StackInfo(msgspec.Struct, frozen=True, kw_only=True):
+class StackInfo(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     name: str
     services: int
 
 
-class StackList(msgspec.Struct, frozen=True, kw_only=True):
+class StackList(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     stacks: list[StackInfo]
 
 
-class NameRef(msgspec.Struct, frozen=True, kw_only=True):
+class NameRef(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     ref: str  # a name, an id, or a unique id prefix
 
 
-class NetworkCreate(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkCreate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     spec: NetworkSpec
 
 
-class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A network as `network ls`/`inspect` show it: the stored object and who uses it."""
 
     network: Network
     services: list[str] = []  # names of the services attached to it, sorted
 
 
-class NetworkList(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkList(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     networks: list[NetworkView]
 
 
-class NetworkAttach(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkAttach(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A node puts a standalone container on an attachable network (`docker run --network`):
     ``check`` only asks whether it may (at create), otherwise the attachment is recorded (at
     start; again for the same container is the same attachment)."""
@@ -155,20 +155,20 @@ class NetworkAttach(msgspec.Struct, frozen=True, kw_only=True):
     check: bool = False
 
 
-class NetworkAttachReply(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkAttachReply(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     network_id: str
     name: str
     gateway: str = ""  # where this node's DNS server answers on it ("10.0.1.1")
     attachment: ContainerAttachment | None = None  # its address is "" until allocated
 
 
-class NetworkDetach(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkDetach(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """The container is removed: its attachments (on every network) go."""
 
     container_id: str
 
 
-class BlobCreate(msgspec.Struct, frozen=True, kw_only=True):
+class BlobCreate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`secret create` and `config create`: the content, whole."""
 
     name: str
@@ -176,7 +176,7 @@ class BlobCreate(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, str] = {}
 
 
-class BlobView(msgspec.Struct, frozen=True, kw_only=True):
+class BlobView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A secret or config as `ls`/`inspect` show it: the stored object (a secret without its
     content, which never leaves the cluster but for the nodes whose tasks use it) and the
     services that use it."""
@@ -185,39 +185,39 @@ class BlobView(msgspec.Struct, frozen=True, kw_only=True):
     services: list[str] = []  # names, sorted
 
 
-class BlobList(msgspec.Struct, frozen=True, kw_only=True):
+class BlobList(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     items: list[BlobView]
 
 
-class ServiceFilter(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceFilter(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     stack: str | None = None
     names: list[str] = []  # refs; [] = all
     filters: Filters = {}
 
 
-class ServiceCreate(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceCreate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     spec: ServiceSpec
     registry_auth: RegistryAuth | None = None  # `--with-registry-auth`
 
 
-class ServiceView(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     service: Service
     running: int  # tasks RUNNING (and healthy, when there is a healthcheck)
     desired: int  # tasks that should be running (completions left, for jobs)
 
 
-class ServiceList(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceList(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     services: list[ServiceView]
 
 
-class ServiceUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceUpdate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     ref: str
     spec: ServiceSpec  # the whole new spec (the CLI edits what it read)
     version: int = 0  # the Service.version it was read at (0: do not check)
     registry_auth: RegistryAuth | None = None  # `--with-registry-auth`; None: keep the old
 
 
-class ServiceScale(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceScale(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """``service scale``: a merge of one field, applied to the service as it is then (no
     version: concurrent scales and other updates never make it fail with Conflict)."""
 
@@ -225,7 +225,7 @@ class ServiceScale(msgspec.Struct, frozen=True, kw_only=True):
     replicas: int  # a replicated service's replicas, a replicated job's total completions
 
 
-class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
+class TaskFilter(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     service: str | None = None  # ref
     stack: str | None = None
     node: str | None = None  # ref
@@ -233,7 +233,7 @@ class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
     filters: Filters = {}
 
 
-class LogsRequest(msgspec.Struct, frozen=True, kw_only=True):
+class LogsRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     service: str  # ref
     follow: bool = False
     tail: int = -1  # -1: all
@@ -241,7 +241,7 @@ class LogsRequest(msgspec.Struct, frozen=True, kw_only=True):
     since: float = 0.0  # epoch seconds; 0: from the start
 
 
-class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+class LogLine(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     task_id: str
     task_name: str
     node_id: str
@@ -250,7 +250,7 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     line: str
 
 
-class EventsRequest(msgspec.Struct, frozen=True, kw_only=True):
+class EventsRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """``swarmlite events``: the events kept from ``since`` on, then (unless ``until`` has
     passed) every new one until ``until``; without either, only new events, for ever."""
 
@@ -259,7 +259,7 @@ class EventsRequest(msgspec.Struct, frozen=True, kw_only=True):
     filters: Filters = {}  # Docker's events filters (api/filters.py EVENT)
 
 
-class ClusterEvent(msgspec.Struct, frozen=True, kw_only=True):
+class ClusterEvent(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """One change to the cluster's objects, in Docker's words (``type``, ``action``,
     the actor's ``id`` and ``attributes``), plus who asked for it and why."""
 
@@ -274,17 +274,17 @@ class ClusterEvent(msgspec.Struct, frozen=True, kw_only=True):
     message: str = ""  # why, when the change says: a task's error, an update's pause
 
 
-class JoinTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
+class JoinTokenRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     role: NodeRole
     rotate: bool = False
 
 
-class JoinTokenReply(msgspec.Struct, frozen=True, kw_only=True):
+class JoinTokenReply(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     token: str
     managers: list[str]  # advertise addresses to join through
 
 
-class Info(msgspec.Struct, frozen=True, kw_only=True):
+class Info(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     node_id: str
     cluster_id: str
     role: NodeRole
@@ -298,7 +298,7 @@ class Info(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = ""
 
 
-class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+class VersionInfo(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`swarmlite version`: the answering daemon's build and platform."""
 
     version: str
@@ -309,7 +309,7 @@ class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
     runtime: str = ""
 
 
-class SwarmView(msgspec.Struct, frozen=True, kw_only=True):
+class SwarmView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`swarm inspect`: the cluster object without anything secret (no CA key, no tokens)."""
 
     id: str
@@ -323,7 +323,7 @@ class SwarmView(msgspec.Struct, frozen=True, kw_only=True):
     ca_rotation: bool = False  # a root CA rotation is under way (`swarm ca --rotate`)
 
 
-class SwarmUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class SwarmUpdate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`swarm update`: the settings to change (None: keep)."""
 
     heartbeat_period: float | None = None
@@ -332,13 +332,13 @@ class SwarmUpdate(msgspec.Struct, frozen=True, kw_only=True):
     autolock: bool | None = None
 
 
-class CARequest(msgspec.Struct, frozen=True, kw_only=True):
+class CARequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`swarm ca`: show the root CA; ``rotate`` starts a rotation to a new root first."""
 
     rotate: bool = False
 
 
-class CAView(msgspec.Struct, frozen=True, kw_only=True):
+class CAView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """The cluster's root CA and, during a rotation, how far it is."""
 
     cert_pem: bytes  # the root every node trusts (the old one until a rotation ends)
@@ -349,25 +349,25 @@ class CAView(msgspec.Struct, frozen=True, kw_only=True):
     pending: list[str] = []  # hostnames (or ids) of the nodes it still waits for
 
 
-class UnlockKeyRequest(msgspec.Struct, frozen=True, kw_only=True):
+class UnlockKeyRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     rotate: bool = False  # make a new unlock key first
 
 
-class UnlockKey(msgspec.Struct, frozen=True, kw_only=True):
+class UnlockKey(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     key: str  # "" when autolock is off
 
 
-class UnlockRequest(msgspec.Struct, frozen=True, kw_only=True):
+class UnlockRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`swarm unlock`: the key, to a locked manager's own socket."""
 
     key: str
 
 
-class LeaveRequest(msgspec.Struct, frozen=True, kw_only=True):
+class LeaveRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     force: bool = False
 
 
-class Backup(msgspec.Struct, frozen=True, kw_only=True):
+class Backup(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """`swarm backup`: the whole store as of one raft index (every object, secrets' content
     and the CA key included), what `init --restore` starts a new cluster from. Secret: the
     CLI seals it under a passphrase (`ca.backup`) before it touches a disk."""
@@ -382,11 +382,11 @@ class Backup(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- join and CA
 
 
-class CAReply(msgspec.Struct, frozen=True, kw_only=True):
+class CAReply(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     cert_pem: bytes
 
 
-class JoinRequest(msgspec.Struct, frozen=True, kw_only=True):
+class JoinRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     token: str
     csr_pem: bytes
     hostname: str
@@ -394,7 +394,7 @@ class JoinRequest(msgspec.Struct, frozen=True, kw_only=True):
     version: str = ""
 
 
-class JoinReply(msgspec.Struct, frozen=True, kw_only=True):
+class JoinReply(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     node_id: str
     cluster_id: str
     role: NodeRole
@@ -403,18 +403,18 @@ class JoinReply(msgspec.Struct, frozen=True, kw_only=True):
     managers: list[str]  # advertise addresses of the managers
 
 
-class RaftJoinRequest(msgspec.Struct, frozen=True, kw_only=True):
+class RaftJoinRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     addr: str  # where this manager's raft transport listens
 
 
-class RenewRequest(msgspec.Struct, frozen=True, kw_only=True):
+class RenewRequest(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     csr_pem: bytes
     # Set only by a manager that forwards a node's renewal to the leader: the node it is
     # for (the leader signs for the caller's own certificate otherwise).
     node_id: str = ""
 
 
-class RenewReply(msgspec.Struct, frozen=True, kw_only=True):
+class RenewReply(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     cert_pem: bytes
     role: NodeRole
 
@@ -422,7 +422,7 @@ class RenewReply(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- sessions
 
 
-class SessionHello(msgspec.Struct, frozen=True, kw_only=True, tag="hello"):
+class SessionHello(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="hello"):
     node_id: str
     hostname: str
     addr: str
@@ -438,28 +438,28 @@ class SessionHello(msgspec.Struct, frozen=True, kw_only=True, tag="hello"):
     generic_resources: list[GenericResource] = []  # its --node-generic-resource flags
 
 
-class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):
+class Heartbeat(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="heartbeat"):
     pass
 
 
-class TaskUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class TaskUpdate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     task_id: str
     status: TaskStatus
 
 
-class StatusReport(msgspec.Struct, frozen=True, kw_only=True, tag="status"):
+class StatusReport(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="status"):
     """From the agent: what happened to its tasks, in order, batched."""
 
     updates: list[TaskUpdate]
 
 
-class TaskUsage(msgspec.Struct, frozen=True, kw_only=True):
+class TaskUsage(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     task_id: str
     cpu: float  # CPU cores used, on average since the task's previous reading (1.0: one core)
     memory_bytes: int  # in use now, less the page cache the kernel can drop
 
 
-class UsageReport(msgspec.Struct, frozen=True, kw_only=True, tag="usage"):
+class UsageReport(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="usage"):
     """From the agent, every few seconds while it runs tasks of autoscaled services: what
     those tasks use, and the requests the routing mesh on this node passed to each such
     service (new connections, counted by the mesh) since the previous report."""
@@ -469,7 +469,7 @@ class UsageReport(msgspec.Struct, frozen=True, kw_only=True, tag="usage"):
     requests: dict[str, int] = {}  # service id -> requests over `interval`
 
 
-class Assignments(msgspec.Struct, frozen=True, kw_only=True, tag="assignments"):
+class Assignments(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="assignments"):
     """From the manager: every task this node should know of, with the secrets and configs
     they use. Tasks missing from the set are no longer assigned (remove them)."""
 
@@ -480,7 +480,9 @@ class Assignments(msgspec.Struct, frozen=True, kw_only=True, tag="assignments"):
     registry_auth: dict[str, RegistryAuth] = {}
 
 
-class AssignmentChanges(msgspec.Struct, frozen=True, kw_only=True, tag="assignment_changes"):
+class AssignmentChanges(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="assignment_changes"
+):
     """From the manager: what changed in this node's set since its last message, which
     `applied_to` the node's whole set gives the `Assignments` it would have been sent
     instead. A session always starts with a whole `Assignments`.
@@ -515,7 +517,7 @@ class AssignmentChanges(msgspec.Struct, frozen=True, kw_only=True, tag="assignme
         )
 
 
-class LogsQuery(msgspec.Struct, frozen=True, kw_only=True, tag="logs_query"):
+class LogsQuery(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="logs_query"):
     """From the manager: send the logs of these tasks (answered with LogChunk messages)."""
 
     query_id: str
@@ -526,13 +528,13 @@ class LogsQuery(msgspec.Struct, frozen=True, kw_only=True, tag="logs_query"):
     cancel: bool = False  # stop a follow
 
 
-class LogChunk(msgspec.Struct, frozen=True, kw_only=True, tag="log_chunk"):
+class LogChunk(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="log_chunk"):
     query_id: str
     lines: list[LogLine]
     done: bool = False
 
 
-class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, tag="info"):
+class SessionInfo(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="info"):
     """From the manager: whom to reconnect to, how often to beat, what role to hold, which
     CA to trust."""
 
@@ -548,7 +550,7 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, tag="info"):
     ca_chain_pem: bytes = b""
 
 
-class MeshPeer(msgspec.Struct, frozen=True, kw_only=True):
+class MeshPeer(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     node_id: str
     public_key: str  # WireGuard, base64
     endpoint: str  # underlay host:port
@@ -556,14 +558,14 @@ class MeshPeer(msgspec.Struct, frozen=True, kw_only=True):
     next_key: str = ""  # during a key rotation: the key the peer is switching to
 
 
-class MeshState(msgspec.Struct, frozen=True, kw_only=True, tag="mesh"):
+class MeshState(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="mesh"):
     """From the manager: this node's mesh address and every other node to peer with."""
 
     address: str  # this node's mesh address with its prefix, "198.18.128.1/20"
     peers: list[MeshPeer]
 
 
-class MeshChanges(msgspec.Struct, frozen=True, kw_only=True, tag="mesh_changes"):
+class MeshChanges(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="mesh_changes"):
     """From the manager: what changed among this node's peers since its last mesh message,
     which `applied_to` the node's last whole `MeshState` gives the one it would have been
     sent instead (its address unchanged). A session's first mesh message is whole.
@@ -583,12 +585,12 @@ class MeshChanges(msgspec.Struct, frozen=True, kw_only=True, tag="mesh_changes")
         return MeshState(address=whole.address, peers=[peers[k] for k in sorted(peers)])
 
 
-class FdbEntry(msgspec.Struct, frozen=True, kw_only=True):
+class FdbEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     mac: str
     vtep: str  # the mesh address of the node where that MAC lives
 
 
-class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkInfo(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     network_id: str
     name: str
     vni: int
@@ -601,7 +603,7 @@ class NetworkInfo(msgspec.Struct, frozen=True, kw_only=True):
     internal: bool = False  # nothing crosses in or out of it but DNS (network/isolation.py)
 
 
-class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
+class EndpointInfo(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A service as one network sees it: for DNS and VIP load balancing."""
 
     network_id: str
@@ -614,7 +616,7 @@ class EndpointInfo(msgspec.Struct, frozen=True, kw_only=True):
     ports: list[int] = []  # target ports the VIP forwards (all, when empty)
 
 
-class PublishedPort(msgspec.Struct, frozen=True, kw_only=True):
+class PublishedPort(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     published: int
     protocol: str  # tcp | udp
     target: int
@@ -623,7 +625,7 @@ class PublishedPort(msgspec.Struct, frozen=True, kw_only=True):
     service_id: str = ""  # the service publishing it ("" from managers before it was sent)
 
 
-class NetworkState(msgspec.Struct, frozen=True, kw_only=True, tag="networks"):
+class NetworkState(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="networks"):
     """From the manager: what this node's networking must look like now."""
 
     networks: list[NetworkInfo]

@@ -16,7 +16,7 @@ from typing import ClassVar
 import msgspec
 
 
-class Meta(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+class Meta(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag_field="kind"):
     """Base of every object kind. On the wire and in JSON an object carries ``"kind"``."""
 
     KIND: ClassVar[str] = ""

@@ -13,7 +13,7 @@ import msgspec
 from swarmlite.api.meta import Meta
 
 
-class NetworkSpec(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     name: str = ""
     driver: str = "overlay"
     subnet: str = ""  # CIDR; "" lets the allocator choose
@@ -24,7 +24,7 @@ class NetworkSpec(msgspec.Struct, frozen=True, kw_only=True):
     ingress: bool = False  # the routing mesh's network (one per cluster)
 
 
-class ContainerAttachment(msgspec.Struct, frozen=True, kw_only=True):
+class ContainerAttachment(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A standalone container on an attachable network (swarm's network attachment): added
     by the control API when a node starts one, given its address by the allocator, removed
     when the container is removed (or its node is)."""
@@ -35,7 +35,7 @@ class ContainerAttachment(msgspec.Struct, frozen=True, kw_only=True):
     address: str = ""  # "10.0.1.9/24"; "" until the allocator chose it
 
 
-class NetworkStatus(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """What the allocator chose; empty until it did."""
 
     vni: int = 0  # the VXLAN segment

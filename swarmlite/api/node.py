@@ -16,13 +16,13 @@ from swarmlite.api.resources import GenericResource
 from swarmlite.api.states import NodeAvailability, NodeRole, NodeState
 
 
-class NodeSpec(msgspec.Struct, frozen=True, kw_only=True):
+class NodeSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     role: NodeRole = NodeRole.WORKER
     availability: NodeAvailability = NodeAvailability.ACTIVE
     labels: dict[str, str] = {}
 
 
-class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
+class NodeStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     state: NodeState = NodeState.UNKNOWN
     message: str = ""
     hostname: str = ""

@@ -47,7 +47,7 @@ _ALGORITHM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*")
 _IMAGE_ID = re.compile(r"[a-f0-9]{64}")
 
 
-class ImageRef(msgspec.Struct, frozen=True, kw_only=True):
+class ImageRef(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """One parsed reference; ``domain`` and ``path`` normalised, ``tag`` as written."""
 
     domain: str  # "docker.io" when the reference names no registry

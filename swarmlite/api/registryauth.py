@@ -31,7 +31,7 @@ _FIELDS = {  # Docker's JSON key -> our field
 }
 
 
-class RegistryAuth(msgspec.Struct, frozen=True, kw_only=True):
+class RegistryAuth(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """Credentials for one registry, as ``docker login`` stores them."""
 
     server: str = ""  # "198.18.0.10:5000", "https://index.docker.io/v1/"; "" unknown

@@ -30,14 +30,14 @@ _NAME = re.compile(r"[^\s,=]+")
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
-class DiscreteResource(msgspec.Struct, frozen=True, kw_only=True, tag="discrete"):
+class DiscreteResource(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="discrete"):
     """A count of a kind: what a node has (``ssd=2``), or what a task reserves or was given."""
 
     kind: str
     value: int
 
 
-class NamedResource(msgspec.Struct, frozen=True, kw_only=True, tag="named"):
+class NamedResource(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="named"):
     """One named resource of a kind (``gpu=GPU-1f3a``), given whole to one task at a time."""
 
     kind: str

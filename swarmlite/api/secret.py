@@ -16,7 +16,7 @@ from swarmlite.api.meta import Meta
 MAX_CONTENT = 500 * 1024  # bytes: the most a secret or a config made by hand may hold
 
 
-class SecretSpec(msgspec.Struct, frozen=True, kw_only=True):
+class SecretSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     name: str = ""
     data: bytes = b""
     labels: dict[str, str] = {}
@@ -41,7 +41,7 @@ class Secret(Meta, frozen=True, kw_only=True, tag="secret"):
         return self.spec.name
 
 
-class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ConfigSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     name: str = ""
     data: bytes = b""
     labels: dict[str, str] = {}

@@ -35,7 +35,7 @@ class ServiceMode(enum.Enum):
         return self in (ServiceMode.GLOBAL, ServiceMode.GLOBAL_JOB)
 
 
-class HealthCheck(msgspec.Struct, frozen=True, kw_only=True):
+class HealthCheck(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     test: list[str] = []  # ["CMD", ...] | ["CMD-SHELL", "..."] | ["NONE"]; [] = the image's
     interval: float = 0.0  # 0: the default (30 s)
     timeout: float = 0.0
@@ -45,13 +45,13 @@ class HealthCheck(msgspec.Struct, frozen=True, kw_only=True):
     disable: bool = False
 
 
-class Ulimit(msgspec.Struct, frozen=True, kw_only=True):
+class Ulimit(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     name: str
     soft: int
     hard: int
 
 
-class Mount(msgspec.Struct, frozen=True, kw_only=True):
+class Mount(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     type: str = "volume"  # volume | bind | tmpfs
     source: str = ""  # volume name (stack-scoped) or host path; "" for tmpfs/anonymous
     target: str = ""
@@ -64,7 +64,7 @@ class Mount(msgspec.Struct, frozen=True, kw_only=True):
     tmpfs_mode: int = 0
 
 
-class FileRef(msgspec.Struct, frozen=True, kw_only=True):
+class FileRef(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A secret or config given to a task as a file."""
 
     name: str  # the secret's/config's name in the cluster
@@ -74,7 +74,7 @@ class FileRef(msgspec.Struct, frozen=True, kw_only=True):
     mode: int = 0o444
 
 
-class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ContainerSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     image: str = ""
     entrypoint: list[str] | None = None  # None: the image's
     command: list[str] | None = None  # None: the image's
@@ -105,7 +105,7 @@ class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     oom_score_adj: int = 0  # -1000..1000; 0: the kernel's default
 
 
-class Resources(msgspec.Struct, frozen=True, kw_only=True):
+class Resources(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     nano_cpus: int = 0
     memory_bytes: int = 0
     pids: int = 0
@@ -113,7 +113,7 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
     generic_resources: list[DiscreteResource] = []
 
 
-class ResourceRequirements(msgspec.Struct, frozen=True, kw_only=True):
+class ResourceRequirements(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     limits: Resources = msgspec.field(default_factory=Resources)
     reservations: Resources = msgspec.field(default_factory=Resources)
 
@@ -124,21 +124,21 @@ class RestartCondition(enum.Enum):
     ANY = "any"
 
 
-class RestartPolicy(msgspec.Struct, frozen=True, kw_only=True):
+class RestartPolicy(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     condition: RestartCondition = RestartCondition.ANY
     delay: float = 5.0
     max_attempts: int = 0  # 0: no limit
     window: float = 0.0  # 0: attempts counted over the task's whole history
 
 
-class Platform(msgspec.Struct, frozen=True, kw_only=True):
+class Platform(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """A platform a task's image runs on, as Docker names it ("linux", "amd64")."""
 
     os: str = ""  # "": any
     architecture: str = ""  # "": any
 
 
-class Placement(msgspec.Struct, frozen=True, kw_only=True):
+class Placement(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     constraints: list[str] = []  # "node.labels.zone==b", "node.role!=manager", ...
     preferences: list[str] = []  # "node.labels.zone": spread over its values
     max_replicas_per_node: int = 0  # 0: no limit
@@ -156,7 +156,7 @@ class UpdateOrder(enum.Enum):
     START_FIRST = "start-first"
 
 
-class UpdateConfig(msgspec.Struct, frozen=True, kw_only=True):
+class UpdateConfig(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     parallelism: int = 1  # 0: all at once
     delay: float = 0.0
     failure_action: FailureAction = FailureAction.PAUSE
@@ -165,7 +165,7 @@ class UpdateConfig(msgspec.Struct, frozen=True, kw_only=True):
     order: UpdateOrder = UpdateOrder.STOP_FIRST
 
 
-class PortConfig(msgspec.Struct, frozen=True, kw_only=True):
+class PortConfig(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     target: int
     published: int = 0  # 0: none (or assigned, in ingress mode)
     protocol: str = "tcp"  # tcp | udp
@@ -173,17 +173,17 @@ class PortConfig(msgspec.Struct, frozen=True, kw_only=True):
     name: str = ""
 
 
-class EndpointSpec(msgspec.Struct, frozen=True, kw_only=True):
+class EndpointSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     mode: str = "vip"  # vip | dnsrr
     ports: list[PortConfig] = []
 
 
-class NetworkAttachment(msgspec.Struct, frozen=True, kw_only=True):
+class NetworkAttachment(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     target: str  # network name
     aliases: list[str] = []
 
 
-class LogDriver(msgspec.Struct, frozen=True, kw_only=True):
+class LogDriver(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """Where a task's output goes (swarm's ``TaskTemplate.LogDriver``): a runtime log
     driver and its options. ``name`` "": the default driver with these options. The
     rules and the default (a rotated json-file) are api/logdriver.py's."""
@@ -192,7 +192,7 @@ class LogDriver(msgspec.Struct, frozen=True, kw_only=True):
     options: dict[str, str] = {}  # the driver's options: "max-size": "10m", ...
 
 
-class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
+class TaskTemplate(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     container: ContainerSpec = msgspec.field(default_factory=ContainerSpec)
     resources: ResourceRequirements = msgspec.field(default_factory=ResourceRequirements)
     restart_policy: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
@@ -202,12 +202,12 @@ class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
     log_driver: LogDriver | None = None  # None: the runtime's default (rotated json-file)
 
 
-class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
+class JobSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     max_concurrent: int = 1
     total_completions: int = 1
 
 
-class ServiceSpec(msgspec.Struct, frozen=True, kw_only=True):
+class ServiceSpec(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     name: str = ""
     labels: dict[str, str] = {}
     task: TaskTemplate = msgspec.field(default_factory=TaskTemplate)
@@ -236,26 +236,26 @@ class UpdateState(enum.Enum):
     ROLLBACK_COMPLETED = "rollback_completed"
 
 
-class UpdateStatus(msgspec.Struct, frozen=True, kw_only=True):
+class UpdateStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     state: UpdateState = UpdateState.COMPLETED
     message: str = ""
     started_at: float = 0.0
     completed_at: float = 0.0
 
 
-class VirtualIP(msgspec.Struct, frozen=True, kw_only=True):
+class VirtualIP(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     network_id: str
     address: str  # "10.0.1.2/24"
 
 
-class EndpointStatus(msgspec.Struct, frozen=True, kw_only=True):
+class EndpointStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """What the allocator gave the service: its VIPs and its published ports."""
 
     vips: list[VirtualIP] = []
     ports: list[PortConfig] = []  # with `published` chosen when the spec left it 0
 
 
-class AutoscaleStatus(msgspec.Struct, frozen=True, kw_only=True):
+class AutoscaleStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """The autoscaler's record of a service (api/autoscale.py): its last change of the
     replicas, or a user's, and why. Written only when the replicas change."""
 

@@ -20,7 +20,7 @@ from swarmlite.api.states import TaskState
 TaskSpec = TaskTemplate
 
 
-class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
+class TaskStatus(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     state: TaskState = TaskState.NEW
     message: str = ""  # why it is in this state, in words
     timestamp: float = 0.0  # when it entered this state (seconds since the epoch)
@@ -31,7 +31,7 @@ class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
     pending_reason: str = ""  # why the scheduler could not place it yet
 
 
-class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+class Attachment(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """The task's place on one network, chosen by the allocator."""
 
     network_id: str
