@@ -14,10 +14,11 @@ scheduler and dispatcher, one in-memory session per node, and measures
 
     python scripts/bench/scale.py --quick      # 10/1,000, 30/3,000, 100/10,000
     python scripts/bench/scale.py              # up to 1,000 nodes / 100,000 tasks
-    python scripts/bench/scale.py --size 300x30000
+    python scripts/bench/scale.py --size 300x30000 [--pymalloc]
 
 The children run on glibc's malloc and with the daemon's collector thresholds
-(`daemon.tune_gc`), as the daemon does. Prints a table, then one JSON
+(`daemon.tune_gc`), as the daemon does; `--pymalloc` runs them on Python's own allocator
+instead, to show what glibc's costs. Prints a table, then one JSON
 line: {"sizes": [{"nodes": N, "tasks": T, "deploy_s": ..., ...}, ...]}.
 
 With `--agents N`, real agents against a real cluster instead: three `swarmlite daemon`
@@ -98,8 +99,12 @@ async def _one(nodes: int, tasks: int) -> dict[str, object]:
         }
 
 
-def _child(nodes: int, tasks: int) -> dict[str, object]:
-    env = dict(os.environ, PYTHONMALLOC="malloc")
+def _child(nodes: int, tasks: int, *, pymalloc: bool = False) -> dict[str, object]:
+    env = dict(os.environ)
+    if pymalloc:
+        env.pop("PYTHONMALLOC", None)
+    else:
+        env["PYTHONMALLOC"] = "malloc"
     proc = subprocess.run(
         [sys.executable, __file__, "--child", f"{nodes}x{tasks}"],
         env=env,
@@ -418,6 +423,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sizes up to 100 nodes")
     parser.add_argument("--size", type=_size, action="append", help="NODESxTASKS (repeatable)")
+    parser.add_argument(
+        "--pymalloc", action="store_true", help="children on Python's allocator, not glibc's"
+    )
     parser.add_argument("--child", type=_size, help=argparse.SUPPRESS)
     parser.add_argument(
         "--agents", type=int, metavar="N", help="N real agents against a real 3-manager cluster"
@@ -453,7 +461,7 @@ def main() -> None:
     print(header, flush=True)
     started = time.perf_counter()
     for nodes, tasks in sizes:
-        row = _child(nodes, tasks)
+        row = _child(nodes, tasks, pymalloc=args.pymalloc)
         rows.append(row)
         print(
             f"{row['nodes']:>5}  {row['tasks']:>7}  {row['deploy_s']:>8}  "
