@@ -14,6 +14,9 @@ that can (``plan_keys``) plans only those keys: the same planning code, run on t
 of those keys. Every other key is as its last plan left it, since anything that could
 change what it needs brings a task event of that key, a service event, or a wake-up,
 all of which plan the service whole (as do a resync, a cluster change and a retry).
+A task event that no plan of the loop can act on dirties nothing (``reads_task``): the
+scheduler placing a task on an up node, for the replicated orchestrator; a task still
+wanted, for the reaper; a task of another mode's service, for every mode's loop.
 
 Invariant: a plan is a pure function of the store's state and the wall time it is given,
 so a new leader (or a retried transaction) plans the same thing from the same state.
@@ -348,8 +351,9 @@ class ServiceLoop(ReconcileLoop):
     # service whole (what partial planning must always end up equal to).
     partial = True
     # Let an update of a task that changes nothing a plan reads (``plan_reads_change``),
-    # and the creation of a task by this loop's own plan, dirty nothing; False makes every
-    # task event dirty its key (the reference).
+    # the creation of a task by this loop's own plan, and a task event this loop's plans
+    # cannot act on (``reads_task``) dirty nothing; False makes every task event dirty its
+    # key (the reference).
     skip_unread = True
 
     def __init__(self, store: Store, clock: Clock, *, rng: random.Random | None = None) -> None:
