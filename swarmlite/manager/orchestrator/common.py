@@ -139,8 +139,24 @@ def is_ready(task: Task) -> bool:
     return task.status.state is TaskState.RUNNING and task.status.health in ("", "healthy")
 
 
-def _status_facts(status: TaskStatus) -> tuple[object, ...]:
-    return (status.state, status.timestamp, status.health, status.exit_code, status.err)
+def _same_but_placement(old: Task, new: Task) -> bool:
+    """Equal in every fact a plan reads except where the task is (its node) and its state
+    and that state's time: what the scheduler's write changes."""
+    before, after = old.status, new.status
+    return (
+        old.desired_state is new.desired_state
+        and (
+            before is after
+            or (before.health, before.exit_code, before.err)
+            == (after.health, after.exit_code, after.err)
+        )
+        and old.slot == new.slot
+        and old.service_id == new.service_id
+        and old.spec_version == new.spec_version
+        and old.job_iteration == new.job_iteration
+        and old.created_at == new.created_at
+        and (old.spec is new.spec or old.spec == new.spec)
+    )
 
 
 def plan_reads_change(old: Task, new: Task) -> bool:
@@ -151,17 +167,10 @@ def plan_reads_change(old: Task, new: Task) -> bool:
     # in every orchestrator loop, and most events differ in the first fields looked at.
     before, after = old.status, new.status
     if not (
-        old.desired_state is new.desired_state
-        and old.node_id == new.node_id
-        and (before is after or _status_facts(before) == _status_facts(after))
-        and old.slot == new.slot
-        and old.service_id == new.service_id
-        and old.spec_version == new.spec_version
-        and old.job_iteration == new.job_iteration
-        and old.created_at == new.created_at
+        old.node_id == new.node_id
+        and (before is after or (before.state, before.timestamp) == (after.state, after.timestamp))
+        and _same_but_placement(old, new)
     ):
-        return True
-    if old.spec is not new.spec and old.spec != new.spec:
         return True
     return old.desired_state > TaskState.RUNNING and old.updated_at != new.updated_at
 
@@ -172,19 +181,11 @@ def placed_only(old: Task, new: Task, nodes: Nodes) -> bool:
     goes down or is drained later brings its own event)."""
     if old.node_id or not new.node_id or new.desired_state not in ACTIVE_DESIRED:
         return False
-    before, after = old.status, new.status
-    if before.state is not TaskState.PENDING or after.state is not TaskState.ASSIGNED:
+    if old.status.state is not TaskState.PENDING or new.status.state is not TaskState.ASSIGNED:
         return False
     if node_gone(new, nodes) or on_drained_node(new, nodes):
         return False
-    return (
-        old.desired_state is new.desired_state
-        and (before.health, before.exit_code, before.err)
-        == (after.health, after.exit_code, after.err)
-        and (old.slot, old.service_id, old.spec_version, old.job_iteration, old.created_at)
-        == (new.slot, new.service_id, new.spec_version, new.job_iteration, new.created_at)
-        and (old.spec is new.spec or old.spec == new.spec)
-    )
+    return _same_but_placement(old, new)
 
 
 def task_order(task: Task) -> tuple[float, str]:
@@ -435,14 +436,14 @@ class ServiceLoop(ReconcileLoop):
                 if self.skip_unread:
                     if old_task is None and self._echo.pop(obj.id, None) is obj:
                         continue  # made by this loop's plan, as it wrote it
-                    new_task = obj if event.new is obj else None
+                    now_task = obj if event.new is obj else None  # None: deleted
                     if (
                         old_task is not None
-                        and new_task is not None
+                        and now_task is not None
                         and not plan_reads_change(old_task, obj)
                     ):
                         continue  # e.g. the allocator gave it its networks
-                    if not self.reads_task(old_task, new_task):
+                    if not self.reads_task(old_task, now_task):
                         continue
                 self._task_dirty(obj)
                 if old_task is not None and old_task is not obj:
