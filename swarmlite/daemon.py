@@ -101,6 +101,13 @@ from swarmlite.dashboard import url as dashboard_url_for
 from swarmlite.dockerapi import DockerApiServer, tls_context
 from swarmlite.errors import FailedPrecondition, SwarmliteError, Unavailable
 from swarmlite.log import kv
+from swarmlite.malloc import (
+    MALLOC_ENV,
+    daemon_env,
+    find_jemalloc,
+    tune_glibc,
+    use_daemon_malloc,
+)
 from swarmlite.manager.manager import Manager
 from swarmlite.network.rotation import MESH_KEY_ROTATION, MeshKeyRotation
 from swarmlite.raft.sealing import DataKeys, is_locked, load_keys, parse_unlock_key
@@ -131,6 +138,7 @@ __all__ = [
     "local_info",
     "start_daemon",
     "stop_running",
+    "use_daemon_malloc",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,7 +193,8 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
         else:
             swl_log.setup(level)
         logging.getLogger("aiohttp").setLevel(logging.ERROR)
-        _tune_malloc()
+        log.info("memory allocator %s", kv(malloc=os.environ.get(MALLOC_ENV, "python")))
+        tune_glibc()
         tune_gc()
         shrink_tls_buffers()
         while True:
@@ -211,7 +220,11 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
             stdout=log_file,
             stderr=log_file,
             start_new_session=True,
-            env={**os.environ, LOG_FILE_ENV: str(log_path), **_C_MALLOC},
+            env={
+                **os.environ,
+                LOG_FILE_ENV: str(log_path),
+                **daemon_env(os.environ, find_jemalloc()),
+            },
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -229,42 +242,6 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
         f"the swarmlite daemon (pid {proc.pid}) was not ready within {timeout:g}s",
         hint=f"its log {log_path} ends with:\n{_tail(log_path)}",
     )
-
-
-# Python's own small-object allocator keeps a 1 MiB arena while one object in it lives: after
-# 2,000 connections came and went, 24 MB of arenas stayed, each pinned by a few survivors.
-# glibc's malloc gives back whole free pages (with _tune_malloc and malloc_trim), so the
-# daemon runs on it: 3 MB stayed after the same abuse, at the same idle size.
-_C_MALLOC = {"PYTHONMALLOC": "malloc"}
-
-
-def use_c_malloc() -> None:
-    """Run this process again on glibc's malloc unless it already is (same pid and argv:
-    only for a command that is the daemon, ``swarmlite daemon``); the allocator can only
-    be chosen before Python starts."""
-    if os.environ.get("PYTHONMALLOC") == _C_MALLOC["PYTHONMALLOC"] or sys.argv[1:2] != ["daemon"]:
-        return  # already, or this process is not the daemon command (a test calling it)
-    argv = [sys.executable, "-m", "swarmlite", *sys.argv[1:]]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, {**os.environ, **_C_MALLOC})
-
-
-def _tune_malloc() -> None:
-    """Make memory that peers made us take go back to the system once they leave.
-
-    glibc raises its mmap threshold each time a large block is freed, after which blocks of
-    that size (asyncio's per-connection TLS buffers) come from the heap, where freeing them
-    returns nothing; a fixed threshold keeps them mmapped, and so returned at close. Does
-    nothing off glibc.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 64 * 1024)
-        libc.mallopt(m_trim_threshold, 256 * 1024)
 
 
 # The cyclic collector's thresholds (objects allocated less freed before a young pass; young

@@ -16,10 +16,11 @@ scheduler and dispatcher, one in-memory session per node, and measures
     python scripts/bench/scale.py              # up to 1,000 nodes / 100,000 tasks
     python scripts/bench/scale.py --size 300x30000 [--pymalloc]
 
-The children run on glibc's malloc and with the daemon's collector thresholds
-(`daemon.tune_gc`), as the daemon does; `--pymalloc` runs them on Python's own allocator
-instead, to show what glibc's costs. Prints a table, then one JSON
-line: {"sizes": [{"nodes": N, "tasks": T, "deploy_s": ..., ...}, ...]}.
+The children run on the daemon's C allocator (`swarmlite.malloc`: jemalloc when the
+system has it, else glibc's; `SWARMLITE_MALLOC=glibc` asks for glibc's) and with its
+collector thresholds (`daemon.tune_gc`), as the daemon does; `--pymalloc` runs them on
+Python's own allocator instead. Each row says which ("malloc"). Prints a table, then one
+JSON line: {"sizes": [{"nodes": N, "tasks": T, "deploy_s": ..., ...}, ...]}.
 
 With `--agents N`, real agents against a real cluster instead: three `swarmlite daemon`
 managers on 127.0.0.1 (the integration tests' harness, tests/integration/conftest.py, real
@@ -95,16 +96,20 @@ async def _one(nodes: int, tasks: int) -> dict[str, object]:
             "bytes_per_task": round((after - before) / max(1, placed)),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "loop_restarts": sim.loop_restarts,
+            "malloc": os.environ.get("SWARMLITE_MALLOC", "python"),
             "loop_resyncs": dict(resyncs) if isinstance(resyncs, dict) else None,
         }
 
 
 def _child(nodes: int, tasks: int, *, pymalloc: bool = False) -> dict[str, object]:
+    from swarmlite.malloc import MALLOC_ENV, daemon_env, find_jemalloc
+
     env = dict(os.environ)
     if pymalloc:
-        env.pop("PYTHONMALLOC", None)
+        for name in ("PYTHONMALLOC", MALLOC_ENV):
+            env.pop(name, None)
     else:
-        env["PYTHONMALLOC"] = "malloc"
+        env.update(daemon_env(os.environ, find_jemalloc()))  # as `swarmlite daemon` runs
     proc = subprocess.run(
         [sys.executable, __file__, "--child", f"{nodes}x{tasks}"],
         env=env,
@@ -424,7 +429,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="sizes up to 100 nodes")
     parser.add_argument("--size", type=_size, action="append", help="NODESxTASKS (repeatable)")
     parser.add_argument(
-        "--pymalloc", action="store_true", help="children on Python's allocator, not glibc's"
+        "--pymalloc", action="store_true", help="children on Python's allocator, not the daemon's"
     )
     parser.add_argument("--child", type=_size, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -439,8 +444,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child is not None:
         from swarmlite.daemon import tune_gc
+        from swarmlite.malloc import tune_glibc
 
-        tune_gc()  # the leader's process as the daemon sets it (its malloc: ``_child``)
+        tune_glibc()  # the leader's process as the daemon sets it (its malloc: ``_child``)
+        tune_gc()
         print(json.dumps(asyncio.run(_one(*args.child))))
         return
     if args.agents is not None:
@@ -457,7 +464,7 @@ def main() -> None:
         return
     sizes = args.size or (QUICK if args.quick else FULL)
     rows = []
-    header = "nodes  tasks    deploy_s  node_down_s  scale_s  B/task  peak_MB  restarts"
+    header = "nodes  tasks    deploy_s  node_down_s  scale_s  B/task  peak_MB  restarts  malloc"
     print(header, flush=True)
     started = time.perf_counter()
     for nodes, tasks in sizes:
@@ -466,7 +473,7 @@ def main() -> None:
         print(
             f"{row['nodes']:>5}  {row['tasks']:>7}  {row['deploy_s']:>8}  "
             f"{row['node_down_s']:>11}  {row['scale_s']:>7}  {row['bytes_per_task']:>6}  "
-            f"{row['peak_rss_mb']:>7}  {row['loop_restarts']:>8}",
+            f"{row['peak_rss_mb']:>7}  {row['loop_restarts']:>8}  {row['malloc']}",
             flush=True,
         )
     print(f"# {time.perf_counter() - started:.0f} s in all", flush=True)

@@ -76,7 +76,8 @@ def reclaim_memory() -> None:
 
     Their objects sit in reference cycles (requests, tasks, tracebacks) that only the
     cyclic collector frees, and an idle daemon allocates too little to run it; what is
-    freed then stays in the C heap until it is trimmed (glibc only; elsewhere a no-op).
+    freed then stays in the C heap until it is trimmed (glibc only; jemalloc purges it by
+    itself, swarmlite.malloc).
     """
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):

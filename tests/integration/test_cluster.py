@@ -34,6 +34,7 @@ from swarmlite.ca import (
     read_credentials,
     write_credentials,
 )
+from swarmlite.malloc import find_jemalloc
 from swarmlite.rpc import ControlClient
 
 Cluster = Any  # conftest.Cluster, reached through the `cluster` fixture
@@ -66,6 +67,23 @@ def test_three_managers_and_two_workers_form_one_cluster(cluster: Cluster) -> No
         other = cluster.node_ls(cluster.nodes[name])
         assert {r.id for r in other} == {r.id for r in rows}
         assert cluster.leaders(other) == cluster.leaders(rows)
+
+
+def test_every_daemon_runs_on_jemalloc(cluster: Cluster) -> None:
+    # init/join start the daemon detached, `swarmlite daemon` starts itself again: both
+    # end on jemalloc (scripts/setup installs it).
+    assert find_jemalloc() is not None, "scripts/setup installs libjemalloc2"
+    cluster.heal()
+    for name in ("m1", "w1"):
+        pid = cluster.pid(cluster.nodes[name])
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libjemalloc" in maps, f"{name}'s daemon runs without jemalloc"
+        environ = dict(
+            item.split("=", 1)
+            for item in Path(f"/proc/{pid}/environ").read_text().split("\0")
+            if "=" in item
+        )
+        assert environ.get("SWARMLITE_MALLOC") == "jemalloc"
 
 
 def test_killed_leader_is_replaced_and_workers_follow(cluster: Cluster) -> None:

@@ -90,7 +90,7 @@ def daemon(
         if dashboard_addr:
             node_daemon.check_dashboard_addr(dashboard_addr)
         opts = dataclasses.replace(opts, dashboard_addr=dashboard_addr)
-    node_daemon.use_c_malloc()
+    node_daemon.use_daemon_malloc()
     ctx.exit(node_daemon.start_daemon(opts, foreground=True))
 
 
