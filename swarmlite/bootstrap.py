@@ -64,12 +64,8 @@ from swarmlite.ca import (
 from swarmlite.dashboard import check_addr as check_dashboard_addr
 from swarmlite.errors import FailedPrecondition, InvalidArgument
 from swarmlite.log import kv
-from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL
-from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
-from swarmlite.raft.sealing import load_keys, new_unlock_key
 from swarmlite.rpc import RpcClient
 from swarmlite.rpc.listen import probe_listen
-from swarmlite.store import Tx
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +344,10 @@ def init_cluster(
     """Write a new cluster's first state into opts.data_dir; the daemon is not started.
     With ``restore``, the new cluster starts with what `restored_objects` keeps of a backup
     and the backup's cluster settings (a new cluster id, CA and join tokens all the same)."""
+    from swarmlite.raft import Entry, EntryKind, Member, RaftCore, RaftStorage
+    from swarmlite.raft.sealing import load_keys, new_unlock_key
+    from swarmlite.store import Tx
+
     if force_new_cluster and _node_file(opts.data_dir).exists():
         return _force_new_cluster(opts)
     _check_fresh(opts)
@@ -461,7 +461,7 @@ def restored_objects(backup: Backup) -> tuple[ClusterSpec, list[Object]]:
     each service's tasks again on the new nodes (a job runs again). The old CA, cluster id
     and join secrets are not kept either: a restored cluster trusts no certificate of the
     old one. Raises InvalidArgument if the backup cannot start a cluster."""
-    from swarmlite.store import MemoryStore
+    from swarmlite.store import MemoryStore, Tx
 
     clusters = [obj for obj in backup.objects if isinstance(obj, Cluster)]
     if len(clusters) != 1:
@@ -483,6 +483,8 @@ def restored_objects(backup: Backup) -> tuple[ClusterSpec, list[Object]]:
 
 def _pool_labels(opts: NodeOptions) -> dict[str, str]:
     """The cluster labels the allocator reads its pools from (checked here, at init)."""
+    from swarmlite.manager.allocator import MESH_LABEL, POOL_LABEL, SIZE_LABEL
+
     labels: dict[str, str] = {}
     for label, value in (
         (POOL_LABEL, opts.default_addr_pool),
@@ -505,6 +507,8 @@ def _pool_labels(opts: NodeOptions) -> dict[str, str]:
 
 def _force_new_cluster(opts: NodeOptions) -> InitResult:
     """Lost quorum: restart this manager's raft as a one-member cluster, keeping the store."""
+    from swarmlite.raft import EntryKind, RaftStorage
+    from swarmlite.raft.sealing import load_keys
     from swarmlite.store import MemoryStore
 
     state = read_node(opts.data_dir)
@@ -523,7 +527,7 @@ def _force_new_cluster(opts: NodeOptions) -> InitResult:
         if entry.kind is EntryKind.NORMAL:
             memory.apply(entry.index, entry.data)
         index, term = entry.index, entry.term
-    from swarmlite.raft import HardState, Membership, Snapshot, SnapshotMeta
+    from swarmlite.raft import HardState, Member, Membership, Snapshot, SnapshotMeta
 
     advertise = _advertise(
         replace(opts, advertise_addr=opts.advertise_addr or state.advertise_addr)

@@ -14,8 +14,9 @@ disk is `bootstrap`'s (re-exported here for the CLI). The data dir holds::
 
 `init_cluster` and `join_cluster` (in `bootstrap`) write a node's first state;
 `start_daemon` runs the daemon in the foreground or detached. A manager daemon runs the
-raft member, the store and the manager's APIs on the cluster port; every daemon keeps a
-session with the leader's dispatcher and serves the local CLI on a unix socket. Every
+raft member, the store and the manager's APIs on the cluster port (a worker does not even
+load their code); every daemon keeps a session with the leader's dispatcher and serves the
+local CLI on a unix socket. Every
 daemon renews its certificate (`ca.CertRenewer`) and, with a mesh, rotates its mesh keys
 (`network.rotation`); a new manager asks into the raft membership and a leaving one hands
 over first (`manager.membership`). When the cluster changes this node's role, the daemon
@@ -108,17 +109,17 @@ from swarmlite.malloc import (
     tune_glibc,
     use_daemon_malloc,
 )
-from swarmlite.manager.manager import Manager
 from swarmlite.network.rotation import MESH_KEY_ROTATION, MeshKeyRotation
-from swarmlite.raft.sealing import DataKeys, is_locked, load_keys, parse_unlock_key
 from swarmlite.rpc import Peer, RpcClient, RpcServer
 from swarmlite.rpc.limits import shrink_tls_buffers
 from swarmlite.runtime.docker import DockerDriver
 from swarmlite.runtime.none import NoRuntime
 
 if TYPE_CHECKING:
+    from swarmlite.manager.manager import Manager
     from swarmlite.metrics import MetricsServer, NodeMetrics, TaskStatsSampler
     from swarmlite.network.node import NodeNetwork
+    from swarmlite.raft.sealing import DataKeys
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -360,13 +361,17 @@ class Daemon:
         pid_file = self.opts.data_dir / "swarmlite.pid"
         pid_file.write_text(f"{os.getpid()}\n")
         keys, unlock_key = None, ""
-        if self.state.role is NodeRole.MANAGER and is_locked(self.opts.data_dir / "raft"):
-            unlocked = await self._locked()
-            if unlocked is None:  # stopped while locked
-                with contextlib.suppress(FileNotFoundError):
-                    pid_file.unlink()
-                return 0
-            keys, unlock_key = unlocked
+        if self.state.role is NodeRole.MANAGER:  # a worker loads no manager code
+            from swarmlite.manager.manager import Manager
+            from swarmlite.raft.sealing import is_locked
+
+            if is_locked(self.opts.data_dir / "raft"):
+                unlocked = await self._locked()
+                if unlocked is None:  # stopped while locked
+                    with contextlib.suppress(FileNotFoundError):
+                        pid_file.unlink()
+                    return 0
+                keys, unlock_key = unlocked
         local = RpcServer(None)
         local.add_route(INFO, self.info)
         local.add_route(UNLOCK, _not_locked)
@@ -729,6 +734,8 @@ class Daemon:
         """A locked manager (autolock): serve only `swarm unlock` (and INFO, saying
         "locked") on the local socket until the right key comes; every other call is
         refused, saying so. None when the daemon is stopped first."""
+        from swarmlite.raft.sealing import load_keys, parse_unlock_key
+
         raft_dir = self.opts.data_dir / "raft"
         unlocked: asyncio.Future[tuple[DataKeys, str]] = asyncio.get_running_loop().create_future()
 
