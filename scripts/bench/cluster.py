@@ -21,11 +21,20 @@ harness (tests/integration/conftest.py, loaded by path), so that the benchmark a
 drive daemons the same way; every daemon is SIGKILLed by pid before this script exits.
 
     python scripts/bench/cluster.py [--quick] [--keep-dir]
+
+With `--lab`, only the idle footprint, the way a node runs: a 3-host `swarmlite lab` (h1 the
+manager, h2 and h3 workers; each host a network namespace with its own dockerd, the mesh
+and overlays on), idle for `--idle` seconds once every node is READY, then each daemon's
+RSS and its wireguard-go's, against issue 14's targets (worker < 40 MB, manager < 60 MB).
+Needs root and what `scripts/setup` installs; the lab is always taken down.
+
+    python scripts/bench/cluster.py --lab [--idle 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -42,6 +51,8 @@ from _harness import CLUSTER, load
 WORKER_DETECTION_TARGET_S = 3.5
 WORKER_RSS_TARGET_MB = 60.0
 MANAGER_RSS_TARGET_MB = 80.0
+LAB_WORKER_RSS_TARGET_MB = 40.0  # issue 14: with the network on, on a lab
+LAB_MANAGER_RSS_TARGET_MB = 60.0
 
 
 @dataclass(frozen=True)
@@ -224,11 +235,92 @@ def _report(params: Params, quick: bool, r: dict[str, Any]) -> None:
     print()
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _wireguard_go(daemon: int) -> int | None:
+    """The wireguard-go the daemon started (its child, or a child of its ``ip``/helper)."""
+    todo = _children(daemon)
+    while todo:
+        pid = todo.pop()
+        if _comm(pid).startswith("wireguard-go"):
+            return pid
+        with contextlib.suppress(OSError):
+            todo += _children(pid)
+    return None
+
+
+def lab_footprint(idle_s: float) -> list[dict[str, Any]]:
+    """Each host's daemon RSS (and its wireguard-go's) on an idle 3-host lab."""
+    from swarmlite.api.control import ListRequest
+    from swarmlite.api.routes import NODE_LS
+    from swarmlite.lab.daemons import daemon_pid
+    from swarmlite.testing.labkit import lab_up
+
+    _note("lab up: 3 hosts, h1 the manager")
+    with lab_up("--nodes", "3", "--managers", "1", prefix="swl-bench-") as lab:
+        rows = lab.control().call(NODE_LS, ListRequest()).nodes
+        if len(rows) != 3 or not all(row.node.status.state.value == "ready" for row in rows):
+            raise RuntimeError(f"not every lab node is READY: {rows}")
+        _note(f"idle for {idle_s:g} s")
+        time.sleep(idle_s)
+        found = []
+        for host in lab.state.hosts:
+            pid = daemon_pid(host)
+            if pid is None:
+                raise RuntimeError(f"{host.name} has no daemon")
+            wg = _wireguard_go(pid)
+            found.append(
+                {
+                    "host": host.name,
+                    "role": host.role,
+                    "rss_mb": round(_rss_mb(pid), 1),
+                    "wireguard_go_mb": round(_rss_mb(wg), 1) if wg else None,
+                }
+            )
+        return found
+
+
+def _lab_report(idle_s: float, hosts: list[dict[str, Any]]) -> None:
+    print(f"Idle footprint on a 3-host lab, network on, after {idle_s:g} s idle:")
+    print()
+    for row in hosts:
+        target = LAB_MANAGER_RSS_TARGET_MB if row["role"] == "manager" else LAB_WORKER_RSS_TARGET_MB
+        mark = "ok" if row["rss_mb"] < target else "MISSED"
+        wg = f"{row['wireguard_go_mb']} MB" if row["wireguard_go_mb"] is not None else "none"
+        print(
+            f"{row['host']} ({row['role']:<7})  daemon {row['rss_mb']:5.1f} MB  "
+            f"(< {target:g} MB: {mark})  wireguard-go {wg}"
+        )
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="swarmlite cluster benchmark")
     parser.add_argument("--quick", action="store_true", help="3 rounds, 5 s idle")
     parser.add_argument("--keep-dir", action="store_true", help="keep data dirs and logs")
+    parser.add_argument(
+        "--lab", action="store_true", help="only the idle footprint, on a 3-host lab"
+    )
+    parser.add_argument("--idle", type=float, default=30.0, help="with --lab: seconds idle")
     args = parser.parse_args()
+    if args.lab:
+        hosts = lab_footprint(args.idle)
+        _lab_report(args.idle, hosts)
+        print(json.dumps({"lab_idle_s": args.idle, "hosts": hosts}), flush=True)
+        return 0
     params = Params(rounds=3, idle_s=5.0) if args.quick else Params(rounds=5, idle_s=10.0)
     root = Path(tempfile.mkdtemp(prefix="swarmlite-bench-cluster-")).resolve()
     try:
