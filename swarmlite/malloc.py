@@ -14,9 +14,10 @@ pinned by a few survivors. So the daemon runs with ``PYTHONMALLOC=malloc``, on o
   all but 3 MB, but every small object costs more.
 
 The allocator can only be chosen before the process starts: ``use_daemon_malloc`` starts
-the daemon's command again with ``daemon_env`` when it is not already so. The preload is
-for the daemon's process alone: it is taken out of the environment that the daemon's own
-children (``nft``, ``ip``, ``wireguard-go``) inherit.
+the daemon's command again with ``daemon_env`` when it is not already so (where the dynamic
+linker could not preload jemalloc after all, the process runs on glibc's and says so). The
+preload is for the daemon's process alone: it is taken out of the environment that the
+daemon's own children (``nft``, ``ip``, ``wireguard-go``) inherit.
 """
 
 from __future__ import annotations
@@ -74,12 +75,23 @@ def use_daemon_malloc() -> None:
     if sys.argv[1:2] != ["daemon"]:
         return  # not the daemon command (a test calling it)
     if runs_as_asked(os.environ):
+        if os.environ[MALLOC_ENV] == "jemalloc" and not _mapped("jemalloc"):
+            os.environ[MALLOC_ENV] = "glibc"  # the linker could not preload it (it said why)
         unpreload(os.environ)
         return
     argv = [sys.executable, "-m", "swarmlite", *sys.argv[1:]]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, {**os.environ, **daemon_env(os.environ, find_jemalloc())})
+
+
+def _mapped(name: str) -> bool:
+    """Whether a library whose path holds ``name`` is mapped into this process."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any(name in line for line in maps)
+    except OSError:
+        return False
 
 
 def tune_glibc() -> None:

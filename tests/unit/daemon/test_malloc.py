@@ -95,7 +95,22 @@ def test_the_started_daemon_keeps_the_preload_from_its_children(
     for name, value in daemon_env({}, LIB).items():
         monkeypatch.setenv(name, value)
 
+    monkeypatch.setattr(malloc, "_mapped", lambda name: name == "jemalloc")
+
     malloc.use_daemon_malloc()  # runs as asked: no exec
 
     assert "LD_PRELOAD" not in os.environ
     assert os.environ[MALLOC_ENV] == "jemalloc"
+
+
+def test_a_preload_the_linker_refused_is_said_to_be_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["swarmlite", "daemon"])
+    for name, value in daemon_env({}, LIB).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(malloc, "_mapped", lambda name: False)  # ld.so: "cannot be preloaded"
+
+    malloc.use_daemon_malloc()
+
+    assert os.environ[MALLOC_ENV] == "glibc"  # so tune_glibc tunes the allocator in use
