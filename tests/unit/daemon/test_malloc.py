@@ -88,14 +88,18 @@ def test_the_daemon_command_starts_again_on_jemalloc(monkeypatch: pytest.MonkeyP
     assert (env["PYTHONMALLOC"], env["LD_PRELOAD"], env[MALLOC_ENV]) == ("malloc", LIB, "jemalloc")
 
 
-def test_the_started_daemon_keeps_the_preload_from_its_children(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def started_again(monkeypatch: pytest.MonkeyPatch, *, preloaded: bool) -> None:
+    """This process as `use_daemon_malloc` started it again, jemalloc mapped or not."""
     monkeypatch.setattr(sys, "argv", ["swarmlite", "daemon"])
     for name, value in daemon_env({}, LIB).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(malloc, "_mapped", lambda name: preloaded and name == "jemalloc")
 
-    monkeypatch.setattr(malloc, "_mapped", lambda name: name == "jemalloc")
+
+def test_the_started_daemon_keeps_the_preload_from_its_children(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started_again(monkeypatch, preloaded=True)
 
     malloc.use_daemon_malloc()  # runs as asked: no exec
 
@@ -106,10 +110,7 @@ def test_the_started_daemon_keeps_the_preload_from_its_children(
 def test_a_preload_the_linker_refused_is_said_to_be_glibc(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["swarmlite", "daemon"])
-    for name, value in daemon_env({}, LIB).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(malloc, "_mapped", lambda name: False)  # ld.so: "cannot be preloaded"
+    started_again(monkeypatch, preloaded=False)  # ld.so said "cannot be preloaded: ignored"
 
     malloc.use_daemon_malloc()
 
