@@ -14,13 +14,15 @@ scheduler and dispatcher, one in-memory session per node, and measures
 
     python scripts/bench/scale.py --quick      # 10/1,000, 30/3,000, 100/10,000
     python scripts/bench/scale.py              # up to 1,000 nodes / 100,000 tasks
-    python scripts/bench/scale.py --size 300x30000 [--pymalloc]
+    python scripts/bench/scale.py --size 300x30000 [--pymalloc] [--runs 5]
 
 The children run on the daemon's C allocator (`swarmlite.malloc`: jemalloc when the
 system has it, else glibc's; `SWARMLITE_MALLOC=glibc` asks for glibc's) and with its
 collector thresholds (`daemon.tune_gc`), as the daemon does; `--pymalloc` runs them on
-Python's own allocator instead. Each row says which ("malloc"). Prints a table, then one
-JSON line: {"sizes": [{"nodes": N, "tasks": T, "deploy_s": ..., ...}, ...]}.
+Python's own allocator instead. Each row says which ("malloc"). With `--runs N` each size
+runs N times (a fresh child each) and its row is the median of each measure, the most loop
+restarts, and every run's deploy time in "deploy_runs_s". Prints a table, then one JSON
+line: {"sizes": [{"nodes": N, "tasks": T, "deploy_s": ..., ...}, ...]}.
 
 With `--agents N`, real agents against a real cluster instead: three `swarmlite daemon`
 managers on 127.0.0.1 (the integration tests' harness, tests/integration/conftest.py, real
@@ -431,6 +433,9 @@ def main() -> None:
     parser.add_argument(
         "--pymalloc", action="store_true", help="children on Python's allocator, not the daemon's"
     )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="each size this many times; its row is the median [1]"
+    )
     parser.add_argument("--child", type=_size, help=argparse.SUPPRESS)
     parser.add_argument(
         "--agents", type=int, metavar="N", help="N real agents against a real 3-manager cluster"
@@ -462,22 +467,47 @@ def main() -> None:
             parser.error(f"--idle must be more than 0 seconds, got {args.idle:g}")
         _agents_main(args)
         return
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
     sizes = args.size or (QUICK if args.quick else FULL)
     rows = []
     header = "nodes  tasks    deploy_s  node_down_s  scale_s  B/task  peak_MB  restarts  malloc"
     print(header, flush=True)
     started = time.perf_counter()
     for nodes, tasks in sizes:
-        row = _child(nodes, tasks, pymalloc=args.pymalloc)
+        runs = []
+        for _ in range(args.runs):
+            runs.append(_child(nodes, tasks, pymalloc=args.pymalloc))
+            _print_row(runs[-1])
+        row = runs[0] if len(runs) == 1 else _median_row(runs)
+        if len(runs) > 1:
+            _print_row(row, label="median")
         rows.append(row)
-        print(
-            f"{row['nodes']:>5}  {row['tasks']:>7}  {row['deploy_s']:>8}  "
-            f"{row['node_down_s']:>11}  {row['scale_s']:>7}  {row['bytes_per_task']:>6}  "
-            f"{row['peak_rss_mb']:>7}  {row['loop_restarts']:>8}  {row['malloc']}",
-            flush=True,
-        )
     print(f"# {time.perf_counter() - started:.0f} s in all", flush=True)
     print(json.dumps({"sizes": rows}))
+
+
+_MEDIAN_OF = ("deploy_s", "node_down_s", "scale_s", "bytes_per_task", "peak_rss_mb")
+
+
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One size's runs as one row: the median of each measure, the most loop restarts,
+    and every run's deploy time (``deploy_runs_s``)."""
+    row = dict(runs[0])
+    for key in _MEDIAN_OF:
+        row[key] = statistics.median(run[key] for run in runs)
+    row["loop_restarts"] = max(run["loop_restarts"] for run in runs)
+    row["deploy_runs_s"] = [run["deploy_s"] for run in runs]
+    return row
+
+
+def _print_row(row: dict[str, Any], label: str = "") -> None:
+    print(
+        f"{row['nodes']:>5}  {row['tasks']:>7}  {row['deploy_s']:>8}  "
+        f"{row['node_down_s']:>11}  {row['scale_s']:>7}  {row['bytes_per_task']:>6}  "
+        f"{row['peak_rss_mb']:>7}  {row['loop_restarts']:>8}  {row['malloc']}  {label}".rstrip(),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
