@@ -102,13 +102,7 @@ from swarmlite.dashboard import url as dashboard_url_for
 from swarmlite.dockerapi import DockerApiServer, tls_context
 from swarmlite.errors import FailedPrecondition, SwarmliteError, Unavailable
 from swarmlite.log import kv
-from swarmlite.malloc import (
-    MALLOC_ENV,
-    daemon_env,
-    find_jemalloc,
-    tune_glibc,
-    use_daemon_malloc,
-)
+from swarmlite.malloc import MALLOC_ENV, daemon_environ, tune_glibc, use_daemon_malloc
 from swarmlite.network.rotation import MESH_KEY_ROTATION, MeshKeyRotation
 from swarmlite.rpc import Peer, RpcClient, RpcServer
 from swarmlite.rpc.limits import shrink_tls_buffers
@@ -221,11 +215,7 @@ def start_daemon(opts: NodeOptions, *, foreground: bool, timeout: float = 30.0) 
             stdout=log_file,
             stderr=log_file,
             start_new_session=True,
-            env={
-                **os.environ,
-                LOG_FILE_ENV: str(log_path),
-                **daemon_env(os.environ, find_jemalloc()),
-            },
+            env={**daemon_environ(), LOG_FILE_ENV: str(log_path)},
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -362,7 +352,6 @@ class Daemon:
         pid_file.write_text(f"{os.getpid()}\n")
         keys, unlock_key = None, ""
         if self.state.role is NodeRole.MANAGER:  # a worker loads no manager code
-            from swarmlite.manager.manager import Manager
             from swarmlite.raft.sealing import is_locked
 
             if is_locked(self.opts.data_dir / "raft"):
@@ -382,6 +371,8 @@ class Daemon:
         metrics = self._metrics()
         metrics_server: MetricsServer | None = None
         if role is NodeRole.MANAGER:
+            from swarmlite.manager.manager import Manager
+
             self.manager = Manager(
                 node_id=self.state.node_id,
                 cluster_id=self.state.cluster_id,

@@ -52,6 +52,12 @@ def daemon_env(environ: Mapping[str, str], jemalloc: str | None) -> dict[str, st
     return env
 
 
+def daemon_environ() -> dict[str, str]:
+    """This process's environment as the daemon's process starts with it (``daemon_env``
+    over ``os.environ``, with jemalloc where the system has it)."""
+    return {**os.environ, **daemon_env(os.environ, find_jemalloc())}
+
+
 def runs_as_asked(environ: Mapping[str, str]) -> bool:
     """Whether a process started with ``environ`` already runs on the daemon's allocator."""
     chosen = environ.get(MALLOC_ENV)
@@ -82,7 +88,7 @@ def use_daemon_malloc() -> None:
     argv = [sys.executable, "-m", "swarmlite", *sys.argv[1:]]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, argv, {**os.environ, **daemon_env(os.environ, find_jemalloc())})
+    os.execve(sys.executable, argv, daemon_environ())
 
 
 def _mapped(name: str) -> bool:

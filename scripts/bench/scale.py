@@ -77,6 +77,7 @@ def _rss_bytes() -> int:
 
 
 async def _one(nodes: int, tasks: int) -> dict[str, object]:
+    from swarmlite.malloc import MALLOC_ENV
     from swarmlite.testing.leadersim import LeaderSim
 
     async with LeaderSim(nodes) as sim:
@@ -98,20 +99,18 @@ async def _one(nodes: int, tasks: int) -> dict[str, object]:
             "bytes_per_task": round((after - before) / max(1, placed)),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "loop_restarts": sim.loop_restarts,
-            "malloc": os.environ.get("SWARMLITE_MALLOC", "python"),
+            "malloc": os.environ.get(MALLOC_ENV, "python"),
             "loop_resyncs": dict(resyncs) if isinstance(resyncs, dict) else None,
         }
 
 
 def _child(nodes: int, tasks: int, *, pymalloc: bool = False) -> dict[str, object]:
-    from swarmlite.malloc import MALLOC_ENV, daemon_env, find_jemalloc
+    from swarmlite.malloc import MALLOC_ENV, daemon_environ
 
-    env = dict(os.environ)
     if pymalloc:
-        for name in ("PYTHONMALLOC", MALLOC_ENV):
-            env.pop(name, None)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONMALLOC", MALLOC_ENV)}
     else:
-        env.update(daemon_env(os.environ, find_jemalloc()))  # as `swarmlite daemon` runs
+        env = daemon_environ()  # as `swarmlite daemon` runs
     proc = subprocess.run(
         [sys.executable, __file__, "--child", f"{nodes}x{tasks}"],
         env=env,
